@@ -1,0 +1,58 @@
+// Command strata runs, exports and measures LLMs on ONNX Runtime with
+// Unified Layer Skipping (arXiv 2404.06954).
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	os.Exit(run(os.Args))
+}
+
+// run executes the CLI and turns any error into one line on stderr and a
+// non-zero exit status.
+func run(args []string) int {
+	app := newApp()
+	if err := app.Run(args); err != nil {
+		var exit cli.ExitCoder
+		if errors.As(err, &exit) && exit.ExitCode() == 0 {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "strata:", err)
+		if errors.As(err, &exit) {
+			return exit.ExitCode()
+		}
+		return 1
+	}
+	return 0
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:  "strata",
+		Usage: "LLM inference on ONNX Runtime with Unified Layer Skipping",
+		Description: "strata runs decoder-only language models exported as one ONNX graph per layer.\n" +
+			"The prompt runs through every layer; each generated token runs through a fixed,\n" +
+			"evenly spread subset of layers chosen from a speedup ratio (--speedup).",
+		HideHelpCommand: true,
+		Flags:           []cli.Flag{logLevelFlag},
+		Before:          setupLogging,
+		Commands: []*cli.Command{
+			generateCommand(),
+			batchCommand(),
+			exportCommand(),
+			verifyCommand(),
+			benchCommand(),
+			evalCommand(),
+			tokenizeCommand(),
+			runtimeCommand(),
+		},
+		// Errors are printed once, by run.
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+}
