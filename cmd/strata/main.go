@@ -40,7 +40,7 @@ func newApp() *cli.App {
 			"The prompt runs through every layer; each generated token runs through a fixed,\n" +
 			"evenly spread subset of layers chosen from a speedup ratio (--speedup).",
 		HideHelpCommand: true,
-		Flags:           []cli.Flag{logLevelFlag},
+		Flags:           []cli.Flag{ortLibFlag, logLevelFlag},
 		Before:          setupLogging,
 		Commands: []*cli.Command{
 			generateCommand(),

@@ -1,7 +1,59 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/strata-llm/strata/engine/ort"
+)
+
+// ortLibFlag is the global --ort-lib flag; every command that loads ONNX
+// Runtime passes its value to ort.Init.
+var ortLibFlag = &cli.StringFlag{
+	Name:  "ort-lib",
+	Usage: "path to libonnxruntime (default: $" + ort.EnvLibrary + ", the user cache, system paths, else fetched with npm)",
+}
+
+// initORT loads ONNX Runtime for a command.
+func initORT(c *cli.Context) error {
+	return ort.Init(c.String("ort-lib"))
+}
 
 func runtimeCommand() *cli.Command {
-	return &cli.Command{Name: "runtime", Usage: "(not built yet)", Action: notBuilt("runtime")}
+	return &cli.Command{
+		Name:  "runtime",
+		Usage: "show or fetch the ONNX Runtime library strata uses",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "info",
+				Usage: "print which ONNX Runtime library is used, its version and where it came from",
+				Action: func(c *cli.Context) error {
+					lib, err := ort.Initialized(c.String("ort-lib"))
+					if err != nil {
+						return err
+					}
+					verified := "not checked (not strata's pinned build)"
+					if lib.Verified {
+						verified = "matches the pinned " + ort.Version + " build"
+					}
+					fmt.Fprintf(c.App.Writer, "library: %s\nsource:  %s\nversion: %s (strata targets %s)\nsha256:  %s\ndevices: %v\n",
+						lib.Path, lib.Source, ort.LoadedVersion(), ort.Version, verified, ort.Devices)
+					return nil
+				},
+			},
+			{
+				Name:  "fetch",
+				Usage: "download ONNX Runtime " + ort.Version + " into the user cache with npm pack and verify it",
+				Action: func(c *cli.Context) error {
+					lib, err := ort.Fetch(ort.Progress)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintln(c.App.Writer, lib.Path)
+					return nil
+				},
+			},
+		},
+	}
 }

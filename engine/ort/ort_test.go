@@ -1,0 +1,101 @@
+package ort
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestFindErrors(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	tests := []struct {
+		name     string
+		explicit string
+		env      string
+		want     string
+	}{
+		{"missing flag path", "/nonexistent/libonnxruntime.so", "", "does not exist"},
+		{"missing env path", "", "/nonexistent/libonnxruntime.so", "from env STRATA_ORT_LIB"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(EnvLibrary, tc.env)
+			_, err := Find(tc.explicit)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Find(%q) error = %v, want one containing %q", tc.explicit, err, tc.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans several lines: %q", err)
+			}
+		})
+	}
+}
+
+func TestFindExplicitWins(t *testing.T) {
+	lib := filepath.Join(t.TempDir(), "libonnxruntime.so.1")
+	if err := os.WriteFile(lib, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvLibrary, "/nonexistent")
+	got, err := Find(lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Path != lib || got.Source != SourceFlag {
+		t.Errorf("Find = %+v, want %s from the flag", got, lib)
+	}
+}
+
+func TestCorruptedCacheIsDiscarded(t *testing.T) {
+	plat, err := currentPlatform()
+	if err != nil {
+		t.Skip(err) // no pinned build for this platform
+	}
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv(EnvLibrary, "")
+	dir, _ := CacheDir()
+	os.MkdirAll(dir, 0o755)
+	lib := filepath.Join(dir, plat.file)
+	os.WriteFile(lib, []byte("not a library"), 0o644)
+	// A stale stamp claiming the right hash must not be trusted: size differs.
+	os.WriteFile(stampPath(lib), []byte(plat.sha256+" 1 1\n"), 0o644)
+	_, ok, err := cached()
+	if err != nil || ok {
+		t.Fatalf("cached() = ok %v, err %v; want a rejected corrupted file", ok, err)
+	}
+	if fileExists(lib) {
+		t.Error("corrupted library was left in the cache")
+	}
+}
+
+// TestFetchAndInit fetches ORT into an empty cache with npm pack, exactly as
+// `strata runtime fetch` does on a new machine, then loads it.
+func TestFetchAndInit(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv(EnvLibrary, "")
+	var lines []string
+	lib, err := Fetch(func(s string) { lines = append(lines, s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !lib.Verified || lib.Source != SourceFetched || len(lines) == 0 {
+		t.Fatalf("Fetch = %+v with progress %q", lib, lines)
+	}
+	found, err := Find("")
+	if err != nil || found.Source != SourceCache || found.Path != lib.Path {
+		t.Fatalf("Find after fetch = %+v, %v", found, err)
+	}
+	if err := Init(lib.Path); err != nil {
+		t.Fatal(err)
+	}
+	if v := LoadedVersion(); v != Version {
+		t.Errorf("loaded version %q, want %q", v, Version)
+	}
+	if _, err := NewSessionOptions(Options{Device: "tpu"}); err == nil || !strings.Contains(err.Error(), "unknown device") {
+		t.Errorf("unknown device error = %v", err)
+	}
+	if _, err := NewSessionOptions(Options{Device: "cuda"}); err == nil || !strings.Contains(err.Error(), "CUDA") {
+		t.Errorf("cuda on a CPU-only library: error = %v, want a clear CUDA message", err)
+	}
+}

@@ -1,0 +1,157 @@
+package ort
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	ortgo "github.com/yalue/onnxruntime_go"
+)
+
+// Progress receives progress lines while the library is fetched on first
+// use. It prints to stderr by default; set it to nil to stay quiet.
+var Progress = func(line string) { fmt.Fprintln(os.Stderr, "strata:", line) }
+
+var (
+	initMu  sync.Mutex
+	initLib *Library
+)
+
+// Init resolves the ONNX Runtime library (see the package doc; libPath is
+// the --ort-lib value or "") and initialises onnxruntime_go's environment.
+// It is idempotent and safe for concurrent use: later calls return the
+// first successful result (a different libPath then is an error).
+func Init(libPath string) error {
+	_, err := Initialized(libPath)
+	return err
+}
+
+// Initialized is Init that also returns the library in use.
+func Initialized(libPath string) (Library, error) {
+	initMu.Lock()
+	defer initMu.Unlock()
+	if initLib != nil {
+		if libPath != "" && libPath != initLib.Path {
+			return *initLib, fmt.Errorf("ONNX Runtime is already initialised from %s; cannot switch to %s in the same process", initLib.Path, libPath)
+		}
+		return *initLib, nil
+	}
+	lib, err := Resolve(libPath, Progress)
+	if err != nil {
+		return Library{}, err
+	}
+	ortgo.SetSharedLibraryPath(lib.Path)
+	if err := ortgo.InitializeEnvironment(ortgo.WithLogLevelError()); err != nil {
+		return Library{}, fmt.Errorf("load ONNX Runtime from %s (%s): %s", lib.Path, lib.Source, oneLine(err))
+	}
+	initLib = &lib
+	return lib, nil
+}
+
+// LoadedVersion returns the version string reported by the initialised library.
+func LoadedVersion() string { return ortgo.GetVersion() }
+
+// Devices lists the execution providers strata can ask for.
+var Devices = []string{"cpu", "cuda", "webgpu"}
+
+// Options configures a session.
+type Options struct {
+	// Device is the execution provider: "cpu" (default), "cuda" or "webgpu".
+	Device string
+	// Threads is the intra-op thread count; 0 lets ORT choose.
+	Threads int
+	// NoOptimize disables graph optimisations (for debugging).
+	NoOptimize bool
+	// Profile, when not empty, enables ORT profiling with this file prefix.
+	Profile string
+}
+
+// CheckDevice returns an error for an unknown device name.
+func CheckDevice(device string) error {
+	for _, d := range Devices {
+		if device == d {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown device %q: want one of %s", device, strings.Join(Devices, ", "))
+}
+
+// NewSessionOptions builds onnxruntime_go session options for opts. The
+// caller owns the result and must Destroy it.
+func NewSessionOptions(opts Options) (*ortgo.SessionOptions, error) {
+	device := opts.Device
+	if device == "" {
+		device = "cpu"
+	}
+	if err := CheckDevice(device); err != nil {
+		return nil, err
+	}
+	so, err := ortgo.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("create session options: %w", err)
+	}
+	fail := func(err error) (*ortgo.SessionOptions, error) {
+		so.Destroy()
+		return nil, err
+	}
+	if opts.Threads > 0 {
+		if err := so.SetIntraOpNumThreads(opts.Threads); err != nil {
+			return fail(fmt.Errorf("set threads: %w", err))
+		}
+	}
+	level := ortgo.GraphOptimizationLevel(ortgo.GraphOptimizationLevelEnableAll)
+	if opts.NoOptimize {
+		level = ortgo.GraphOptimizationLevel(ortgo.GraphOptimizationLevelDisableAll)
+	}
+	if err := so.SetGraphOptimizationLevel(level); err != nil {
+		return fail(fmt.Errorf("set graph optimisation level: %w", err))
+	}
+	if opts.Profile != "" {
+		if err := so.EnableProfiling(opts.Profile); err != nil {
+			return fail(fmt.Errorf("enable profiling: %w", err))
+		}
+	}
+	switch device {
+	case "cuda":
+		cuda, err := ortgo.NewCUDAProviderOptions()
+		if err != nil {
+			return fail(fmt.Errorf("the CUDA execution provider is not available in this ONNX Runtime library (%s); install ONNX Runtime %s's GPU build and pass --ort-lib", oneLine(err), Version))
+		}
+		defer cuda.Destroy()
+		if err := so.AppendExecutionProviderCUDA(cuda); err != nil {
+			return fail(fmt.Errorf("the CUDA execution provider could not be enabled (%s); install ONNX Runtime %s's GPU build and pass --ort-lib", oneLine(err), Version))
+		}
+	case "webgpu":
+		if err := so.AppendExecutionProvider("WebGPU", nil); err != nil {
+			return fail(fmt.Errorf("the WebGPU execution provider could not be enabled: %s", oneLine(err)))
+		}
+		// Every node must really run on the GPU.
+		if err := so.AddSessionConfigEntry("session.disable_cpu_ep_fallback", "1"); err != nil {
+			return fail(fmt.Errorf("disable CPU fallback: %w", err))
+		}
+	}
+	return so, nil
+}
+
+// NewSession opens an ONNX graph with the given input and output names.
+func NewSession(path string, inputs, outputs []string, opts Options) (*ortgo.DynamicAdvancedSession, error) {
+	if !ortgo.IsInitialized() {
+		return nil, fmt.Errorf("open %s: ONNX Runtime is not initialised (call ort.Init first)", path)
+	}
+	so, err := NewSessionOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer so.Destroy()
+	s, err := ortgo.NewDynamicAdvancedSession(path, inputs, outputs, so)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %s", path, oneLine(err))
+	}
+	return s, nil
+}
+
+// oneLine flattens an ORT error (which may span lines) to one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
