@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 func npmAvailable() bool {
@@ -43,6 +44,16 @@ func Fetch(progress func(string)) (Library, error) {
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Library{}, fmt.Errorf("create ORT cache directory: %w", err)
+	}
+	// Several processes (parallel test binaries, say) may fetch at once:
+	// the first one fetches, the others wait and then find it cached.
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return Library{}, err
+	}
+	defer unlock()
+	if lib, ok, err := cached(); err == nil && ok {
+		return lib, nil
 	}
 	work, err := os.MkdirTemp(dir, ".fetch-")
 	if err != nil {
@@ -175,6 +186,19 @@ func verifyCached(lib, want string) (bool, error) {
 		return false, nil
 	}
 	return true, writeStamp(lib, sum)
+}
+
+// lockDir takes an exclusive advisory lock on dir/.lock.
+func lockDir(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock ORT cache: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock ORT cache: %w", err)
+	}
+	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 func lastLine(s string) string {
