@@ -1,0 +1,80 @@
+package engine
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func seq(from, to, step int) []int {
+	var s []int
+	for i := from; i <= to; i += step {
+		s = append(s, i)
+	}
+	return s
+}
+
+func TestParseSchedule(t *testing.T) {
+	tests := []struct {
+		spec    string
+		speedup float64
+		layers  int
+		want    []int
+	}{
+		// The paper's examples (PAPER.md).
+		{"uls", 2, 32, append(seq(0, 28, 2), 31)},
+		{"uls", 3, 32, append(seq(0, 24, 3), 31)},
+		{"uls", 5, 40, append(seq(0, 30, 5), 39)},
+		{"uls", 5, 30, []int{0, 6, 12, 18, 24, 29}},
+		{"uls:2", 0, 32, append(seq(0, 28, 2), 31)},
+		{"uls:2", 3, 32, append(seq(0, 24, 3), 31)}, // --speedup wins
+		{"uls", 1, 4, []int{0, 1, 2, 3}},
+		{"uls", 0, 4, []int{0, 1, 2, 3}},
+		{"", 2, 8, []int{0, 2, 4, 7}},
+		// Non-integer ratio: n = round(L/r) evenly spaced.
+		{"uls", 1.5, 6, []int{0, 2, 3, 5}},
+		{"balanced", 1.5, 6, []int{0, 2, 3, 5}},
+		{"balanced", 2, 8, []int{0, 2, 5, 7}},
+		{"top", 2, 8, []int{0, 1, 2, 3}},
+		{"bottom", 2, 8, []int{4, 5, 6, 7}},
+		{"layers:7,0,3", 0, 8, []int{0, 3, 7}},
+	}
+	for _, tc := range tests {
+		got, err := ParseSchedule(tc.spec, tc.speedup, tc.layers)
+		if err != nil {
+			t.Errorf("ParseSchedule(%q, %g, %d): %v", tc.spec, tc.speedup, tc.layers, err)
+			continue
+		}
+		if !reflect.DeepEqual(got.Layers, tc.want) {
+			t.Errorf("ParseSchedule(%q, %g, %d) = %v, want %v", tc.spec, tc.speedup, tc.layers, got.Layers, tc.want)
+		}
+		again, err := ParseSchedule(got.String(), 0, tc.layers)
+		if err != nil || !reflect.DeepEqual(again.Layers, got.Layers) {
+			t.Errorf("round trip of %q via %q = %v, %v", tc.spec, got.String(), again.Layers, err)
+		}
+	}
+}
+
+func TestParseScheduleErrors(t *testing.T) {
+	tests := []struct {
+		spec    string
+		speedup float64
+		layers  int
+		want    string
+	}{
+		{"uls", 0.5, 8, "at least 1"},
+		{"uls", 5, 8, "at least 2 must remain"},
+		{"random", 2, 8, "unknown schedule"},
+		{"layers:1,9", 0, 8, "outside"},
+		{"layers:1,1", 0, 8, "twice"},
+		{"layers:a", 0, 8, "not a layer index"},
+		{"layers:1,2", 2, 8, "cannot be combined"},
+		{"uls:x", 0, 8, "not a number"},
+	}
+	for _, tc := range tests {
+		_, err := ParseSchedule(tc.spec, tc.speedup, tc.layers)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseSchedule(%q, %g, %d) error = %v, want %q", tc.spec, tc.speedup, tc.layers, err, tc.want)
+		}
+	}
+}
