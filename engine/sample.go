@@ -1,0 +1,173 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+)
+
+// SamplingOptions choose the next token from logits. The zero value is greedy.
+type SamplingOptions struct {
+	// Temperature scales logits; 0 means greedy (argmax).
+	Temperature float64 `json:"temperature,omitempty"`
+	// TopK keeps the K most likely tokens (0: off).
+	TopK int `json:"top_k,omitempty"`
+	// TopP keeps the smallest set of tokens whose probability reaches P (0 or 1: off).
+	TopP float64 `json:"top_p,omitempty"`
+	// MinP drops tokens less likely than MinP × the most likely one (0: off).
+	MinP float64 `json:"min_p,omitempty"`
+	// RepetitionPenalty divides positive (multiplies negative) logits of tokens
+	// already in the prompt or output, as in Hugging Face (1 or 0: off).
+	RepetitionPenalty float64 `json:"repetition_penalty,omitempty"`
+	// Seed makes sampling reproducible; the same seed gives the same tokens.
+	Seed uint64 `json:"seed,omitempty"`
+}
+
+// Validate reports the first invalid option.
+func (o SamplingOptions) Validate() error {
+	switch {
+	case math.IsNaN(o.Temperature) || o.Temperature < 0:
+		return fmt.Errorf("temperature %g: must be ≥ 0", o.Temperature)
+	case o.TopK < 0:
+		return fmt.Errorf("top-k %d: must be ≥ 0", o.TopK)
+	case math.IsNaN(o.TopP) || o.TopP < 0 || o.TopP > 1:
+		return fmt.Errorf("top-p %g: must be in (0, 1]", o.TopP)
+	case math.IsNaN(o.MinP) || o.MinP < 0 || o.MinP > 1:
+		return fmt.Errorf("min-p %g: must be in [0, 1]", o.MinP)
+	case math.IsNaN(o.RepetitionPenalty) || o.RepetitionPenalty < 0:
+		return fmt.Errorf("repetition penalty %g: must be > 0", o.RepetitionPenalty)
+	}
+	return nil
+}
+
+// sampler picks tokens for one sequence. It keeps its scratch space so that
+// sampling a token allocates nothing.
+type sampler struct {
+	opts SamplingOptions
+	rng  *rand.Rand
+	seen map[int]bool // tokens subject to the repetition penalty
+	cand []candidate
+}
+
+type candidate struct {
+	id int
+	p  float64
+}
+
+func newSampler(opts SamplingOptions, history []int) *sampler {
+	s := &sampler{opts: opts, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))}
+	if opts.RepetitionPenalty > 0 && opts.RepetitionPenalty != 1 {
+		s.seen = make(map[int]bool, len(history))
+		for _, id := range history {
+			s.seen[id] = true
+		}
+	}
+	return s
+}
+
+// errNoCandidate means every logit was NaN or −Inf.
+var errNoCandidate = errors.New("sampling: no finite logit")
+
+// next returns the chosen token id. logits may be modified.
+func (s *sampler) next(logits []float32) (int, error) {
+	if s.seen != nil {
+		pen := float32(s.opts.RepetitionPenalty)
+		for id := range s.seen {
+			if id >= 0 && id < len(logits) {
+				if logits[id] > 0 {
+					logits[id] /= pen
+				} else {
+					logits[id] *= pen
+				}
+			}
+		}
+	}
+	var id int
+	var err error
+	if s.opts.Temperature == 0 {
+		id, err = argmax(logits)
+	} else {
+		id, err = s.sample(logits)
+	}
+	if err == nil && s.seen != nil {
+		s.seen[id] = true
+	}
+	return id, err
+}
+
+func argmax(logits []float32) (int, error) {
+	best, bestID := float32(math.Inf(-1)), -1
+	for i, v := range logits {
+		if v > best {
+			best, bestID = v, i
+		}
+	}
+	if bestID < 0 {
+		return 0, errNoCandidate
+	}
+	return bestID, nil
+}
+
+func (s *sampler) sample(logits []float32) (int, error) {
+	maxLogit, err := argmax(logits)
+	if err != nil {
+		return 0, err
+	}
+	top := float64(logits[maxLogit])
+	invT := 1 / s.opts.Temperature
+	s.cand = s.cand[:0]
+	var sum float64
+	for i, v := range logits {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), -1) {
+			continue
+		}
+		p := math.Exp((float64(v) - top) * invT)
+		s.cand = append(s.cand, candidate{i, p})
+		sum += p
+	}
+	// The most likely candidates first; ties by id keep it deterministic.
+	slices.SortFunc(s.cand, func(a, b candidate) int {
+		if a.p != b.p {
+			if a.p > b.p {
+				return -1
+			}
+			return 1
+		}
+		return a.id - b.id
+	})
+	n := len(s.cand)
+	if k := s.opts.TopK; k > 0 && k < n {
+		n = k
+	}
+	if mp := s.opts.MinP; mp > 0 {
+		limit := s.cand[0].p * mp
+		for n > 1 && s.cand[n-1].p < limit {
+			n--
+		}
+	}
+	total := 0.0
+	for _, c := range s.cand[:n] {
+		total += c.p
+	}
+	if tp := s.opts.TopP; tp > 0 && tp < 1 {
+		acc := 0.0
+		for i, c := range s.cand[:n] {
+			acc += c.p
+			if acc >= tp*total {
+				n = i + 1
+				break
+			}
+		}
+		total = acc
+	}
+	r := s.rng.Float64() * total
+	for _, c := range s.cand[:n] {
+		r -= c.p
+		if r <= 0 {
+			return c.id, nil
+		}
+	}
+	return s.cand[n-1].id, nil
+}
