@@ -1,0 +1,232 @@
+package ortdev
+
+// #cgo linux LDFLAGS: -ldl
+// #include "ortdev.h"
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"unsafe"
+)
+
+// APIVersion is the OrtApi version ortdev asks for first; MinAPIVersion is the
+// oldest it accepts (CopyTensors appeared in API 23, ORT 1.23).
+const (
+	APIVersion    = 24
+	MinAPIVersion = 23
+)
+
+// ErrorCode is ONNX Runtime's OrtErrorCode.
+type ErrorCode int
+
+// The OrtErrorCode values ortdev refers to.
+const (
+	CodeOK              ErrorCode = 0
+	CodeFail            ErrorCode = 1
+	CodeInvalidArgument ErrorCode = 2
+	CodeNoSuchFile      ErrorCode = 3
+	CodeNotImplemented  ErrorCode = 9
+)
+
+// Error is a failed ONNX Runtime call: the operation ortdev attempted and the
+// code and message of the OrtStatus the library returned.
+type Error struct {
+	Op      string
+	Code    ErrorCode
+	Message string
+}
+
+// Error formats the failure as "op: message (ORT error code N)".
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s: %s (ORT error code %d)", e.Op, e.Message, e.Code)
+}
+
+// ErrClosed is returned when an object is used after Close.
+var ErrClosed = errors.New("ortdev: object already closed")
+
+// API is a loaded ONNX Runtime library and its OrtApi function table. It is
+// safe for concurrent use and is never unloaded: the library stays mapped for
+// the life of the process (onnxruntime_go may share the same handle).
+type API struct {
+	path       string
+	table      C.sd_table
+	apiVersion int
+	ortVersion string
+
+	defaultAllocOnce sync.Once
+	defaultAlloc     unsafe.Pointer
+	defaultAllocErr  error
+}
+
+// Open loads the ONNX Runtime shared library at libPath (dlopen of the same
+// path onnxruntime_go uses returns the same handle), fetches the OrtApi table
+// for API version 24, or 23 on an older library, and checks that ortdev's slot
+// declarations match the library before anything else uses them.
+func Open(libPath string) (*API, error) {
+	if libPath == "" {
+		return nil, errors.New("ortdev: open: empty library path")
+	}
+	cPath := C.CString(libPath)
+	defer C.free(unsafe.Pointer(cPath))
+	handle := C.dlopen(cPath, C.RTLD_LAZY|C.RTLD_LOCAL)
+	if handle == nil {
+		return nil, fmt.Errorf("ortdev: open %s: %s", libPath, C.GoString(C.dlerror()))
+	}
+	cSym := C.CString("OrtGetApiBase")
+	defer C.free(unsafe.Pointer(cSym))
+	getAPIBase := C.dlsym(handle, cSym)
+	if getAPIBase == nil {
+		return nil, fmt.Errorf("ortdev: open %s: no OrtGetApiBase symbol: %s", libPath, C.GoString(C.dlerror()))
+	}
+	a := &API{path: libPath}
+	for v := APIVersion; v >= MinAPIVersion; v-- {
+		var ver *C.char
+		t := C.sd_load(getAPIBase, C.uint32_t(v), &ver)
+		if ver != nil {
+			a.ortVersion = C.GoString(ver)
+		}
+		if t != nil {
+			a.table, a.apiVersion = t, v
+			break
+		}
+	}
+	if a.table == nil {
+		return nil, fmt.Errorf("ortdev: open %s: ONNX Runtime %q offers no OrtApi version %d..%d (need ORT 1.23 or newer)",
+			libPath, a.ortVersion, MinAPIVersion, APIVersion)
+	}
+	if err := a.selfCheck(); err != nil {
+		return nil, fmt.Errorf("ortdev: open %s (ORT %s, API %d): slot table does not match the library: %w",
+			libPath, a.ortVersion, a.apiVersion, err)
+	}
+	return a, nil
+}
+
+// Path is the library path Open was given.
+func (a *API) Path() string { return a.path }
+
+// Version is the library's own version string, e.g. "1.30.0".
+func (a *API) Version() string { return a.ortVersion }
+
+// APIVersion is the OrtApi version in use (24, or 23 on older libraries).
+func (a *API) APIVersion() int { return a.apiVersion }
+
+// selfCheck exercises the status and memory-info slots with known inputs and
+// compares what comes back, so a wrong slot number or signature shows up as
+// one error at start-up rather than as a crash later.
+func (a *API) selfCheck() error {
+	const probe = "strata ortdev probe"
+	cMsg := C.CString(probe)
+	defer C.free(unsafe.Pointer(cMsg))
+	st := C.sd_CreateStatus(a.table, C.int(CodeInvalidArgument), cMsg)
+	if st == nil {
+		return errors.New("CreateStatus returned NULL")
+	}
+	code := ErrorCode(C.sd_GetErrorCode(a.table, st))
+	msg := C.GoString(C.sd_GetErrorMessage(a.table, st))
+	C.sd_void_p(a.table, C.SD_ReleaseStatus, st)
+	if code != CodeInvalidArgument || msg != probe {
+		return fmt.Errorf("status round trip gave code %d message %q, want %d %q", code, msg, CodeInvalidArgument, probe)
+	}
+
+	var info unsafe.Pointer
+	st = C.sd_CreateCpuMemoryInfo(a.table, C.int(allocArena), C.int(memTypeDefault), &info)
+	if err := a.check(st, "CreateCpuMemoryInfo"); err != nil {
+		return err
+	}
+	defer C.sd_void_p(a.table, C.SD_ReleaseMemoryInfo, info)
+	name, id, memType, allocType, devType, err := a.memoryInfoFields(info)
+	if err != nil {
+		return err
+	}
+	if name != "Cpu" || id != 0 || memType != memTypeDefault || allocType != allocArena || devType != deviceTypeCPU {
+		return fmt.Errorf("CPU memory info reads back as name %q id %d mem type %d allocator type %d device type %d, want \"Cpu\" 0 %d %d %d",
+			name, id, memType, allocType, devType, memTypeDefault, allocArena, deviceTypeCPU)
+	}
+	return nil
+}
+
+// check turns an OrtStatus into an *Error (nil for a NULL status) and
+// releases the status.
+func (a *API) check(st unsafe.Pointer, op string) error {
+	if st == nil {
+		return nil
+	}
+	err := &Error{
+		Op:      op,
+		Code:    ErrorCode(C.sd_GetErrorCode(a.table, st)),
+		Message: strings.TrimSpace(C.GoString(C.sd_GetErrorMessage(a.table, st))),
+	}
+	C.sd_void_p(a.table, C.SD_ReleaseStatus, st)
+	return err
+}
+
+// release calls a Release* slot; a NULL object is ignored.
+func (a *API) release(slot C.int, p unsafe.Pointer) {
+	if p != nil {
+		C.sd_void_p(a.table, slot, p)
+	}
+}
+
+// Internal enum values (OrtAllocatorType, OrtMemType, OrtMemoryInfoDeviceType).
+const (
+	allocDevice    = 0
+	allocArena     = 1
+	memTypeDefault = 0
+	deviceTypeCPU  = 0
+)
+
+// memoryInfoFields reads back every field of an OrtMemoryInfo.
+func (a *API) memoryInfoFields(info unsafe.Pointer) (name string, id, memType, allocType, devType int, err error) {
+	var cName *C.char
+	if err = a.check(C.sd_pp(a.table, C.SD_MemoryInfoGetName, info, unsafe.Pointer(&cName)), "MemoryInfoGetName"); err != nil {
+		return
+	}
+	name = C.GoString(cName)
+	var cID, cMem, cAlloc, cDev C.int
+	if err = a.check(C.sd_pp(a.table, C.SD_MemoryInfoGetId, info, unsafe.Pointer(&cID)), "MemoryInfoGetId"); err != nil {
+		return
+	}
+	if err = a.check(C.sd_pp(a.table, C.SD_MemoryInfoGetMemType, info, unsafe.Pointer(&cMem)), "MemoryInfoGetMemType"); err != nil {
+		return
+	}
+	if err = a.check(C.sd_pp(a.table, C.SD_MemoryInfoGetType, info, unsafe.Pointer(&cAlloc)), "MemoryInfoGetType"); err != nil {
+		return
+	}
+	cDev = -1
+	C.sd_void_pp(a.table, C.SD_MemoryInfoGetDeviceType, info, unsafe.Pointer(&cDev))
+	return name, int(cID), int(cMem), int(cAlloc), int(cDev), nil
+}
+
+// defaultAllocator is ORT's process-wide CPU allocator (never released), used
+// for the name strings and value arrays ORT hands back.
+func (a *API) defaultAllocator() (unsafe.Pointer, error) {
+	a.defaultAllocOnce.Do(func() {
+		var p unsafe.Pointer
+		a.defaultAllocErr = a.check(C.sd_p(a.table, C.SD_GetAllocatorWithDefaultOptions, unsafe.Pointer(&p)),
+			"GetAllocatorWithDefaultOptions")
+		a.defaultAlloc = p
+	})
+	return a.defaultAlloc, a.defaultAllocErr
+}
+
+// cStrings copies Go strings into one C array of C strings; free releases both.
+func cStrings(ss []string) (arr **C.char, free func()) {
+	if len(ss) == 0 {
+		return nil, func() {}
+	}
+	ptrSize := unsafe.Sizeof((*C.char)(nil))
+	mem := C.malloc(C.size_t(uintptr(len(ss)) * ptrSize))
+	items := unsafe.Slice((**C.char)(mem), len(ss))
+	for i, s := range ss {
+		items[i] = C.CString(s)
+	}
+	return (**C.char)(mem), func() {
+		for _, p := range items {
+			C.free(unsafe.Pointer(p))
+		}
+		C.free(mem)
+	}
+}

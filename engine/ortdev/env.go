@@ -1,0 +1,136 @@
+package ortdev
+
+// #include "ortdev.h"
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// LogLevel is ORT's OrtLoggingLevel.
+type LogLevel int
+
+// ORT logging levels.
+const (
+	LogVerbose LogLevel = iota
+	LogInfo
+	LogWarning
+	LogError
+	LogFatal
+)
+
+// Env is ortdev's reference to ORT's environment.
+//
+// Inside ORT the environment is a reference-counted process singleton:
+// CreateEnv either builds it (with the given log level and id) or, when one
+// exists already (onnxruntime_go's, for instance), returns that same instance
+// and only bumps its count; the log settings of the later call are ignored.
+// ReleaseEnv drops one count and the environment is destroyed with the last
+// one. ortdev and onnxruntime_go therefore each hold their own count on the
+// shared environment and release only their own, in any order.
+type Env struct {
+	api  *API
+	p    unsafe.Pointer
+	life life
+}
+
+// NewEnv creates (or joins) the ORT environment. Close it after every
+// session created from it is closed.
+func (a *API) NewEnv(level LogLevel, logID string) (*Env, error) {
+	if level < LogVerbose || level > LogFatal {
+		return nil, fmt.Errorf("ortdev: create env: invalid log level %d", level)
+	}
+	cID := C.CString(logID)
+	defer C.free(unsafe.Pointer(cID))
+	var p unsafe.Pointer
+	if err := a.check(C.sd_CreateEnv(a.table, C.int(level), cID, &p), "CreateEnv"); err != nil {
+		return nil, fmt.Errorf("ortdev: %w", err)
+	}
+	e := &Env{api: a, p: p}
+	e.life.release = func() { a.release(C.SD_ReleaseEnv, p) }
+	return e, nil
+}
+
+// Close releases this reference to the environment (once every session made
+// from it is closed). It is idempotent.
+func (e *Env) Close() { e.life.close() }
+
+// CopyTensors copies each src[i] into dst[i] (ORT's CopyTensors, no stream:
+// the copy is complete when it returns). All sources must live on one device
+// and all destinations on one device; host↔device and device↔device copies go
+// through the data transfer the device's execution provider registers in the
+// environment. ORT registers no CPU-to-CPU transfer there, so when every
+// tensor is in CPU memory (device = cpu) the copy is a plain memory copy done
+// here. Element types and element counts must match pairwise.
+func (e *Env) CopyTensors(src, dst []*Value) error {
+	if len(src) != len(dst) {
+		return fmt.Errorf("ortdev: copy tensors: %d sources but %d destinations", len(src), len(dst))
+	}
+	if len(src) == 0 {
+		return nil
+	}
+	if err := e.life.use(); err != nil {
+		return fmt.Errorf("ortdev: copy tensors: env: %w", err)
+	}
+	defer e.life.unuse()
+	for i := range src {
+		if src[i] == nil || dst[i] == nil {
+			return fmt.Errorf("ortdev: copy tensors: pair %d has a nil value", i)
+		}
+		if src[i].elem != dst[i].elem || src[i].NumElements() != dst[i].NumElements() {
+			return fmt.Errorf("ortdev: copy tensors: pair %d: %s %v into %s %v", i,
+				src[i].elem, src[i].shape, dst[i].elem, dst[i].shape)
+		}
+		for _, v := range []*Value{src[i], dst[i]} {
+			if err := v.life.use(); err != nil {
+				return fmt.Errorf("ortdev: copy tensors: pair %d: %w", i, err)
+			}
+			defer v.life.unuse()
+		}
+	}
+	if done, err := copyOnHost(src, dst); done || err != nil {
+		return err
+	}
+	n := len(src)
+	ptrSize := unsafe.Sizeof(unsafe.Pointer(nil))
+	arrays := C.malloc(C.size_t(2 * uintptr(n) * ptrSize))
+	defer C.free(arrays)
+	items := unsafe.Slice((*unsafe.Pointer)(arrays), 2*n)
+	for i := range src {
+		items[i] = src[i].p
+		items[n+i] = dst[i].p
+	}
+	srcArr := (*unsafe.Pointer)(arrays)
+	dstArr := &items[n]
+	if err := e.api.check(C.sd_CopyTensors(e.api.table, e.p, srcArr, dstArr, C.size_t(n)), "CopyTensors"); err != nil {
+		return fmt.Errorf("ortdev: %w", err)
+	}
+	return nil
+}
+
+// copyOnHost copies pairs whose tensors all live in CPU memory; done is false
+// (and nothing is copied) when any tensor is on a device.
+func copyOnHost(src, dst []*Value) (done bool, err error) {
+	srcData := make([][]byte, len(src))
+	dstData := make([][]byte, len(dst))
+	for i := range src {
+		if srcData[i], _, err = src[i].cpuBytes(); err != nil || srcData[i] == nil {
+			return false, wrapCopyErr(err)
+		}
+		if dstData[i], _, err = dst[i].cpuBytes(); err != nil || dstData[i] == nil {
+			return false, wrapCopyErr(err)
+		}
+	}
+	for i := range src {
+		copy(dstData[i], srcData[i])
+	}
+	return true, nil
+}
+
+func wrapCopyErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("ortdev: copy tensors: %w", err)
+}
