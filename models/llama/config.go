@@ -347,15 +347,11 @@ func (c Config) InvFreq() []float64 {
 func (c Config) RopeCache(maxSeqLen int) (cos, sin []float32) {
 	inv := c.InvFreq()
 	half := len(inv)
-	cos = make([]float32, maxSeqLen*half)
-	sin = make([]float32, maxSeqLen*half)
+	cos = make([]float32, 0, maxSeqLen*half)
+	sin = make([]float32, 0, maxSeqLen*half)
 	for p := 0; p < maxSeqLen; p++ {
-		for i, f := range inv {
-			// transformers computes the angle in float32.
-			a := float64(float32(p) * float32(f))
-			cos[p*half+i] = float32(math.Cos(a))
-			sin[p*half+i] = float32(math.Sin(a))
-		}
+		c, s := ropeAt(inv, p)
+		cos, sin = append(cos, c...), append(sin, s...)
 	}
 	return cos, sin
 }

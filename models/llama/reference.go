@@ -1,0 +1,270 @@
+package llama
+
+import (
+	"fmt"
+	"math"
+)
+
+// Reference is a plain-Go float32 forward pass of a LLaMA-family model,
+// written to follow transformers' modelling code step by step (RMSNorm,
+// rotate_half RoPE with the scaled inverse frequencies, grouped-query
+// attention, SwiGLU MLP). It keeps a KV cache per layer and implements
+// Unified Layer Skipping: Forward runs only the layers it is given.
+type Reference struct {
+	cfg     Config
+	invFreq []float64
+	embed   []float32 // [V, D]
+	head    []float32 // [V, D]; the embedding when tied
+	norm    []float32
+	layers  []refLayer
+	cache   []kvCache
+	pos     int
+}
+
+type refLayer struct {
+	ln1, ln2       []float32
+	wq, wk, wv, wo []float32 // HF layout [out, in]
+	bq, bk, bv     []float32 // nil without attention bias
+	gate, up, down []float32
+}
+
+// kvCache holds, for one layer, the keys and values of the positions that
+// layer ran, in order ([Hkv*Dh] each).
+type kvCache struct {
+	pos  []int
+	k, v [][]float32
+}
+
+// NewReference loads every weight of cfg from src as float32.
+func NewReference(cfg Config, src WeightSource) (*Reference, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Reference{cfg: cfg, invFreq: cfg.InvFreq(), layers: make([]refLayer, cfg.NumLayers), cache: make([]kvCache, cfg.NumLayers)}
+	var err error
+	load := func(name string) []float32 {
+		if err != nil {
+			return nil
+		}
+		var shape []int
+		if shape, err = cfg.ShapeOf(name); err != nil {
+			return nil
+		}
+		var data []float32
+		data, err = Load(src, name, shape)
+		return data
+	}
+	r.embed = load(EmbedName)
+	r.norm = load(NormName)
+	r.head = load(cfg.HeadWeightName())
+	for i := range r.layers {
+		p := LayerPrefix(i)
+		l := &r.layers[i]
+		l.ln1 = load(p + "input_layernorm.weight")
+		l.wq = load(p + "self_attn.q_proj.weight")
+		l.wk = load(p + "self_attn.k_proj.weight")
+		l.wv = load(p + "self_attn.v_proj.weight")
+		if cfg.AttentionBias {
+			l.bq = load(p + "self_attn.q_proj.bias")
+			l.bk = load(p + "self_attn.k_proj.bias")
+			l.bv = load(p + "self_attn.v_proj.bias")
+		}
+		l.wo = load(p + "self_attn.o_proj.weight")
+		l.ln2 = load(p + "post_attention_layernorm.weight")
+		l.gate = load(p + "mlp.gate_proj.weight")
+		l.up = load(p + "mlp.up_proj.weight")
+		l.down = load(p + "mlp.down_proj.weight")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reference: %w", err)
+	}
+	return r, nil
+}
+
+// Config returns the model's configuration.
+func (r *Reference) Config() Config { return r.cfg }
+
+// Pos is the number of tokens processed since the last Reset.
+func (r *Reference) Pos() int { return r.pos }
+
+// Reset empties the KV caches.
+func (r *Reference) Reset() {
+	r.pos = 0
+	for i := range r.cache {
+		r.cache[i] = kvCache{}
+	}
+}
+
+// Forward appends tokens at the next positions, running only the given
+// layers (nil: all; they must be increasing), and returns the logits of
+// every new token. Skipped layers pass the hidden state through and store
+// nothing, so a kept layer attends exactly to the positions it ran: the
+// full-depth prompt plus earlier tokens decoded with the same schedule.
+// (The ORT graphs attend to slots 0..seqlens_k of a layer's buffer, which
+// is the same thing as long as the schedule stays fixed for the decode.)
+func (r *Reference) Forward(tokens []int, layers []int) ([][]float32, error) {
+	if layers == nil {
+		layers = make([]int, r.cfg.NumLayers)
+		for i := range layers {
+			layers[i] = i
+		}
+	}
+	for i, l := range layers {
+		if l < 0 || l >= r.cfg.NumLayers || (i > 0 && l <= layers[i-1]) {
+			return nil, fmt.Errorf("reference: layers %v must be increasing indices below %d", layers, r.cfg.NumLayers)
+		}
+	}
+	for _, t := range tokens {
+		if t < 0 || t >= r.cfg.VocabSize {
+			return nil, fmt.Errorf("reference: token %d is outside the vocabulary (size %d)", t, r.cfg.VocabSize)
+		}
+	}
+	logits := make([][]float32, len(tokens))
+	for j, tok := range tokens {
+		logits[j] = r.step(tok, layers)
+	}
+	return logits, nil
+}
+
+// step runs one token at position r.pos.
+func (r *Reference) step(tok int, layers []int) []float32 {
+	c := r.cfg
+	d := c.HiddenSize
+	x := make([]float32, d)
+	copy(x, r.embed[tok*d:(tok+1)*d])
+	for _, l := range layers {
+		r.layer(l, x)
+	}
+	h := rmsNorm(x, r.norm, c.RMSNormEps)
+	out := matVec(r.head, h, c.VocabSize, d)
+	r.pos++
+	return out
+}
+
+// layer runs decoder layer l on the hidden state x in place.
+func (r *Reference) layer(l int, x []float32) {
+	c := r.cfg
+	w := &r.layers[l]
+	d, dh, nh, nkv := c.HiddenSize, c.HeadDim, c.NumHeads, c.NumKVHeads
+
+	// Self-attention block.
+	h := rmsNorm(x, w.ln1, c.RMSNormEps)
+	q := addBias(matVec(w.wq, h, nh*dh, d), w.bq)
+	k := addBias(matVec(w.wk, h, nkv*dh, d), w.bk)
+	v := addBias(matVec(w.wv, h, nkv*dh, d), w.bv)
+	cos, sin := ropeAt(r.invFreq, r.pos)
+	for i := 0; i < nh; i++ {
+		rotateHalf(q[i*dh:(i+1)*dh], cos, sin)
+	}
+	for i := 0; i < nkv; i++ {
+		rotateHalf(k[i*dh:(i+1)*dh], cos, sin)
+	}
+	kc := &r.cache[l]
+	kc.pos, kc.k, kc.v = append(kc.pos, r.pos), append(kc.k, k), append(kc.v, v)
+
+	att := make([]float32, nh*dh)
+	scale := 1 / math.Sqrt(float64(dh))
+	scores := make([]float64, len(kc.k))
+	for i := 0; i < nh; i++ {
+		kvh := i / (nh / nkv)
+		qi := q[i*dh : (i+1)*dh]
+		maxScore := math.Inf(-1)
+		for t, kt := range kc.k {
+			var s float64
+			for j, qv := range qi {
+				s += float64(qv) * float64(kt[kvh*dh+j])
+			}
+			scores[t] = s * scale
+			maxScore = max(maxScore, scores[t])
+		}
+		var sum float64
+		for t := range scores {
+			scores[t] = math.Exp(scores[t] - maxScore)
+			sum += scores[t]
+		}
+		out := att[i*dh : (i+1)*dh]
+		for j := range out {
+			var acc float64
+			for t, vt := range kc.v {
+				acc += scores[t] * float64(vt[kvh*dh+j])
+			}
+			out[j] = float32(acc / sum)
+		}
+	}
+	o := matVec(w.wo, att, d, nh*dh)
+	for i := range x {
+		x[i] += o[i]
+	}
+
+	// MLP block: down(silu(gate(h)) * up(h)).
+	h = rmsNorm(x, w.ln2, c.RMSNormEps)
+	g := matVec(w.gate, h, c.IntermediateSize, d)
+	u := matVec(w.up, h, c.IntermediateSize, d)
+	for i := range g {
+		g[i] = silu(g[i]) * u[i]
+	}
+	m := matVec(w.down, g, d, c.IntermediateSize)
+	for i := range x {
+		x[i] += m[i]
+	}
+}
+
+// rmsNorm returns w * x / sqrt(mean(x²) + eps).
+func rmsNorm(x, w []float32, eps float64) []float32 {
+	var ss float64
+	for _, v := range x {
+		ss += float64(v) * float64(v)
+	}
+	inv := 1 / math.Sqrt(ss/float64(len(x))+eps)
+	out := make([]float32, len(x))
+	for i, v := range x {
+		out[i] = float32(float64(v)*inv) * w[i]
+	}
+	return out
+}
+
+// matVec returns W·x for W in [rows, cols] layout.
+func matVec(w, x []float32, rows, cols int) []float32 {
+	out := make([]float32, rows)
+	for r := 0; r < rows; r++ {
+		row := w[r*cols : (r+1)*cols]
+		var acc float64
+		for c, v := range row {
+			acc += float64(v) * float64(x[c])
+		}
+		out[r] = float32(acc)
+	}
+	return out
+}
+
+func addBias(x, b []float32) []float32 {
+	for i := range b {
+		x[i] += b[i]
+	}
+	return x
+}
+
+func silu(x float32) float32 { return float32(float64(x) / (1 + math.Exp(-float64(x)))) }
+
+// ropeAt returns cos and sin of position p's angles, computed exactly as
+// Config.RopeCache does.
+func ropeAt(invFreq []float64, p int) (cos, sin []float32) {
+	cos = make([]float32, len(invFreq))
+	sin = make([]float32, len(invFreq))
+	for i, f := range invFreq {
+		a := float64(float32(p) * float32(f))
+		cos[i], sin[i] = float32(math.Cos(a)), float32(math.Sin(a))
+	}
+	return cos, sin
+}
+
+// rotateHalf applies transformers' rotate_half rotary embedding to one
+// head: the first and second halves form the (real, imaginary) pairs.
+func rotateHalf(x, cos, sin []float32) {
+	half := len(x) / 2
+	for i := 0; i < half; i++ {
+		x1, x2 := x[i], x[i+half]
+		x[i] = x1*cos[i] - x2*sin[i]
+		x[i+half] = x2*cos[i] + x1*sin[i]
+	}
+}
