@@ -1,0 +1,392 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// DefaultMaxTokens is the number of new tokens generated when a request
+// does not say.
+const DefaultMaxTokens = 128
+
+// Stop reasons reported in Result.StopReason.
+const (
+	StopEOS       = "eos"        // the model produced an end-of-sequence token
+	StopMaxTokens = "max_tokens" // the request's token budget is spent
+	StopString    = "stop"       // a stop string appeared in the text
+	StopLength    = "length"     // the sequence reached the package's max_seq_len
+)
+
+// Request is one generation request.
+type Request struct {
+	// ID is copied to the result (batch jobs use it to match results).
+	ID string `json:"id,omitempty"`
+	// Prompt is text, encoded with the package tokenizer and its
+	// post-processing (BOS and the like).
+	Prompt string `json:"prompt,omitempty"`
+	// PromptIDs, when set, bypass the tokenizer; nothing is added.
+	PromptIDs []int `json:"prompt_ids,omitempty"`
+	// MaxTokens bounds the new tokens (0: DefaultMaxTokens).
+	MaxTokens int `json:"max_tokens,omitempty"`
+	// Stop ends generation when any of these strings appears in the output;
+	// the text is cut before it.
+	Stop []string `json:"stop,omitempty"`
+	SamplingOptions
+	// Schedule and Speedup choose the decode layers (empty and 0: the
+	// model's default). Requests decoded together must agree on them.
+	Schedule string  `json:"schedule,omitempty"`
+	Speedup  float64 `json:"speedup,omitempty"`
+}
+
+// Token is one generated token, reported while generation runs.
+type Token struct {
+	// Index is the request's position in the batch (0 for Generate).
+	Index int
+	ID    int
+	// Text is the newly printable text: it never ends inside a UTF-8
+	// character or inside a possible stop string.
+	Text string
+}
+
+// Stats are the timings of one batch.
+type Stats struct {
+	PromptTokens    int     `json:"prompt_tokens"`
+	GeneratedTokens int     `json:"generated_tokens"`
+	PrefillTPS      float64 `json:"prefill_tokens_per_s"`
+	DecodeTPS       float64 `json:"decode_tokens_per_s"`
+	TTFTMillis      float64 `json:"time_to_first_token_ms"`
+	BatchSize       int     `json:"batch_size"`
+	KVBytes         int64   `json:"kv_bytes"`
+}
+
+// Result is what one request produced.
+type Result struct {
+	ID string `json:"id,omitempty"`
+	// TokenIDs are the generated ids (an end-of-sequence token is not included).
+	TokenIDs   []int  `json:"token_ids"`
+	Text       string `json:"text"`
+	StopReason string `json:"stop_reason"`
+	KeptLayers []int  `json:"kept_layers"`
+	Stats      Stats  `json:"stats"`
+}
+
+// Generate runs one request.
+func (m *Model) Generate(ctx context.Context, req Request) (Result, error) {
+	return m.GenerateStream(ctx, req, nil)
+}
+
+// GenerateStream runs one request and calls onToken for every new token.
+// An error from onToken stops generation and is returned.
+func (m *Model) GenerateStream(ctx context.Context, req Request, onToken func(Token) error) (Result, error) {
+	res, err := m.GenerateBatch(ctx, []Request{req}, onToken)
+	if len(res) == 1 {
+		return res[0], err
+	}
+	return Result{}, err
+}
+
+// GenerateBatch runs many requests, decoding up to Options.MaxBatch of them
+// together. Requests with different schedules are decoded in separate
+// batches. Results come back in request order. onToken (may be nil) sees
+// every token; Token.Index is the request's index in reqs.
+func (m *Model) GenerateBatch(ctx context.Context, reqs []Request, onToken func(Token) error) ([]Result, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	seqs := make([]*sequence, len(reqs))
+	groups := map[string][]*sequence{}
+	var order []string
+	for i := range reqs {
+		s, err := m.newSequence(i, &reqs[i])
+		if err != nil {
+			if len(reqs) > 1 {
+				err = fmt.Errorf("request %d: %w", i, err)
+			}
+			return nil, err
+		}
+		seqs[i] = s
+		key := s.schedule.String()
+		if _, ok := groups[key]; !ok {
+			order = append(order, key)
+		}
+		groups[key] = append(groups[key], s)
+	}
+	for _, key := range order {
+		group := groups[key]
+		for start := 0; start < len(group); start += m.opts.MaxBatch {
+			chunk := group[start:min(start+m.opts.MaxBatch, len(group))]
+			if err := m.decodeBatch(ctx, chunk, onToken); err != nil {
+				return results(seqs), err
+			}
+		}
+	}
+	return results(seqs), nil
+}
+
+func results(seqs []*sequence) []Result {
+	out := make([]Result, len(seqs))
+	for i, s := range seqs {
+		if s != nil {
+			out[i] = s.result()
+		}
+	}
+	return out
+}
+
+// sequence is the state of one request while it decodes.
+type sequence struct {
+	index    int
+	req      *Request
+	prompt   []int
+	schedule Schedule
+	sampler  *sampler
+	decoder  StreamDecoder // nil without a tokenizer
+
+	out     []int
+	text    strings.Builder
+	emitted int // bytes of text already reported
+	done    bool
+	reason  string
+	stats   Stats
+}
+
+func (m *Model) newSequence(index int, req *Request) (*sequence, error) {
+	if err := req.SamplingOptions.Validate(); err != nil {
+		return nil, err
+	}
+	if req.MaxTokens < 0 {
+		return nil, fmt.Errorf("max tokens %d: must be ≥ 0", req.MaxTokens)
+	}
+	sched, err := m.ResolveSchedule(req.Schedule, req.Speedup)
+	if err != nil {
+		return nil, err
+	}
+	prompt := req.PromptIDs
+	if prompt == nil {
+		if m.Tokenizer == nil {
+			return nil, errors.New("the model package has no tokenizer: give prompt ids instead of text")
+		}
+		ids, err := m.Tokenizer.Encode(req.Prompt, true)
+		if err != nil {
+			return nil, fmt.Errorf("encode prompt: %w", err)
+		}
+		prompt = ids
+	}
+	man := m.Manifest
+	if len(prompt) == 0 {
+		return nil, errors.New("the prompt is empty")
+	}
+	if len(prompt) >= man.MaxSeqLen {
+		return nil, fmt.Errorf("the prompt has %d tokens but the model's max_seq_len is %d (room is needed for at least one new token)", len(prompt), man.MaxSeqLen)
+	}
+	for _, id := range prompt {
+		if id < 0 || id >= man.VocabSize {
+			return nil, fmt.Errorf("prompt token id %d is outside the vocabulary (0..%d)", id, man.VocabSize-1)
+		}
+	}
+	s := &sequence{index: index, req: req, prompt: slices.Clone(prompt), schedule: sched,
+		sampler: newSampler(req.SamplingOptions, prompt)}
+	if m.Tokenizer != nil {
+		s.decoder = m.Tokenizer.NewStreamDecoder()
+	}
+	return s, nil
+}
+
+func (s *sequence) maxTokens() int {
+	if s.req.MaxTokens == 0 {
+		return DefaultMaxTokens
+	}
+	return s.req.MaxTokens
+}
+
+func (s *sequence) result() Result {
+	return Result{ID: s.req.ID, TokenIDs: s.out, Text: s.text.String()[:s.emittedLimit()], StopReason: s.reason,
+		KeptLayers: s.schedule.Layers, Stats: s.stats}
+}
+
+// emittedLimit is how much of the text belongs to the result: all of it,
+// unless a stop string cut it.
+func (s *sequence) emittedLimit() int {
+	if s.done {
+		return s.emitted
+	}
+	return s.text.Len()
+}
+
+// accept records a sampled token and reports whether the sequence may go on.
+// pos is the position the token would occupy in the KV cache.
+func (s *sequence) accept(m *Model, id, pos int, onToken func(Token) error) error {
+	if slices.Contains(m.Manifest.EOSIDs, id) {
+		return s.finish(StopEOS, s.text.Len(), onToken)
+	}
+	s.out = append(s.out, id)
+	if s.decoder != nil {
+		s.text.WriteString(s.decoder.Next(id))
+	}
+	text := s.text.String()
+	for _, stop := range s.req.Stop {
+		if stop == "" {
+			continue
+		}
+		if i := strings.Index(text[max(0, s.emitted-len(stop)+1):], stop); i >= 0 {
+			return s.finishToken(id, StopString, max(0, s.emitted-len(stop)+1)+i, onToken)
+		}
+	}
+	switch {
+	case len(s.out) >= s.maxTokens():
+		return s.finishToken(id, StopMaxTokens, len(text), onToken)
+	case pos >= m.Manifest.MaxSeqLen:
+		return s.finishToken(id, StopLength, len(text), onToken)
+	}
+	// Hold back a tail that could still become a stop string.
+	safe := len(text)
+	for _, stop := range s.req.Stop {
+		for k := min(len(stop)-1, len(text)); k > 0; k-- {
+			if strings.HasSuffix(text, stop[:k]) {
+				safe = min(safe, len(text)-k)
+				break
+			}
+		}
+	}
+	return s.emit(id, safe, onToken)
+}
+
+func (s *sequence) emit(id, upto int, onToken func(Token) error) error {
+	piece := ""
+	if upto > s.emitted {
+		piece = s.text.String()[s.emitted:upto]
+		s.emitted = upto
+	}
+	if onToken == nil {
+		return nil
+	}
+	return onToken(Token{Index: s.index, ID: id, Text: piece})
+}
+
+func (s *sequence) finishToken(id int, reason string, textEnd int, onToken func(Token) error) error {
+	if s.decoder != nil && reason != StopString {
+		s.text.WriteString(s.decoder.Flush())
+		textEnd = s.text.Len()
+	}
+	err := s.emit(id, textEnd, onToken)
+	s.done, s.reason = true, reason
+	return err
+}
+
+func (s *sequence) finish(reason string, textEnd int, onToken func(Token) error) error {
+	if s.decoder != nil {
+		s.text.WriteString(s.decoder.Flush())
+		textEnd = s.text.Len()
+	}
+	if textEnd > s.emitted && onToken != nil {
+		if err := onToken(Token{Index: s.index, ID: -1, Text: s.text.String()[s.emitted:textEnd]}); err != nil {
+			return err
+		}
+	}
+	s.emitted = max(s.emitted, textEnd)
+	s.done, s.reason = true, reason
+	return nil
+}
+
+// decodeBatch prefills every sequence of a batch at full depth, then decodes
+// them together through the schedule's layers until each one stops.
+func (m *Model) decodeBatch(ctx context.Context, seqs []*sequence, onToken func(Token) error) error {
+	sched := seqs[0].schedule
+	ex, err := m.newExecutor(len(seqs), sched.Layers)
+	if err != nil {
+		return err
+	}
+	defer ex.close()
+
+	start := time.Now()
+	promptTokens := 0
+	for b, s := range seqs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := ex.prefill(b, s.prompt); err != nil {
+			return err
+		}
+		promptTokens += len(s.prompt)
+	}
+	logits, err := ex.logits()
+	if err != nil {
+		return err
+	}
+	prefillDone := time.Now()
+	ids := make([]int, len(seqs))
+	positions := make([]int, len(seqs))
+	sampleAll := func(logits [][]float32) error {
+		for b, s := range seqs {
+			if s.done {
+				continue
+			}
+			id, err := s.sampler.next(logits[b])
+			if err != nil {
+				return err
+			}
+			pos := len(s.prompt) + len(s.out)
+			if err := s.accept(m, id, pos, onToken); err != nil {
+				return err
+			}
+			ids[b], positions[b] = id, pos
+		}
+		return nil
+	}
+	if err := sampleAll(logits); err != nil {
+		return err
+	}
+	firstToken := time.Now()
+	decodeTokens := 0
+	for {
+		active := 0
+		for _, s := range seqs {
+			if !s.done {
+				active++
+			}
+		}
+		if active == 0 {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// Finished rows keep feeding their last token at their last position;
+		// rows are independent, so this changes nothing for the others.
+		if logits, err = ex.decode(ids, positions); err != nil {
+			return err
+		}
+		decodeTokens += active
+		if err := sampleAll(logits); err != nil {
+			return err
+		}
+	}
+	end := time.Now()
+	stats := Stats{
+		PromptTokens: promptTokens,
+		PrefillTPS:   float64(promptTokens) / prefillDone.Sub(start).Seconds(),
+		TTFTMillis:   float64(firstToken.Sub(start).Microseconds()) / 1000,
+		BatchSize:    len(seqs),
+		KVBytes:      ex.kvBytes(),
+	}
+	if d := end.Sub(firstToken).Seconds(); d > 0 && decodeTokens > 0 {
+		stats.DecodeTPS = float64(decodeTokens) / d
+	}
+	for _, s := range seqs {
+		stats.GeneratedTokens += len(s.out)
+	}
+	for _, s := range seqs {
+		s.stats = stats
+	}
+	return nil
+}
+
+func (m *Model) newExecutor(batch int, kept []int) (executor, error) {
+	return newHostExecutor(m, batch, kept)
+}
