@@ -184,4 +184,3 @@ func (m *Model) KVBytes(batch int, s Schedule) int64 {
 	}
 	return n
 }
-

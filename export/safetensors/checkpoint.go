@@ -169,3 +169,14 @@ func (c *Checkpoint) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Metadata returns the value of a "__metadata__" key from the first file
+// that sets it ("" when none does).
+func (c *Checkpoint) Metadata(key string) string {
+	for _, f := range c.files {
+		if v, ok := f.header.Metadata[key]; ok {
+			return v
+		}
+	}
+	return ""
+}
