@@ -73,9 +73,13 @@ func Qwen2Like() Spec {
 		DType: safetensors.BF16, Seed: 2, BOSID: 1, EOSIDs: []int{2, 3}}
 }
 
-// MistralLike is a small Mistral style spec: grouped-query attention, untied head.
+// MistralLike is a small Mistral style spec: grouped-query attention (8 heads
+// over 2 KV heads), untied head.
+//
+// Every preset has a head size of 16, the smallest ONNX Runtime's
+// GroupQueryAttention accepts.
 func MistralLike() Spec {
-	return Spec{Family: Mistral, Layers: 4, Hidden: 64, Heads: 8, KVHeads: 2, Intermediate: 192,
+	return Spec{Family: Mistral, Layers: 4, Hidden: 128, Heads: 8, KVHeads: 2, Intermediate: 192,
 		Vocab: 320, MaxPos: 256, RopeTheta: 10000, NormEps: 1e-5, DType: safetensors.F16,
 		Seed: 3, BOSID: 1, EOSIDs: []int{2}}
 }

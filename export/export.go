@@ -1,0 +1,284 @@
+// Package export turns a checkpoint (a Hugging Face directory or a llama2.c
+// .bin) into a strata model package (DESIGN.md §3): one ONNX graph for the
+// embedding, one per layer and one for the head, manifest.json and the
+// tokenizer files. It also verifies a package against the plain-Go
+// reference forward pass (Verify).
+package export
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/strata-llm/strata/export/safetensors"
+	"github.com/strata-llm/strata/models/llama"
+)
+
+// ReferenceFile is the name of the optional fp32 copy of the weights.
+const ReferenceFile = "reference.safetensors"
+
+// configKey is the reference file's metadata key holding the model config.
+const configKey = "strata.config"
+
+// Options configure Export.
+type Options struct {
+	In, Out string
+	// DType of the graph weights: "fp32" (default), "fp16" or "int4".
+	DType string
+	// MaxSeqLen is the KV buffer length; 0 takes the model's
+	// max_position_embeddings, capped at llama.DefaultMaxSeqLen.
+	MaxSeqLen int
+	// Full also writes model_full.onnx (embedding, every layer, head in one graph).
+	Full bool
+	// Reference also writes reference.safetensors for `strata verify`.
+	Reference bool
+	// Force replaces an existing non-empty output directory.
+	Force bool
+	// Progress, when set, is called after each step with done of total steps.
+	Progress func(done, total int)
+}
+
+// Export writes the package for opts.In into opts.Out. The package is built
+// in a temporary directory next to Out and renamed into place at the end;
+// on any error or cancellation nothing is left behind.
+func Export(ctx context.Context, opts Options) (err error) {
+	if opts.DType == "" {
+		opts.DType = llama.DTypeFP32
+	}
+	if err := llama.CheckDType(opts.DType); err != nil {
+		return err
+	}
+	if opts.Out == "" {
+		return errors.New("no output directory given")
+	}
+	if opts.MaxSeqLen < 0 {
+		return fmt.Errorf("max sequence length %d must be positive", opts.MaxSeqLen)
+	}
+	out := filepath.Clean(opts.Out)
+	if err := checkOut(out, opts.Force); err != nil {
+		return err
+	}
+	src, err := OpenSource(opts.In)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	cfg := src.Config
+	maxSeq := opts.MaxSeqLen
+	if maxSeq == 0 {
+		maxSeq = min(cfg.MaxPositionEmbeddings, llama.DefaultMaxSeqLen)
+	}
+	if maxSeq > cfg.MaxPositionEmbeddings {
+		slog.Warn("max sequence length exceeds the model's max_position_embeddings", "max_seq_len", maxSeq, "max_position_embeddings", cfg.MaxPositionEmbeddings)
+	}
+
+	parent := filepath.Dir(out)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("create output parent: %w", err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("create temporary output: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("create temporary output: %w", err)
+	}
+
+	total := cfg.NumLayers + 3 // embed, layers, head, manifest
+	if opts.Full {
+		total++
+	}
+	if opts.Reference {
+		total++
+	}
+	done := 0
+	step := func() error {
+		done++
+		if opts.Progress != nil {
+			opts.Progress(done, total)
+		}
+		return ctx.Err()
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	gopts := llama.GraphOptions{DType: opts.DType, MaxSeqLen: maxSeq}
+	m := cfg.Manifest()
+	m.DType, m.MaxSeqLen = opts.DType, maxSeq
+	m.BOSID, m.EOSIDs, m.PadID, m.ULS = src.BOSID, src.EOSIDs, src.PadID, src.ULS
+	if m.EOSIDs == nil {
+		m.EOSIDs = []int{}
+	}
+	graph := func(what string, write func() (string, error)) (string, error) {
+		file, err := write()
+		if err != nil {
+			return "", fmt.Errorf("export %s: %w", what, err)
+		}
+		name, err := filepath.Rel(tmp, file)
+		if err != nil || !filepath.IsLocal(name) {
+			name = filepath.Base(file)
+		}
+		if _, err := os.Stat(filepath.Join(tmp, name)); err != nil {
+			return "", fmt.Errorf("export %s: graph file: %w", what, err)
+		}
+		return filepath.ToSlash(name), step()
+	}
+	if m.Files.Embed, err = graph("embedding", func() (string, error) { return llama.WriteEmbed(tmp, cfg, src.Weights, gopts) }); err != nil {
+		return err
+	}
+	for l := 0; l < cfg.NumLayers; l++ {
+		name, err := graph(fmt.Sprintf("layer %d", l), func() (string, error) { return llama.WriteLayer(tmp, cfg, l, src.Weights, gopts) })
+		if err != nil {
+			return err
+		}
+		m.Files.Layers = append(m.Files.Layers, name)
+	}
+	if m.Files.Head, err = graph("head", func() (string, error) { return llama.WriteHead(tmp, cfg, src.Weights, gopts) }); err != nil {
+		return err
+	}
+	if opts.Full {
+		if m.Files.Full, err = graph("full model", func() (string, error) { return llama.WriteFull(tmp, cfg, src.Weights, gopts) }); err != nil {
+			return err
+		}
+	}
+	if opts.Reference {
+		if err := WriteReference(filepath.Join(tmp, ReferenceFile), cfg, src.Weights); err != nil {
+			return err
+		}
+		m.Files.Reference = ReferenceFile
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	for _, f := range src.Files {
+		if err := copyFile(f, filepath.Join(tmp, filepath.Base(f))); err != nil {
+			return fmt.Errorf("copy tokenizer files: %w", err)
+		}
+		if filepath.Base(f) == "tokenizer.json" {
+			m.Files.Tokenizer = "tokenizer.json"
+		}
+	}
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if err := m.Save(tmp); err != nil {
+		return fmt.Errorf("export: write manifest: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := replace(tmp, out); err != nil {
+		return err
+	}
+	done = total - 1
+	step()
+	slog.Info("exported model package", "out", out, "dtype", opts.DType, "layers", cfg.NumLayers, "max_seq_len", maxSeq)
+	return nil
+}
+
+// checkOut refuses an output path that is a file, or a non-empty directory
+// without force.
+func checkOut(out string, force bool) error {
+	st, err := os.Stat(out)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("output %s: %w", out, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("output %s exists and is not a directory", out)
+	}
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		return fmt.Errorf("output %s: %w", out, err)
+	}
+	if len(entries) > 0 && !force {
+		return fmt.Errorf("output %s exists and is not empty (use --force to replace it)", out)
+	}
+	return nil
+}
+
+// replace renames the finished package tmp to out, moving an existing out
+// aside first and deleting it only once the new package is in place.
+func replace(tmp, out string) error {
+	_, err := os.Stat(out)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.Rename(tmp, out); err != nil {
+			return fmt.Errorf("move package into place: %w", err)
+		}
+		return nil
+	}
+	old := tmp + ".old"
+	if err := os.Rename(out, old); err != nil {
+		return fmt.Errorf("move old output aside: %w", err)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		os.Rename(old, out)
+		return fmt.Errorf("move package into place: %w", err)
+	}
+	if err := os.RemoveAll(old); err != nil {
+		return fmt.Errorf("remove old output: %w", err)
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// WriteReference stores every weight cfg needs as F32 in a safetensors file,
+// one tensor at a time, with the config in its metadata.
+func WriteReference(path string, cfg llama.Config, src llama.WeightSource) error {
+	ws := cfg.Weights()
+	specs := make([]safetensors.Spec, len(ws))
+	for i, w := range ws {
+		specs[i] = safetensors.Spec{Name: w.Name, DType: safetensors.F32, Shape: w.Shape}
+	}
+	js, err := json.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("reference weights: %w", err)
+	}
+	w, err := safetensors.Create(path, specs, map[string]string{"format": "pt", configKey: string(js)})
+	if err != nil {
+		return fmt.Errorf("reference weights: %w", err)
+	}
+	for _, spec := range ws {
+		data, err := llama.Load(src, spec.Name, spec.Shape)
+		if err == nil {
+			err = w.Write(spec.Name, data)
+		}
+		if err != nil {
+			w.Close()
+			return fmt.Errorf("reference weights: %w", err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("reference weights: %w", err)
+	}
+	return nil
+}
