@@ -171,3 +171,7 @@ func maxDiff(a, b []float32) (diff, scale float64) {
 }
 
 func describe(step string, pos int) string { return fmt.Sprintf("%s (position %d)", step, pos) }
+
+func ortSession(path string, in, out []string) (*ortgo.DynamicAdvancedSession, error) {
+	return ort.NewSession(path, in, out, testSessionOptions)
+}

@@ -1,0 +1,142 @@
+package llama
+
+import (
+	"path/filepath"
+	"testing"
+
+	ortgo "github.com/yalue/onnxruntime_go"
+)
+
+// TestBatchRightPadding prefills two prompts of different lengths in one
+// batch (the shorter one right-padded, seqlens_k per row), then decodes
+// both rows together through the kept layers; each row must match the
+// reference run on its own.
+func TestBatchRightPadding(t *testing.T) {
+	cfg := testConfigs()[1] // GQA
+	src := RandomWeights(cfg, 7)
+	dir := writePackage(t, cfg, src, GraphOptions{MaxSeqLen: testMaxSeq})
+	r := newRunner(t, dir, cfg, testMaxSeq, 2)
+	ref, err := NewReference(cfg, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompts := [][]int{{1, 17, 5, 33, 9, 12}, {1, 40, 2}}
+	decode := [][]int{{4, 22, 8, 30}, {6, 13, 44, 19}}
+	kept := []int{0, 2}
+
+	want := make([][][]float32, 2)
+	for b := range prompts {
+		want[b] = refRun(t, ref, prompts[b], decode[b], kept)
+	}
+
+	const pad = 0
+	s := len(prompts[0])
+	padded := [][]int{prompts[0], append(append([]int{}, prompts[1]...), make([]int, s-len(prompts[1]))...)}
+	for i := len(prompts[1]); i < s; i++ {
+		padded[1][i] = pad
+	}
+	lens := []int{len(prompts[0]), len(prompts[1])}
+	got := r.step(padded, []int32{int32(lens[0] - 1), int32(lens[1] - 1)}, int32(s), nil)
+	for b := range prompts {
+		for p := 0; p < lens[b]; p++ {
+			if d, _ := maxDiff(got[b][p], want[b][p]); d > 1e-4 {
+				t.Errorf("row %d prefill position %d: max |Δlogit| = %.3g", b, p, d)
+			}
+		}
+	}
+	for j := range decode[0] {
+		ids := [][]int{{decode[0][j]}, {decode[1][j]}}
+		seqlens := []int32{int32(lens[0]), int32(lens[1])}
+		got := r.step(ids, seqlens, int32(max(lens[0], lens[1])+1), kept)
+		for b := range prompts {
+			if d, _ := maxDiff(got[b][0], want[b][len(prompts[b])+j]); d > 1e-4 {
+				t.Errorf("row %d decode position %d: max |Δlogit| = %.3g", b, lens[b], d)
+			}
+			lens[b]++
+		}
+	}
+}
+
+// TestFullGraph runs model_full.onnx (prefill, then full-depth decode) and
+// compares it with the reference.
+func TestFullGraph(t *testing.T) {
+	for _, ci := range []int{0, 2} { // untied, and tied with bias
+		cfg := testConfigs()[ci]
+		t.Run(testNames[ci], func(t *testing.T) {
+			src := RandomWeights(cfg, 3)
+			dir := t.TempDir()
+			path, err := WriteFull(dir, cfg, src, GraphOptions{MaxSeqLen: testMaxSeq})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if filepath.Base(path) != FullFile {
+				t.Errorf("wrote %s", path)
+			}
+			ref, err := NewReference(cfg, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prompt, decode := []int{1, 17, 5, 33}, []int{4, 22, 8}
+			want := refRun(t, ref, prompt, decode, nil)
+
+			initORT(t)
+			inputs := []string{InputIDs}
+			outputs := []string{Logits}
+			for i := 0; i < cfg.NumLayers; i++ {
+				inputs = append(inputs, FullPastKey(i), FullPastValue(i))
+				outputs = append(outputs, FullPresentKey(i), FullPresentValue(i))
+			}
+			inputs = append(inputs, SeqLensK, TotalSeqLen)
+			s, err := ortSession(path, inputs, outputs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Destroy()
+			r := &runner{t: t, cfg: cfg, max: testMaxSeq, batch: 1}
+			var kv []*ortgo.Tensor[float32]
+			for i := 0; i < 2*cfg.NumLayers; i++ {
+				kv = append(kv, r.newKV())
+			}
+			run := func(ids []int, pos int) [][]float32 {
+				flat := make([]int64, len(ids))
+				for i, id := range ids {
+					flat[i] = int64(id)
+				}
+				idsT := must(ortgo.NewTensor(ortgo.NewShape(1, int64(len(ids))), flat))(t)
+				defer idsT.Destroy()
+				seqT := must(ortgo.NewTensor(ortgo.NewShape(1), []int32{int32(pos + len(ids) - 1)}))(t)
+				defer seqT.Destroy()
+				totalT := must(ortgo.NewScalar(int32(pos + len(ids))))(t)
+				defer totalT.Destroy()
+				logits := must(ortgo.NewEmptyTensor[float32](ortgo.NewShape(1, int64(len(ids)), int64(cfg.VocabSize))))(t)
+				defer logits.Destroy()
+				bind := must(s.CreateIoBinding())(t)
+				defer bind.Destroy()
+				errs := []error{bind.BindInput(InputIDs, idsT), bind.BindInput(SeqLensK, seqT), bind.BindInput(TotalSeqLen, totalT),
+					bind.BindOutput(Logits, logits)}
+				for i := 0; i < cfg.NumLayers; i++ {
+					errs = append(errs, bind.BindInput(FullPastKey(i), kv[2*i]), bind.BindInput(FullPastValue(i), kv[2*i+1]),
+						bind.BindOutput(FullPresentKey(i), kv[2*i]), bind.BindOutput(FullPresentValue(i), kv[2*i+1]))
+				}
+				for _, e := range errs {
+					if e != nil {
+						t.Fatal(e)
+					}
+				}
+				if err := s.RunWithBinding(bind); err != nil {
+					t.Fatal(err)
+				}
+				return split(logits.GetData(), 1, len(ids), cfg.VocabSize)[0]
+			}
+			got := run(prompt, 0)
+			for j, tok := range decode {
+				got = append(got, run([]int{tok}, len(prompt)+j)...)
+			}
+			for p := range want {
+				if d, _ := maxDiff(got[p], want[p]); d > 1e-4 {
+					t.Errorf("position %d: max |Δlogit| = %.3g", p, d)
+				}
+			}
+		})
+	}
+}
