@@ -42,7 +42,7 @@
 //	env, _ := api.NewEnv(ortdev.LogWarning, "strata")
 //	opts, _ := api.NewSessionOptions()
 //	opts.AppendDevice(dev, nil)                              // "WebGPU", CUDA or nothing for cpu
-//	opts.AddConfigEntry("session.disable_cpu_ep_fallback", "1") // GPU: every node on the device
+//	opts.AddConfigEntry("session.disable_cpu_ep_fallback", "1") // GPU only: CPU sessions fail with it
 //	sess, _ := env.NewSession("layer_00.onnx", opts)
 //	mem, _ := api.NewMemoryInfo(dev, 0)                     // "WebGPU_Buf", "Cuda" or "Cpu"
 //	alloc, _ := sess.NewAllocator(mem)
