@@ -1,6 +1,7 @@
 package llama
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -138,5 +139,57 @@ func TestFullGraph(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWriteAllHeadLast writes a whole package and checks that head_last
+// gives the last position's row of head's logits.
+func TestWriteAllHeadLast(t *testing.T) {
+	cfg := testConfigs()[2]
+	src := RandomWeights(cfg, 9)
+	dir := t.TempDir()
+	files, err := WriteAll(dir, cfg, src, GraphOptions{MaxSeqLen: testMaxSeq}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files.Embed != EmbedFile || len(files.Layers) != cfg.NumLayers || files.Layers[1] != "layer_01.onnx" ||
+		files.Head != HeadFile || files.HeadLast != HeadLastFile || files.Full != FullFile {
+		t.Fatalf("files %+v", files)
+	}
+	for _, f := range append(files.Layers, files.Embed, files.Head, files.HeadLast, files.Full) {
+		if _, err := os.Stat(filepath.Join(dir, f+".data")); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	initORT(t)
+	head := must(ortSession(filepath.Join(dir, HeadFile), []string{Hidden}, []string{Logits}))(t)
+	defer head.Destroy()
+	last := must(ortSession(filepath.Join(dir, HeadLastFile), []string{Hidden}, []string{Logits}))(t)
+	defer last.Destroy()
+	const b, s = 2, 3
+	hidden := make([]float32, b*s*cfg.HiddenSize)
+	for i := range hidden {
+		hidden[i] = float32(i%7) - 3
+	}
+	ht := must(ortgo.NewTensor(ortgo.NewShape(b, s, int64(cfg.HiddenSize)), hidden))(t)
+	defer ht.Destroy()
+	all, one := []ortgo.Value{nil}, []ortgo.Value{nil}
+	if err := head.Run([]ortgo.Value{ht}, all); err != nil {
+		t.Fatal(err)
+	}
+	defer all[0].Destroy()
+	if err := last.Run([]ortgo.Value{ht}, one); err != nil {
+		t.Fatal(err)
+	}
+	defer one[0].Destroy()
+	if shape := one[0].GetShape(); !shape.Equals(ortgo.NewShape(b, 1, int64(cfg.VocabSize))) {
+		t.Fatalf("head_last shape %v", shape)
+	}
+	full := split(all[0].(*ortgo.Tensor[float32]).GetData(), b, s, cfg.VocabSize)
+	lastRows := split(one[0].(*ortgo.Tensor[float32]).GetData(), b, 1, cfg.VocabSize)
+	for r := 0; r < b; r++ {
+		if d, _ := maxDiff(lastRows[r][0], full[r][s-1]); d > 1e-5 {
+			t.Errorf("row %d: head_last differs from head by %g", r, d)
+		}
 	}
 }

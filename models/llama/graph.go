@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/strata-llm/strata/export/onnx"
+	"github.com/strata-llm/strata/models/manifest"
 )
 
 // GraphOptions selects how the graphs are written.
@@ -51,6 +52,8 @@ const (
 	EmbedFile = "embed.onnx"
 	HeadFile  = "head.onnx"
 	FullFile  = "model_full.onnx"
+	// HeadLastFile computes the logits of the last position only.
+	HeadLastFile = "head_last.onnx"
 )
 
 // LayerFile is layer i's graph file name, layer_NN.onnx.
@@ -145,6 +148,56 @@ func WriteHead(dir string, cfg Config, src WeightSource, opts GraphOptions) (str
 		g.head(hidden, Logits)
 		g.Output(Logits, onnx.Float, dimBatch, dimSeq, onnx.D(cfg.VocabSize))
 	})
+}
+
+// WriteHeadLast writes head_last.onnx: hidden [B,S,D] → logits [B,1,V]
+// of position S-1 only (a prompt's next-token logits without the cost of
+// the vocabulary projection at every position; with right-padded batches
+// the caller passes each row's last real position instead).
+func WriteHeadLast(dir string, cfg Config, src WeightSource, opts GraphOptions) (string, error) {
+	return write(dir, HeadLastFile, cfg, src, opts, func(g *graph) {
+		hidden := g.Input(Hidden, onnx.Float, dimBatch, dimSeq, onnx.D(cfg.HiddenSize))
+		i64 := func(name string, v int64) string {
+			return g.Initializer(name, onnx.Int64, []int64{1}, onnx.Int64Bytes([]int64{v}))
+		}
+		last := g.Op("Slice", "/head/last", []string{hidden, i64("/head/starts", -1), i64("/head/ends", math.MaxInt64), i64("/head/axes", 1)})
+		g.head(last, Logits)
+		g.Output(Logits, onnx.Float, dimBatch, onnx.D(1), onnx.D(cfg.VocabSize))
+	})
+}
+
+// WriteAll writes every graph of a model package into dir: embed, the
+// layers, head, head_last and, when full is set, model_full. It returns
+// the file names for the manifest.
+func WriteAll(dir string, cfg Config, src WeightSource, opts GraphOptions, full bool) (manifest.Files, error) {
+	var files manifest.Files
+	path, err := WriteEmbed(dir, cfg, src, opts)
+	if err != nil {
+		return files, err
+	}
+	files.Embed = filepath.Base(path)
+	for i := 0; i < cfg.NumLayers; i++ {
+		if path, err = WriteLayer(dir, cfg, i, src, opts); err != nil {
+			return files, err
+		}
+		files.Layers = append(files.Layers, filepath.Base(path))
+		slog.Info("exported layer", "layer", i, "of", cfg.NumLayers)
+	}
+	if path, err = WriteHead(dir, cfg, src, opts); err != nil {
+		return files, err
+	}
+	files.Head = filepath.Base(path)
+	if path, err = WriteHeadLast(dir, cfg, src, opts); err != nil {
+		return files, err
+	}
+	files.HeadLast = filepath.Base(path)
+	if full {
+		if path, err = WriteFull(dir, cfg, src, opts); err != nil {
+			return files, err
+		}
+		files.Full = filepath.Base(path)
+	}
+	return files, nil
 }
 
 // FullPastKey and the other Full* functions name the per-layer inputs and
