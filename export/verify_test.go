@@ -1,0 +1,152 @@
+package export
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/strata-llm/strata/export/synth"
+)
+
+// exported writes a synthetic checkpoint and exports it, returning the
+// checkpoint and package directories.
+func exported(t *testing.T, s synth.Spec, dtype string, reference bool) (ckpt, pkg string) {
+	t.Helper()
+	ckpt = checkpoint(t, s)
+	pkg = filepath.Join(t.TempDir(), "pkg")
+	if err := Export(context.Background(), Options{In: ckpt, Out: pkg, DType: dtype, MaxSeqLen: 64, Reference: reference}); err != nil {
+		t.Fatal(err)
+	}
+	return ckpt, pkg
+}
+
+func TestVerify(t *testing.T) {
+	bf16 := synth.Llama2Like()
+	bf16.DType = "BF16"
+	bf16.Shards = 2
+	// fp16 exports start from F32 checkpoints: BF16 and F16 weights are
+	// exact in half precision and would hide the rounding.
+	f32 := func(s synth.Spec) synth.Spec { s.DType = "F32"; return s }
+	tests := []struct {
+		name   string
+		spec   synth.Spec
+		dtype  string
+		metric string
+		bound  float64
+	}{
+		{"llama2 fp32", synth.Llama2Like(), "fp32", "abs", 1e-4},
+		{"qwen2 fp32", synth.Qwen2Like(), "fp32", "abs", 1e-4},
+		{"mistral fp32", synth.MistralLike(), "fp32", "abs", 1e-4},
+		{"llama2 bf16 sharded fp32", bf16, "fp32", "abs", 1e-4},
+		{"qwen2 f32 to fp16", f32(synth.Qwen2Like()), "fp16", "rel", 2e-2},
+		{"mistral f32 to fp16", f32(synth.MistralLike()), "fp16", "rel", 2e-2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, pkg := exported(t, tc.spec, tc.dtype, true)
+			var seen int
+			rep, err := Verify(context.Background(), pkg, VerifyOptions{Steps: 8, OnStep: func(StepReport) { seen++ }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Steps) != 9 || seen != 9 || rep.Steps[0].Positions < 2 || rep.Steps[8].Positions != 1 {
+				t.Fatalf("steps %+v (callbacks %d)", rep.Steps, seen)
+			}
+			if rep.Metric != tc.metric || rep.Tol != tc.bound || !rep.Pass || rep.Err() != nil {
+				t.Fatalf("report %+v", rep)
+			}
+			got := rep.MaxAbs
+			if tc.metric == "rel" {
+				got = rep.MaxRel
+			}
+			if got > tc.bound {
+				t.Fatalf("max %s difference %g > %g", tc.metric, got, tc.bound)
+			}
+			if rep.MaxAbs == 0 {
+				t.Fatal("zero difference: the comparison compared nothing")
+			}
+			t.Logf("%s: max abs %.3g, max rel %.3g, agreement %.2f", tc.name, rep.MaxAbs, rep.MaxRel, rep.Agreement)
+		})
+	}
+}
+
+// TestVerifyInt4Peaked exports a peaked model as int4 and fp32 and reports
+// how often int4's greedy tokens agree with the fp32 reference.
+func TestVerifyInt4Peaked(t *testing.T) {
+	s := synth.Llama2Like()
+	s.Peaked = true
+	_, pkg := exported(t, s, "int4", true)
+	rep, err := Verify(context.Background(), pkg, VerifyOptions{Steps: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Metric != "none" || !rep.Pass {
+		t.Fatalf("int4 is report-only by default: %+v", rep)
+	}
+	t.Logf("int4 vs fp32 reference (peaked): greedy agreement %.2f over %d steps, max abs %.3g, max rel %.3g", rep.Agreement, len(rep.Steps), rep.MaxAbs, rep.MaxRel)
+	if rep.Agreement < 0.99 {
+		t.Errorf("int4 greedy agreement %.2f on a peaked model", rep.Agreement)
+	}
+	for _, st := range rep.Steps[1:] {
+		if want := s.Successor(rep.Steps[st.Step-1].RefToken); st.RefToken != want {
+			t.Errorf("step %d: reference token %d, the peaked model predicts %d", st.Step, st.RefToken, want)
+		}
+	}
+	// A tolerance turns int4 into a relative check that this one fails.
+	rep, err = Verify(context.Background(), pkg, VerifyOptions{Steps: 2, Tol: 1e-9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Pass || rep.Metric != "rel" || rep.Err() == nil {
+		t.Fatalf("tiny tolerance passed: %+v", rep)
+	}
+}
+
+func TestVerifyCheckpoints(t *testing.T) {
+	ckpt, pkg := exported(t, synth.MistralLike(), "fp32", false)
+	if _, err := Verify(context.Background(), pkg, VerifyOptions{}); err == nil || !strings.Contains(err.Error(), "--checkpoint") {
+		t.Fatalf("no reference: err = %v", err)
+	}
+	rep, err := Verify(context.Background(), pkg, VerifyOptions{Checkpoint: ckpt, PromptIDs: []int{1, 5, 9}, Steps: 3})
+	if err != nil || !rep.Pass || len(rep.Steps) != 4 || rep.Steps[0].Positions != 3 {
+		t.Fatalf("HF checkpoint: %+v %v", rep, err)
+	}
+	// Weights of another seed give other logits: the check must fail.
+	other := synth.MistralLike()
+	other.Seed = 99
+	rep, err = Verify(context.Background(), pkg, VerifyOptions{Checkpoint: checkpoint(t, other), Steps: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Pass || rep.Err() == nil || rep.MaxAbs < 1e-2 {
+		t.Fatalf("wrong weights passed: %+v", rep)
+	}
+	// A checkpoint of another model is refused.
+	if _, err := Verify(context.Background(), pkg, VerifyOptions{Checkpoint: checkpoint(t, synth.Llama2Like())}); err == nil {
+		t.Fatal("mismatched model: no error")
+	}
+	for _, o := range []VerifyOptions{
+		{Checkpoint: ckpt, PromptIDs: []int{100000}},
+		{Checkpoint: ckpt, Steps: 1000},
+	} {
+		if _, err := Verify(context.Background(), pkg, o); err == nil {
+			t.Errorf("%+v: no error", o)
+		}
+	}
+}
+
+func TestVerifyLlama2c(t *testing.T) {
+	bin := llama2cFile(t)
+	pkg := filepath.Join(t.TempDir(), "pkg")
+	if err := Export(context.Background(), Options{In: bin, Out: pkg, MaxSeqLen: 64}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Verify(context.Background(), pkg, VerifyOptions{Checkpoint: bin, Steps: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Pass || rep.MaxAbs > 1e-4 {
+		t.Fatalf("llama2.c: %+v", rep)
+	}
+}
