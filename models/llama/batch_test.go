@@ -193,3 +193,29 @@ func TestWriteAllHeadLast(t *testing.T) {
 		}
 	}
 }
+
+// TestChunkedPrefill feeds a prompt in two chunks (the second one with
+// sequence_length > 1 on top of a non-empty cache, GroupQueryAttention's
+// "subsequent prompt" case) and checks it against the reference.
+func TestChunkedPrefill(t *testing.T) {
+	cfg := testConfigs()[1]
+	src := RandomWeights(cfg, 4)
+	dir := writePackage(t, cfg, src, GraphOptions{MaxSeqLen: testMaxSeq})
+	r := newRunner(t, dir, cfg, testMaxSeq, 1)
+	ref, err := NewReference(cfg, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := []int{3, 14, 15, 9, 26, 5}
+	want, err := ref.Forward(prompt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := r.step([][]int{prompt[:4]}, []int32{3}, 4, nil)[0]
+	got = append(got, r.step([][]int{prompt[4:]}, []int32{5}, 6, nil)[0]...)
+	for p := range want {
+		if d, _ := maxDiff(got[p], want[p]); d > 1e-4 {
+			t.Errorf("position %d: max |Δlogit| = %.3g", p, d)
+		}
+	}
+}

@@ -396,7 +396,9 @@ func (g *graph) layer(i int, io layerIO) {
 // values land in slots 0..S-1. Right-padded batches therefore work: row b's
 // real tokens only attend to earlier real tokens, the padding slots hold
 // garbage that row b's next token (at position seqlens_k[b]) overwrites,
-// and decode steps attend to slots 0..seqlens_k[b] only.
+// and decode steps attend to slots 0..seqlens_k[b] only. A later chunk of
+// S > 1 tokens on a non-empty cache (seqlens_k = total valid length − 1,
+// total_seq_len > S) continues at position seqlens_k+1−S (tested).
 func (g *graph) attention(q, k, v string, io layerIO, out string) string {
 	c := g.cfg
 	g.Add(onnx.Node{OpType: "GroupQueryAttention", Domain: "com.microsoft",
