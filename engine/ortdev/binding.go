@@ -170,9 +170,10 @@ func (b *IoBinding) sync(slot C.int, op string) error {
 }
 
 // OutputValues returns the bound outputs of the last run, in binding order,
-// as new Values the caller must Close (GetBoundOutputValues). Each holds the
-// session open. Pre-bound outputs come back as further references to the
-// same memory.
+// as new Values the caller must Close (GetBoundOutputValues). Pre-bound
+// outputs come back as further references to the same memory, which may have
+// come from an Allocator, so each returned Value holds open the session and
+// every value bound as an output at the time of the call.
 func (b *IoBinding) OutputValues() ([]*Value, error) {
 	if err := b.life.use(); err != nil {
 		return nil, fmt.Errorf("ortdev: bound output values: %w", err)
@@ -194,9 +195,13 @@ func (b *IoBinding) OutputValues() ([]*Value, error) {
 	}
 	raw := append([]unsafe.Pointer(nil), unsafe.Slice((*unsafe.Pointer)(arr), int(n))...)
 	freeErr := a.check(C.sd_pp(a.table, C.SD_AllocatorFree, alloc, arr), "AllocatorFree")
+	keep := []*life{&b.session.life}
+	for _, v := range b.outputs {
+		keep = append(keep, &v.life)
+	}
 	values := make([]*Value, 0, len(raw))
 	for i, p := range raw {
-		v, err := a.wrapValue(p, &b.session.life)
+		v, err := a.wrapValue(p, keep)
 		if err != nil {
 			for _, q := range raw[i+1:] {
 				a.release(C.SD_ReleaseValue, q)

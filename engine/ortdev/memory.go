@@ -270,8 +270,9 @@ func (a *API) NewHostTensor(shape []int64, t ElementType) (*Value, error) {
 }
 
 // wrapValue takes ownership of an OrtValue ORT created (a bound output),
-// reading its type and shape. keep is held until the value is closed.
-func (a *API) wrapValue(p unsafe.Pointer, keep *life) (*Value, error) {
+// reading its type and shape. The objects in keep are held until the value
+// is closed.
+func (a *API) wrapValue(p unsafe.Pointer, keep []*life) (*Value, error) {
 	var info unsafe.Pointer
 	if err := a.check(C.sd_pp(a.table, C.SD_GetTensorTypeAndShape, p, unsafe.Pointer(&info)), "GetTensorTypeAndShape"); err != nil {
 		a.release(C.SD_ReleaseValue, p)
@@ -295,14 +296,21 @@ func (a *API) wrapValue(p unsafe.Pointer, keep *life) (*Value, error) {
 		a.release(C.SD_ReleaseValue, p)
 		return nil, err
 	}
-	if err := keep.use(); err != nil {
-		a.release(C.SD_ReleaseValue, p)
-		return nil, err
+	for i, l := range keep {
+		if err := l.use(); err != nil {
+			for _, held := range keep[:i] {
+				held.unuse()
+			}
+			a.release(C.SD_ReleaseValue, p)
+			return nil, err
+		}
 	}
 	v := &Value{api: a, p: p, elem: ElementType(elem), shape: shape}
 	v.life.release = func() {
 		a.release(C.SD_ReleaseValue, p)
-		keep.unuse()
+		for _, l := range keep {
+			l.unuse()
+		}
 	}
 	return v, nil
 }

@@ -825,3 +825,53 @@ func TestNoLeaks(t *testing.T) {
 		t.Errorf("RSS grew by %d MiB over 200 create/close cycles", growth>>20)
 	}
 }
+
+// TestOutputValuesOutliveBinding: values returned by OutputValues stay
+// readable after everything they came from is closed.
+func TestOutputValuesOutliveBinding(t *testing.T) {
+	f := newFixture(t)
+	out, err := f.alloc.NewTensor([]int64{1, modelDim}, Float32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bind, err := f.sess.NewIoBinding()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := []float32{2, 0, -1, 1}
+	for _, in := range []string{"hidden", "state"} {
+		if err := bind.BindInput(in, hostFloats(t, f.api, h, 1, modelDim)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bind.BindOutput("hidden_out", out); err != nil {
+		t.Fatal(err)
+	}
+	if err := bind.BindOutputToDevice("state_out", f.mem); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.sess.RunWithBinding(bind, nil); err != nil {
+		t.Fatal(err)
+	}
+	outs, err := bind.OutputValues()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bind.Close()
+	out.Close()
+	f.close()
+	if len(outs) != 2 {
+		t.Fatalf("%d outputs", len(outs))
+	}
+	env, err := f.api.NewEnv(LogWarning, "read-back")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	readBackEnv := &fixture{api: f.api, env: env}
+	assertClose(t, "hidden_out after close", readBack(t, readBackEnv, outs[0]), refMatVec(h))
+	assertClose(t, "state_out after close", readBack(t, readBackEnv, outs[1]), []float32{4, 0, -2, 2})
+	for _, v := range outs {
+		v.Close()
+	}
+}
