@@ -1,0 +1,83 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+type goldenCase struct {
+	Text               string   `json:"text"`
+	IDs                []int    `json:"ids"`
+	Tokens             []string `json:"tokens"`
+	Offsets            [][2]int `json:"offsets"`
+	IDsNoSpecial       []int    `json:"ids_no_special"`
+	Decoded            string   `json:"decoded"`
+	DecodedSkipSpecial string   `json:"decoded_skip_special"`
+}
+
+type golden struct {
+	Name  string       `json:"name"`
+	Cases []goldenCase `json:"cases"`
+}
+
+func readGoldens(t testing.TB) []golden {
+	t.Helper()
+	files, err := filepath.Glob("testdata/golden_*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden files: %v", err)
+	}
+	var out []golden
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g golden
+		if err := json.Unmarshal(data, &g); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+func TestGoldens(t *testing.T) {
+	for _, g := range readGoldens(t) {
+		t.Run(g.Name, func(t *testing.T) {
+			tk, err := FromJSON(familyJSON(t, g.Name))
+			if err != nil {
+				t.Fatalf("load: %v", err)
+			}
+			for _, c := range g.Cases {
+				name := truncate(c.Text, 30)
+				enc, err := tk.Encode(c.Text, true)
+				if err != nil {
+					t.Errorf("%q: %v", name, err)
+					continue
+				}
+				if !slices.Equal(enc.IDs, c.IDs) {
+					t.Errorf("%q: ids\n got %v\nwant %v\n got %q\nwant %q", name, enc.IDs, c.IDs, enc.Tokens, c.Tokens)
+					continue
+				}
+				if !slices.Equal(enc.Tokens, c.Tokens) {
+					t.Errorf("%q: tokens\n got %q\nwant %q", name, enc.Tokens, c.Tokens)
+				}
+				plain, err := tk.Encode(c.Text, false)
+				if err != nil || !slices.Equal(plain.IDs, c.IDsNoSpecial) {
+					t.Errorf("%q: ids without special tokens\n got %v (%v)\nwant %v", name, plain.IDs, err, c.IDsNoSpecial)
+				}
+				if got := tk.Decode(c.IDs, false); got != c.Decoded {
+					t.Errorf("%q: decode\n got %q\nwant %q", name, got, c.Decoded)
+				}
+				if got := tk.Decode(c.IDs, true); got != c.DecodedSkipSpecial {
+					t.Errorf("%q: decode skipping special\n got %q\nwant %q", name, got, c.DecodedSkipSpecial)
+				}
+				_ = strings.ToValidUTF8
+			}
+		})
+	}
+}

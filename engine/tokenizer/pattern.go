@@ -1,0 +1,108 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/dlclark/regexp2"
+)
+
+// matcher finds the non-overlapping matches of a pattern, left to right, as
+// byte ranges.
+type matcher interface {
+	find(s string, dst []span) []span
+}
+
+// patternJSON is Hugging Face's pattern: {"String": "..."} or {"Regex": "..."}.
+type patternJSON struct {
+	String *string `json:"String"`
+	Regex  *string `json:"Regex"`
+}
+
+func newPattern(raw json.RawMessage) (matcher, error) {
+	var p patternJSON
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, fmt.Errorf("pattern: %w", err)
+	}
+	switch {
+	case p.String != nil:
+		return literalMatcher(*p.String), nil
+	case p.Regex != nil:
+		return newRegexMatcher(*p.Regex)
+	}
+	return nil, fmt.Errorf("pattern: want {\"String\": …} or {\"Regex\": …}, got %s", truncate(string(raw), 60))
+}
+
+// literalMatcher matches a fixed string.
+type literalMatcher string
+
+func (l literalMatcher) find(s string, dst []span) []span {
+	if l == "" {
+		return dst
+	}
+	for i := 0; i <= len(s); {
+		k := strings.Index(s[i:], string(l))
+		if k < 0 {
+			break
+		}
+		dst = append(dst, span{i + k, i + k + len(l)})
+		i += k + len(l)
+	}
+	return dst
+}
+
+// The split patterns of GPT-2, LLaMA-3 and Qwen2 have exact hand-written
+// equivalents (see handMatcher); other patterns go through regexp2.
+const (
+	gpt2Pattern   = `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
+	llama3Pattern = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	qwen2Pattern  = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+)
+
+func newRegexMatcher(pattern string) (matcher, error) {
+	switch pattern {
+	case gpt2Pattern:
+		return handMatcher{style: styleGPT2}, nil
+	case llama3Pattern:
+		return handMatcher{style: styleLlama3, maxDigits: 3}, nil
+	case qwen2Pattern:
+		return handMatcher{style: styleLlama3, maxDigits: 1}, nil
+	}
+	return compileRegex(pattern)
+}
+
+// regexMatcher runs a regexp2 (backtracking, .NET syntax) regex, which
+// supports the lookahead and Unicode classes Hugging Face's Oniguruma
+// patterns use.
+type regexMatcher struct{ re *regexp2.Regexp }
+
+func compileRegex(pattern string) (regexMatcher, error) {
+	re, err := regexp2.Compile(pattern, regexp2.None)
+	if err != nil {
+		return regexMatcher{}, fmt.Errorf("regex %q: %w", truncate(pattern, 80), err)
+	}
+	return regexMatcher{re: re}, nil
+}
+
+func (r regexMatcher) find(s string, dst []span) []span {
+	if s == "" {
+		return dst
+	}
+	runes := []rune(s)
+	// byteAt[i] is the byte offset of rune i.
+	byteAt := make([]int, len(runes)+1)
+	b := 0
+	for i, c := range runes {
+		byteAt[i] = b
+		b += utf8.RuneLen(c)
+	}
+	byteAt[len(runes)] = b
+	m, err := r.re.FindRunesMatch(runes)
+	for err == nil && m != nil {
+		dst = append(dst, span{byteAt[m.Index], byteAt[m.Index+m.Length]})
+		m, err = r.re.FindNextMatch(m)
+	}
+	return dst
+}
