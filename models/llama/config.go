@@ -105,6 +105,40 @@ func (c Config) Manifest() manifest.Manifest {
 	}
 }
 
+// ConfigFromManifest rebuilds the Config of an exported llama-family
+// package (for the reference forward of `strata verify`). The manifest does
+// not record tied embeddings or q/k/v biases, so they are read off src (the
+// package's reference weights): biases when layer 0 has a q_proj bias, tied
+// when there is no lm_head.weight. A nil src means neither.
+func ConfigFromManifest(m *manifest.Manifest, src WeightSource) (Config, error) {
+	if m.Architecture != Family {
+		return Config{}, fmt.Errorf("model package architecture %q is not %q", m.Architecture, Family)
+	}
+	c := Config{
+		ModelType:             Family,
+		NumLayers:             m.NumLayers,
+		HiddenSize:            m.HiddenSize,
+		NumHeads:              m.NumHeads,
+		NumKVHeads:            m.NumKVHeads,
+		HeadDim:               m.HeadDim,
+		IntermediateSize:      m.IntermediateSize,
+		VocabSize:             m.VocabSize,
+		MaxPositionEmbeddings: m.MaxSeqLen,
+		RopeTheta:             m.Rope.Theta,
+		RopeScaling:           m.Rope.Scaling,
+		RMSNormEps:            m.NormEps,
+		BOSID:                 m.BOSID,
+		EOSIDs:                append([]int(nil), m.EOSIDs...),
+	}
+	if src != nil {
+		_, _, err := src.Tensor(LayerPrefix(0) + "self_attn.q_proj.bias")
+		c.AttentionBias = err == nil
+		_, _, err = src.Tensor(LMHeadName)
+		c.TieWordEmbeddings = err != nil
+	}
+	return c, c.Validate()
+}
+
 // architectures maps HF "architectures" entries to model types.
 var architectures = map[string]string{
 	"LlamaForCausalLM":   "llama",

@@ -149,3 +149,30 @@ func TestWeightsAndLoad(t *testing.T) {
 		t.Errorf("missing tensor: err = %v", err)
 	}
 }
+
+func TestManifestRoundTrip(t *testing.T) {
+	c := testConfigs()[4]
+	m := c.Manifest()
+	m.MaxSeqLen = 64
+	back, err := ConfigFromManifest(&m, RandomWeights(c, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.AttentionBias || back.TieWordEmbeddings {
+		t.Errorf("bias %v, tied %v", back.AttentionBias, back.TieWordEmbeddings)
+	}
+	q := testConfigs()[2]
+	qm := q.Manifest()
+	qm.MaxSeqLen = 64
+	if qb, err := ConfigFromManifest(&qm, RandomWeights(q, 1)); err != nil || !qb.AttentionBias || !qb.TieWordEmbeddings {
+		t.Errorf("qwen2: bias %v, tied %v, err %v", qb.AttentionBias, qb.TieWordEmbeddings, err)
+	}
+	if back.NumKVHeads != c.NumKVHeads || back.HeadDim != c.HeadDim || back.RopeScaling.Factor != 8 ||
+		back.RMSNormEps != c.RMSNormEps || back.MaxPositionEmbeddings != 64 || !slices.Equal(back.EOSIDs, c.EOSIDs) {
+		t.Errorf("%+v", back)
+	}
+	m.Architecture = "bloom"
+	if _, err := ConfigFromManifest(&m, nil); err == nil || !strings.Contains(err.Error(), "bloom") {
+		t.Errorf("err = %v", err)
+	}
+}
