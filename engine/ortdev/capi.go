@@ -7,6 +7,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"unsafe"
@@ -92,6 +93,7 @@ func Open(libPath string) (*API, error) {
 			a.table, a.apiVersion = t, v
 			break
 		}
+		slog.Debug("ortdev: OrtApi version not offered, trying an older one", "version", v, "library", libPath)
 	}
 	if a.table == nil {
 		return nil, fmt.Errorf("ortdev: open %s: ONNX Runtime %q offers no OrtApi version %d..%d (need ORT 1.23 or newer)",

@@ -6,6 +6,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"unsafe"
 )
@@ -106,11 +107,13 @@ func (a *API) NewMemoryInfo(d Device, deviceID int) (*MemoryInfo, error) {
 		err = a.check(C.sd_CreateMemoryInfo(a.table, cName, C.int(allocDevice), C.int(deviceID), C.int(memTypeDefault), &p),
 			"CreateMemoryInfo "+name)
 		C.free(unsafe.Pointer(cName))
-		if err == nil {
-			m := &MemoryInfo{api: a, p: p, device: d, name: name, id: deviceID}
-			m.life.release = func() { a.release(C.SD_ReleaseMemoryInfo, p) }
-			return m, nil
+		if err != nil {
+			slog.Debug("ortdev: memory info name rejected", "device", d, "name", name, "err", err)
+			continue
 		}
+		m := &MemoryInfo{api: a, p: p, device: d, name: name, id: deviceID}
+		m.life.release = func() { a.release(C.SD_ReleaseMemoryInfo, p) }
+		return m, nil
 	}
 	return nil, fmt.Errorf("ortdev: memory info for %s: %w", d, err)
 }
