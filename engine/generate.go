@@ -388,5 +388,14 @@ func (m *Model) decodeBatch(ctx context.Context, seqs []*sequence, onToken func(
 }
 
 func (m *Model) newExecutor(batch int, kept []int) (executor, error) {
+	if m.dev != nil {
+		return m.dev.newExecutor(batch, kept)
+	}
 	return newHostExecutor(m, batch, kept)
+}
+
+// Check reports whether a request is valid for this model without running it.
+func (m *Model) Check(req Request) error {
+	_, err := m.newSequence(0, &req)
+	return err
 }

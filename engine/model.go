@@ -32,6 +32,10 @@ type Options struct {
 	Speedup float64
 	// MaxBatch bounds how many sequences decode together in GenerateBatch (default 8).
 	MaxBatch int
+	// DeviceResident runs the device-resident path (device.go: tensors
+	// allocated by ORT for the device, hidden states and KV never leave it)
+	// even for "cpu"; any other device implies it.
+	DeviceResident bool
 }
 
 // Model is a loaded package: one ORT session per graph, shared by all calls.
@@ -47,6 +51,7 @@ type Model struct {
 
 	embed, head *ortgo.DynamicAdvancedSession
 	layers      []*ortgo.DynamicAdvancedSession
+	dev         *deviceModel // the device-resident path, when in use
 
 	mu     sync.RWMutex // held for reading by every run, for writing by Close
 	closed bool
@@ -109,6 +114,16 @@ func Load(dir string, opts Options) (m *Model, err error) {
 			m.release()
 		}
 	}()
+	if opts.Device != "cpu" || opts.DeviceResident {
+		lib, err := ort.Initialized(opts.ORTLib)
+		if err != nil {
+			return nil, err
+		}
+		if m.dev, err = openDevice(lib.Path, opts, man, embedPath, layerPaths, headPath); err != nil {
+			return nil, err
+		}
+		return m, nil
+	}
 	so := ort.Options{Device: opts.Device, Threads: opts.Threads}
 	if m.embed, err = ort.NewSession(embedPath, embedInputs, embedOutputs, so); err != nil {
 		return nil, err
@@ -149,6 +164,10 @@ func (m *Model) release() {
 		}
 	}
 	m.embed, m.head, m.layers = nil, nil, nil
+	if m.dev != nil {
+		m.dev.close()
+		m.dev = nil
+	}
 }
 
 // Schedule returns the model's default decode schedule.
