@@ -21,10 +21,10 @@ func exportCommand() *cli.Command {
 			"manifest.json and the tokenizer files. The package appears only when complete.\n\n" +
 			"   strata export --in ./TinyLlama --out ./tinyllama-pkg --dtype int4",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "in", Required: true, Usage: "Hugging Face checkpoint directory or llama2.c `.bin` file"},
-			&cli.StringFlag{Name: "out", Required: true, Usage: "model package directory to create"},
+			&cli.StringFlag{Name: "in", Required: true, Usage: "`PATH` of a Hugging Face checkpoint directory or a llama2.c .bin file"},
+			&cli.StringFlag{Name: "out", Required: true, Usage: "model package `DIR` to create"},
 			&cli.StringFlag{Name: "dtype", Value: "fp32", Usage: "graph weight type: fp32, fp16 or int4"},
-			&cli.IntFlag{Name: "max-seq-len", Usage: "KV cache length (default: the model's max_position_embeddings, at most 2048)"},
+			&cli.IntFlag{Name: "max-seq-len", Usage: "KV cache length", DefaultText: "the model's max_position_embeddings, at most 2048"},
 			&cli.BoolFlag{Name: "full", Usage: "also write model_full.onnx, the whole model as one graph"},
 			&cli.BoolFlag{Name: "reference", Usage: "also write reference.safetensors (fp32 weights) for strata verify"},
 			&cli.BoolFlag{Name: "force", Usage: "replace an existing non-empty --out directory"},
