@@ -152,26 +152,28 @@ func parseMerges(raw json.RawMessage) ([][2]string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil {
-		return nil, fmt.Errorf("merges: %w", err)
-	}
-	out := make([][2]string, 0, len(items))
-	for i, it := range items {
-		var s string
-		if err := json.Unmarshal(it, &s); err == nil {
-			a, b, ok := strings.Cut(s, " ")
+	var strs []string
+	if err := json.Unmarshal(raw, &strs); err == nil {
+		out := make([][2]string, len(strs))
+		for i, m := range strs {
+			a, b, ok := strings.Cut(m, " ")
 			if !ok {
-				return nil, fmt.Errorf("merge %d: %q is not of the form \"a b\"", i, s)
+				return nil, fmt.Errorf("merge %d: %q is not of the form \"a b\"", i, m)
 			}
-			out = append(out, [2]string{a, b})
-			continue
+			out[i] = [2]string{a, b}
 		}
-		var p []string
-		if err := json.Unmarshal(it, &p); err != nil || len(p) != 2 {
-			return nil, fmt.Errorf("merge %d: want \"a b\" or [a, b], got %s", i, truncate(string(it), 40))
+		return out, nil
+	}
+	var pairs [][]string
+	if err := json.Unmarshal(raw, &pairs); err != nil {
+		return nil, fmt.Errorf("merges: want a list of \"a b\" strings or [a, b] pairs: %w", err)
+	}
+	out := make([][2]string, len(pairs))
+	for i, p := range pairs {
+		if len(p) != 2 {
+			return nil, fmt.Errorf("merge %d: want 2 tokens, got %d", i, len(p))
 		}
-		out = append(out, [2]string{p[0], p[1]})
+		out[i] = [2]string{p[0], p[1]}
 	}
 	return out, nil
 }

