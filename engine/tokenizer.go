@@ -1,9 +1,14 @@
 package engine
 
-import "errors"
+import (
+	"strings"
+	"unicode/utf8"
+
+	"github.com/strata-llm/strata/engine/tokenizer"
+)
 
 // Tokenizer turns text into token ids and back, as the package's
-// tokenizer.json specifies.
+// tokenizer.json specifies. *tokenizer.Tokenizer provides it for packages.
 type Tokenizer interface {
 	// Encode returns the ids of text, with the tokenizer's post-processing
 	// (BOS and the like) when addSpecial is set.
@@ -23,6 +28,58 @@ type StreamDecoder interface {
 	Flush() string
 }
 
+// hfTokenizer adapts engine/tokenizer to Tokenizer.
+type hfTokenizer struct{ t *tokenizer.Tokenizer }
+
 func loadTokenizer(path string) (Tokenizer, error) {
-	return nil, errors.New("tokenizer support is not built yet")
+	t, err := tokenizer.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return hfTokenizer{t}, nil
+}
+
+func (h hfTokenizer) Encode(text string, addSpecial bool) ([]int, error) {
+	enc, err := h.t.Encode(text, addSpecial)
+	if err != nil {
+		return nil, err
+	}
+	return enc.IDs, nil
+}
+
+func (h hfTokenizer) Decode(ids []int) string { return h.t.Decode(ids, true) }
+
+func (h hfTokenizer) NewStreamDecoder() StreamDecoder { return &prefixStream{decode: h.Decode} }
+
+// prefixStream decodes the whole sequence after every token and reports
+// what was appended, as Hugging Face's TextStreamer does: the decoders see
+// exactly what a full decode sees (leading-space rules, byte fallback), and
+// text ending in an incomplete UTF-8 sequence (decoded as U+FFFD) is held
+// back until the next token completes it.
+type prefixStream struct {
+	decode  func([]int) string
+	ids     []int
+	emitted string
+}
+
+func (s *prefixStream) Next(id int) string {
+	s.ids = append(s.ids, id)
+	text := s.decode(s.ids)
+	if strings.HasSuffix(text, string(utf8.RuneError)) {
+		return ""
+	}
+	return s.advance(text)
+}
+
+func (s *prefixStream) Flush() string { return s.advance(s.decode(s.ids)) }
+
+func (s *prefixStream) advance(text string) string {
+	if !strings.HasPrefix(text, s.emitted) {
+		// A decoder rewrote earlier text (rare); report nothing new rather
+		// than repeat it.
+		return ""
+	}
+	piece := text[len(s.emitted):]
+	s.emitted = text
+	return piece
 }
