@@ -1,0 +1,439 @@
+// Package bench measures a strata model package the way the ULS paper's
+// Table 4 does: decode throughput per speedup ratio and batch size, next to
+// the ideal speedup the schedule allows (weight bytes read per decode step)
+// and, when the package has model_full.onnx, next to one monolithic graph of
+// the same model, which shows what running one session per layer costs.
+//
+// Every configuration decodes the same deterministic prompts (random ids from
+// a fixed seed) greedily with end-of-sequence disabled, so every row
+// generates exactly Options.Gen tokens. Repetitions are interleaved (one
+// round runs every configuration once), so slow drift on a shared machine
+// hits all configurations alike; figures are medians over the rounds, and
+// ratios (speedup, overhead) are medians of the per-round ratios.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/strata-llm/strata/engine"
+	"github.com/strata-llm/strata/engine/ort"
+	"github.com/strata-llm/strata/models/manifest"
+)
+
+// Options configure a benchmark run.
+type Options struct {
+	// Model is the package directory.
+	Model string
+	// Ratios are the speedup ratios to measure; full depth (1) is always
+	// measured, as the baseline of the speedups.
+	Ratios []float64
+	// Batches are the batch sizes.
+	Batches []int
+	// Schedule is the schedule rule: uls (default), balanced, top or bottom.
+	Schedule string
+	// PromptLen and Gen are the prompt length and the new tokens per row.
+	PromptLen, Gen int
+	// Reps rounds are measured after Warmup unmeasured rounds.
+	Reps, Warmup int
+	// Device, Threads and ORTLib are passed to engine.Load.
+	Device  string
+	Threads int
+	ORTLib  string
+	// Seed picks the prompts.
+	Seed uint64
+	// NoMono skips the monolithic graph even when the package has one.
+	NoMono bool
+	// Progress, when set, receives one line per measured run.
+	Progress func(line string)
+}
+
+// Defaults for Options fields left zero.
+const (
+	DefaultPromptLen = 64
+	DefaultGen       = 32
+	DefaultReps      = 3
+	DefaultSeed      = 20240410
+)
+
+// Row is one ratio × batch measurement; its JSON field names are the
+// `strata bench --json` contract (DESIGN.md §5).
+type Row struct {
+	Ratio      float64 `json:"ratio"`
+	Schedule   string  `json:"schedule"`
+	Batch      int     `json:"batch"`
+	KeptLayers []int   `json:"kept_layers"`
+	PrefillTPS float64 `json:"prefill_tps"`
+	DecodeTPS  float64 `json:"decode_tps"`
+	TTFTMillis float64 `json:"ttft_ms"`
+	// Speedup is decode tokens/s over full depth at the same batch (the
+	// median of the per-round ratios).
+	Speedup float64 `json:"speedup"`
+	// IdealSpeedup is the weight-bytes ratio (see IdealSpeedup).
+	IdealSpeedup float64 `json:"ideal_speedup"`
+	// Efficiency is Speedup / IdealSpeedup.
+	Efficiency float64 `json:"efficiency"`
+	KVBytes    int64   `json:"kv_bytes"`
+	// MonoDecodeTPS and OverheadPct are set on full-depth rows when the
+	// package has a monolithic graph: its decode tokens/s and how much
+	// slower per-layer decoding is, in percent of it (negative: faster).
+	MonoDecodeTPS *float64 `json:"mono_decode_tps,omitempty"`
+	OverheadPct   *float64 `json:"overhead_pct,omitempty"`
+}
+
+// Report is the outcome of Run.
+type Report struct {
+	// Rows are sorted by batch, then ratio.
+	Rows []Row
+	// Notes explain skipped ratios and anything else worth reading.
+	Notes []string
+	// Manifest is the measured package's manifest.
+	Manifest *manifest.Manifest
+	// Options are the options the run used, defaults filled in.
+	Options Options
+	// ORTVersion is the ONNX Runtime version that ran the graphs.
+	ORTVersion string
+}
+
+func (o *Options) normalize() error {
+	if o.Model == "" {
+		return errors.New("no model package given")
+	}
+	if o.Schedule == "" {
+		o.Schedule = "uls"
+	}
+	switch o.Schedule {
+	case "uls", "balanced", "top", "bottom":
+	default:
+		return fmt.Errorf("schedule %q: bench measures a rule over ratios, one of uls, balanced, top, bottom", o.Schedule)
+	}
+	if len(o.Ratios) == 0 {
+		o.Ratios = []float64{1, 2, 3, 5}
+	}
+	for _, r := range o.Ratios {
+		if math.IsNaN(r) || math.IsInf(r, 0) || r < 1 {
+			return fmt.Errorf("ratio %g: must be at least 1", r)
+		}
+	}
+	if !slices.Contains(o.Ratios, 1) {
+		o.Ratios = append([]float64{1}, o.Ratios...)
+	}
+	slices.Sort(o.Ratios)
+	o.Ratios = slices.Compact(o.Ratios)
+	if len(o.Batches) == 0 {
+		o.Batches = []int{1, 2, 8}
+	}
+	for _, b := range o.Batches {
+		if b < 1 {
+			return fmt.Errorf("batch size %d: must be at least 1", b)
+		}
+	}
+	slices.Sort(o.Batches)
+	o.Batches = slices.Compact(o.Batches)
+	if o.PromptLen == 0 {
+		o.PromptLen = DefaultPromptLen
+	}
+	if o.Gen == 0 {
+		o.Gen = DefaultGen
+	}
+	if o.Reps == 0 {
+		o.Reps = DefaultReps
+	}
+	if o.Seed == 0 {
+		o.Seed = DefaultSeed
+	}
+	switch {
+	case o.PromptLen < 1:
+		return fmt.Errorf("prompt length %d: must be at least 1", o.PromptLen)
+	case o.Gen < 2:
+		return fmt.Errorf("generated tokens %d: must be at least 2 (the first token comes from prefill)", o.Gen)
+	case o.Reps < 1:
+		return fmt.Errorf("repetitions %d: must be at least 1", o.Reps)
+	case o.Warmup < 0:
+		return fmt.Errorf("warm-up rounds %d: must be ≥ 0", o.Warmup)
+	case o.Threads < 0:
+		return fmt.Errorf("threads %d: must be ≥ 0", o.Threads)
+	}
+	return nil
+}
+
+// config is one measured configuration; mono configurations run the
+// monolithic graph at full depth.
+type config struct {
+	ratio    float64
+	batch    int
+	schedule engine.Schedule
+	mono     bool
+}
+
+// sample is one measured run.
+type sample struct {
+	prefillTPS, decodeTPS, ttftMillis float64
+	kvBytes                           int64
+	tokens                            [][]int // per row, the generated ids
+}
+
+// Run measures the package. It loads the package once (and its monolithic
+// graph when present), then runs Warmup + Reps rounds of every configuration.
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	if err := opts.normalize(); err != nil {
+		return nil, err
+	}
+	maxBatch := slices.Max(opts.Batches)
+	m, err := engine.Load(opts.Model, engine.Options{Device: opts.Device, Threads: opts.Threads, ORTLib: opts.ORTLib, MaxBatch: maxBatch})
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	man := m.Manifest
+	if need := opts.PromptLen + opts.Gen; need > man.MaxSeqLen {
+		return nil, fmt.Errorf("prompt length %d + %d new tokens exceeds the package's max_seq_len %d", opts.PromptLen, opts.Gen, man.MaxSeqLen)
+	}
+	// Disable end-of-sequence so every row decodes exactly Gen tokens: the
+	// benchmark owns this Model, and the engine reads the EOS ids from it.
+	man.EOSIDs = nil
+
+	rep := &Report{Manifest: man, Options: opts, ORTVersion: ort.LoadedVersion()}
+	var configs []config
+	for _, b := range opts.Batches {
+		for _, r := range opts.Ratios {
+			s, err := m.ResolveSchedule(opts.Schedule, r)
+			if err != nil {
+				if r == math.Trunc(r) && man.NumLayers/int(r) < 2 {
+					if b == opts.Batches[0] {
+						rep.Notes = append(rep.Notes, fmt.Sprintf("ratio %g skipped: it leaves %d of %d layers; at least 2 must remain", r, man.NumLayers/int(r), man.NumLayers))
+					}
+					continue
+				}
+				return nil, fmt.Errorf("ratio %g: %w", r, err)
+			}
+			configs = append(configs, config{ratio: r, batch: b, schedule: s})
+		}
+	}
+
+	var mono *monoModel
+	if man.Files.Full != "" && !opts.NoMono {
+		path, err := manifest.Resolve(opts.Model, man.Files.Full)
+		if err != nil {
+			return nil, err
+		}
+		if mono, err = openMono(path, man, ort.Options{Device: opts.Device, Threads: opts.Threads}); err != nil {
+			return nil, err
+		}
+		defer mono.close()
+		var withMono []config
+		for _, b := range opts.Batches {
+			withMono = append(withMono, config{ratio: 1, batch: b, mono: true})
+			for _, c := range configs {
+				if c.batch == b {
+					withMono = append(withMono, c)
+				}
+			}
+		}
+		configs = withMono
+	} else if man.Files.Full == "" {
+		rep.Notes = append(rep.Notes, "the package has no model_full.onnx (export with --full): no monolithic comparison")
+	}
+
+	prompts := Prompts(opts.Seed, maxBatch, opts.PromptLen, man.VocabSize)
+	samples := make([][]sample, len(configs))
+	for round := -opts.Warmup; round < opts.Reps; round++ {
+		for i, c := range configs {
+			var s sample
+			if c.mono {
+				s, err = mono.run(ctx, prompts[:c.batch], opts.Gen)
+			} else {
+				s, err = runEngine(ctx, m, c, prompts[:c.batch], opts)
+			}
+			if err != nil {
+				return nil, err
+			}
+			if round < 0 {
+				continue
+			}
+			samples[i] = append(samples[i], s)
+			if opts.Progress != nil {
+				what := fmt.Sprintf("%s ratio %g", opts.Schedule, c.ratio)
+				if c.mono {
+					what = "monolithic"
+				}
+				opts.Progress(fmt.Sprintf("round %d/%d batch %d %s: prefill %.1f tok/s, decode %.2f tok/s, ttft %.0f ms",
+					round+1, opts.Reps, c.batch, what, s.prefillTPS, s.decodeTPS, s.ttftMillis))
+			}
+		}
+	}
+	rep.Notes = append(rep.Notes, compareMono(configs, samples)...)
+	rep.Rows, err = summarize(man, configs, samples, opts.Schedule)
+	if err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// Prompts returns n deterministic prompts of length promptLen with ids drawn
+// uniformly from the vocabulary.
+func Prompts(seed uint64, n, promptLen, vocab int) [][]int {
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	out := make([][]int, n)
+	for b := range out {
+		out[b] = make([]int, promptLen)
+		for i := range out[b] {
+			out[b][i] = rng.IntN(vocab)
+		}
+	}
+	return out
+}
+
+// runEngine decodes one batch with the per-layer engine.
+func runEngine(ctx context.Context, m *engine.Model, c config, prompts [][]int, opts Options) (sample, error) {
+	reqs := make([]engine.Request, len(prompts))
+	for b, p := range prompts {
+		reqs[b] = engine.Request{PromptIDs: p, MaxTokens: opts.Gen, Schedule: opts.Schedule, Speedup: c.ratio}
+	}
+	res, err := m.GenerateBatch(ctx, reqs, nil)
+	if err != nil {
+		return sample{}, fmt.Errorf("batch %d ratio %g: %w", c.batch, c.ratio, err)
+	}
+	for b, r := range res {
+		if r.StopReason != engine.StopMaxTokens || len(r.TokenIDs) != opts.Gen {
+			return sample{}, fmt.Errorf("batch %d ratio %g: row %d stopped after %d of %d tokens (%s); the measurement would not be comparable",
+				c.batch, c.ratio, b, len(r.TokenIDs), opts.Gen, r.StopReason)
+		}
+		if !slices.Equal(r.KeptLayers, c.schedule.Layers) {
+			return sample{}, fmt.Errorf("batch %d ratio %g: the engine decoded layers %v, expected %v", c.batch, c.ratio, r.KeptLayers, c.schedule.Layers)
+		}
+	}
+	st := res[0].Stats
+	tokens := make([][]int, len(res))
+	for b, r := range res {
+		tokens[b] = r.TokenIDs
+	}
+	if st.BatchSize != c.batch {
+		return sample{}, fmt.Errorf("batch %d ratio %g: the engine decoded batches of %d", c.batch, c.ratio, st.BatchSize)
+	}
+	return sample{prefillTPS: st.PrefillTPS, decodeTPS: st.DecodeTPS, ttftMillis: st.TTFTMillis, kvBytes: st.KVBytes, tokens: tokens}, nil
+}
+
+// compareMono checks that the monolithic graph generated the same tokens as
+// the per-layer engine at full depth (same weights, same greedy decoding);
+// a difference means the two measurements did not do the same work.
+func compareMono(configs []config, samples [][]sample) []string {
+	var notes []string
+	for i, c := range configs {
+		if !c.mono {
+			continue
+		}
+		for j, f := range configs {
+			if f.mono || f.ratio != 1 || f.batch != c.batch {
+				continue
+			}
+			for k := range samples[i] {
+				if !slices.EqualFunc(samples[i][k].tokens, samples[j][k].tokens, slices.Equal) {
+					notes = append(notes, fmt.Sprintf("batch %d: the monolithic graph generated other tokens than the per-layer engine at full depth (round %d)", c.batch, k+1))
+					break
+				}
+			}
+		}
+	}
+	return notes
+}
+
+// summarize turns the samples into rows: medians per configuration, and
+// speedup and overhead as medians of the per-round ratios.
+func summarize(man *manifest.Manifest, configs []config, samples [][]sample, schedule string) ([]Row, error) {
+	full := map[int][]sample{} // per batch: the full-depth engine samples
+	mono := map[int][]sample{}
+	for i, c := range configs {
+		switch {
+		case c.mono:
+			mono[c.batch] = samples[i]
+		case c.ratio == 1:
+			full[c.batch] = samples[i]
+		}
+	}
+	var rows []Row
+	for i, c := range configs {
+		if c.mono {
+			continue
+		}
+		ss := samples[i]
+		ideal, err := IdealSpeedup(man, len(c.schedule.Layers), c.batch)
+		if err != nil {
+			return nil, err
+		}
+		row := Row{
+			Ratio: c.ratio, Schedule: schedule, Batch: c.batch, KeptLayers: c.schedule.Layers,
+			PrefillTPS:   Median(field(ss, func(s sample) float64 { return s.prefillTPS })),
+			DecodeTPS:    Median(field(ss, func(s sample) float64 { return s.decodeTPS })),
+			TTFTMillis:   Median(field(ss, func(s sample) float64 { return s.ttftMillis })),
+			KVBytes:      ss[len(ss)-1].kvBytes,
+			IdealSpeedup: ideal,
+		}
+		base := full[c.batch]
+		ratios := make([]float64, len(ss))
+		for k := range ss {
+			ratios[k] = ss[k].decodeTPS / base[k].decodeTPS
+		}
+		row.Speedup = Median(ratios)
+		row.Efficiency = row.Speedup / ideal
+		if ms, ok := mono[c.batch]; ok && c.ratio == 1 {
+			tps := Median(field(ms, func(s sample) float64 { return s.decodeTPS }))
+			over := make([]float64, len(ss))
+			for k := range ss {
+				over[k] = 100 * (1 - ss[k].decodeTPS/ms[k].decodeTPS)
+			}
+			pct := Median(over)
+			row.MonoDecodeTPS, row.OverheadPct = &tps, &pct
+		}
+		rows = append(rows, row)
+	}
+	slices.SortStableFunc(rows, func(a, b Row) int {
+		if a.Batch != b.Batch {
+			return a.Batch - b.Batch
+		}
+		switch {
+		case a.Ratio < b.Ratio:
+			return -1
+		case a.Ratio > b.Ratio:
+			return 1
+		}
+		return 0
+	})
+	return rows, nil
+}
+
+func field(ss []sample, f func(sample) float64) []float64 {
+	out := make([]float64, len(ss))
+	for i, s := range ss {
+		out[i] = f(s)
+	}
+	return out
+}
+
+// Median returns the median of xs (the mean of the two middle values for an
+// even count); NaN for none. xs is not modified.
+func Median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// describeModel is a one-line description of the package for reports.
+func describeModel(dir string, m *manifest.Manifest) string {
+	return fmt.Sprintf("%s: %s, %d layers, hidden %d, %d heads / %d KV heads, intermediate %d, vocab %d, %s, max_seq_len %d",
+		filepath.Base(strings.TrimRight(dir, "/")), m.Architecture, m.NumLayers, m.HiddenSize, m.NumHeads, m.NumKVHeads,
+		m.IntermediateSize, m.VocabSize, m.DType, m.MaxSeqLen)
+}

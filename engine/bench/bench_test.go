@@ -1,0 +1,296 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/strata-llm/strata/engine/ort"
+	"github.com/strata-llm/strata/models/llama"
+	"github.com/strata-llm/strata/models/manifest"
+)
+
+func smallManifest(dtype string) *manifest.Manifest {
+	return &manifest.Manifest{NumLayers: 4, HiddenSize: 64, NumHeads: 4, NumKVHeads: 2, HeadDim: 16,
+		IntermediateSize: 128, VocabSize: 100, DType: dtype}
+}
+
+// The byte counts below are worked out by hand from the shapes:
+// q 64×64, k and v 32×64, o 64×64, gate and up 128×64, down 64×128,
+// two norms of 64 float32, head 100×64 plus a norm, embedding rows of 64.
+func TestIdealSpeedupByHand(t *testing.T) {
+	fp32 := smallManifest("fp32")
+	for _, c := range []struct {
+		name string
+		got  func() (int64, error)
+		want int64
+	}{
+		{"fp32 layer", func() (int64, error) { return LayerBytes(fp32) }, 36864*4 + 512},
+		{"fp32 head", func() (int64, error) { return HeadBytes(fp32) }, 25600 + 256},
+		{"fp16 layer (float32 at run time)", func() (int64, error) { return LayerBytes(smallManifest("fp16")) }, 36864*4 + 512},
+		// int4: 20 bytes (16 of codes, one float32 scale) per block of 32 along K.
+		{"int4 layer", func() (int64, error) { return LayerBytes(smallManifest("int4")) }, 2560 + 1280 + 1280 + 2560 + 5120 + 5120 + 5120 + 512},
+		{"int4 head", func() (int64, error) { return HeadBytes(smallManifest("int4")) }, 4000 + 256},
+		{"fp32 step, batch 1, 2 layers", func() (int64, error) { return StepBytes(fp32, 2, 1) }, 256 + 2*147968 + 25856},
+	} {
+		got, err := c.got()
+		if err != nil || got != c.want {
+			t.Errorf("%s: got %d, %v; want %d", c.name, got, err, c.want)
+		}
+	}
+	if got := EmbedRowBytes(smallManifest("int4")); got != 128 {
+		t.Errorf("int4 embedding row: got %d bytes, want 128 (float16 table)", got)
+	}
+
+	for _, c := range []struct {
+		dtype       string
+		kept, batch int
+		want        float64
+	}{
+		{"fp32", 2, 1, 617984.0 / 322048.0},
+		{"fp32", 4, 1, 1},
+		{"int4", 2, 8, 99488.0 / 52384.0},
+	} {
+		got, err := IdealSpeedup(smallManifest(c.dtype), c.kept, c.batch)
+		if err != nil || math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("%s kept %d batch %d: ideal %v, %v; want %v", c.dtype, c.kept, c.batch, got, err, c.want)
+		}
+	}
+	// The head and embedding keep the ideal below the layer ratio.
+	if got, _ := IdealSpeedup(fp32, 2, 1); got >= 2 {
+		t.Errorf("ideal speedup %v for half the layers: the head must keep it below 2", got)
+	}
+	for _, bad := range []struct {
+		m           *manifest.Manifest
+		kept, batch int
+	}{{fp32, 0, 1}, {fp32, 5, 1}, {fp32, 2, 0}, {smallManifest("bf16"), 2, 1}} {
+		if _, err := IdealSpeedup(bad.m, bad.kept, bad.batch); err == nil {
+			t.Errorf("IdealSpeedup(%s, %d, %d): no error", bad.m.DType, bad.kept, bad.batch)
+		}
+	}
+}
+
+func TestMedian(t *testing.T) {
+	xs := []float64{5, 1, 3}
+	if got := Median(xs); got != 3 {
+		t.Errorf("median of %v = %v, want 3", xs, got)
+	}
+	if !slices.Equal(xs, []float64{5, 1, 3}) {
+		t.Errorf("Median modified its input: %v", xs)
+	}
+	if got := Median([]float64{4, 1, 3, 10}); got != 3.5 {
+		t.Errorf("median of an even count = %v, want 3.5", got)
+	}
+	if got := Median(nil); !math.IsNaN(got) {
+		t.Errorf("median of nothing = %v, want NaN", got)
+	}
+}
+
+func TestPromptsDeterministic(t *testing.T) {
+	a, b := Prompts(7, 3, 10, 50), Prompts(7, 3, 10, 50)
+	if !reflect.DeepEqual(a, b) {
+		t.Fatal("the same seed gave different prompts")
+	}
+	if reflect.DeepEqual(a[0], a[1]) {
+		t.Error("rows of a batch share a prompt")
+	}
+	for _, row := range a {
+		for _, id := range row {
+			if id < 0 || id >= 50 {
+				t.Fatalf("id %d outside the vocabulary", id)
+			}
+		}
+	}
+}
+
+func TestOptionsErrors(t *testing.T) {
+	for _, o := range []Options{
+		{},
+		{Model: "x", Ratios: []float64{0.5}},
+		{Model: "x", Batches: []int{0}},
+		{Model: "x", Schedule: "layers:0,1"},
+		{Model: "x", Gen: 1},
+		{Model: "x", Reps: -1},
+	} {
+		if _, err := Run(context.Background(), o); err == nil {
+			t.Errorf("Run(%+v): no error", o)
+		}
+	}
+	if _, err := Run(context.Background(), Options{Model: filepath.Join(t.TempDir(), "missing")}); err == nil {
+		t.Error("Run on a missing package: no error")
+	}
+}
+
+func fptr(v float64) *float64 { return &v }
+
+func TestReportShape(t *testing.T) {
+	rep := &Report{
+		Manifest: smallManifest("fp32"),
+		Options:  Options{Model: "/tmp/pkg", Schedule: "uls", PromptLen: 8, Gen: 4, Reps: 3},
+		Rows: []Row{
+			{Ratio: 1, Schedule: "uls", Batch: 1, KeptLayers: []int{0, 1, 2, 3}, DecodeTPS: 10, Speedup: 1, IdealSpeedup: 1, Efficiency: 1,
+				MonoDecodeTPS: fptr(11), OverheadPct: fptr(9.1)},
+			{Ratio: 2, Schedule: "uls", Batch: 1, KeptLayers: []int{0, 3}, DecodeTPS: 18, Speedup: 1.8, IdealSpeedup: 1.9, Efficiency: 1.8 / 1.9},
+			{Ratio: 1, Schedule: "uls", Batch: 8, KeptLayers: []int{0, 1, 2, 3}, DecodeTPS: 50, Speedup: 1, IdealSpeedup: 1, Efficiency: 1},
+		},
+		Notes: []string{"ratio 5 skipped"},
+	}
+	var js bytes.Buffer
+	if err := WriteJSON(&js, rep.Rows); err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(js.Bytes(), &rows); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"ratio", "schedule", "batch", "kept_layers", "prefill_tps", "decode_tps", "ttft_ms", "speedup", "ideal_speedup", "efficiency", "kv_bytes"}
+	for i, r := range rows {
+		for _, k := range want {
+			if _, ok := r[k]; !ok {
+				t.Errorf("row %d lacks %q", i, k)
+			}
+		}
+		_, mono := r["mono_decode_tps"]
+		_, over := r["overhead_pct"]
+		if mono != (i == 0) || over != (i == 0) {
+			t.Errorf("row %d: mono_decode_tps present %v, overhead_pct present %v; want both only on the first row", i, mono, over)
+		}
+	}
+
+	var md bytes.Buffer
+	if err := WriteMarkdown(&md, rep); err != nil {
+		t.Fatal(err)
+	}
+	text := md.String()
+	for _, s := range []string{"| batch | full | 2× |", "| 1 | 10.00 | 18.00 (1.80×) |", "| 8 | 50.00 | – |", "| 1 | 1 | 4 |", "+9.1", "Note: ratio 5 skipped"} {
+		if !strings.Contains(text, s) {
+			t.Errorf("markdown lacks %q:\n%s", s, text)
+		}
+	}
+	var txt bytes.Buffer
+	if err := WriteText(&txt, rep); err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(txt.String(), "\n"); lines != 1+len(rep.Rows)+len(rep.Notes) {
+		t.Errorf("text table has %d lines:\n%s", lines, txt.String())
+	}
+	png := filepath.Join(t.TempDir(), "plot.png")
+	if err := WritePlot(png, rep); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(png)
+	if err != nil || !bytes.HasPrefix(data, []byte("\x89PNG")) {
+		t.Errorf("plot is not a PNG (%v)", err)
+	}
+}
+
+// writePackage writes a tiny package with model_full.onnx.
+func writePackage(t *testing.T) string {
+	t.Helper()
+	if err := ort.Init(""); err != nil {
+		t.Fatalf("ONNX Runtime is required (set %s): %v", ort.EnvLibrary, err)
+	}
+	cfg := llama.Config{ModelType: "llama", NumLayers: 4, HiddenSize: 64, NumHeads: 4, NumKVHeads: 2, HeadDim: 16,
+		IntermediateSize: 96, VocabSize: 101, MaxPositionEmbeddings: 64, RopeTheta: 10000, RMSNormEps: 1e-5,
+		BOSID: 1, EOSIDs: []int{2}}
+	src := llama.RandomWeights(cfg, 3)
+	dir := t.TempDir()
+	opts := llama.GraphOptions{DType: "fp32", MaxSeqLen: 32}
+	man := cfg.Manifest()
+	man.DType, man.MaxSeqLen = "fp32", 32
+	base := func(p string, err error) string {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Base(p)
+	}
+	man.Files.Embed = base(llama.WriteEmbed(dir, cfg, src, opts))
+	for i := 0; i < cfg.NumLayers; i++ {
+		man.Files.Layers = append(man.Files.Layers, base(llama.WriteLayer(dir, cfg, i, src, opts)))
+	}
+	man.Files.Head = base(llama.WriteHead(dir, cfg, src, opts))
+	man.Files.Full = base(llama.WriteFull(dir, cfg, src, opts))
+	if err := man.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestRunSmallPackage(t *testing.T) {
+	dir := writePackage(t)
+	var progress []string
+	rep, err := Run(context.Background(), Options{Model: dir, Ratios: []float64{2, 5}, Batches: []int{2, 1},
+		PromptLen: 5, Gen: 20, Reps: 2, Threads: 1, Progress: func(s string) { progress = append(progress, s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Ratio 1 is added as the baseline, 5 leaves 0 of 4 layers and is skipped.
+	type key struct {
+		batch int
+		ratio float64
+	}
+	var got []key
+	for _, r := range rep.Rows {
+		got = append(got, key{r.Batch, r.Ratio})
+	}
+	if want := []key{{1, 1}, {1, 2}, {2, 1}, {2, 2}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("rows %v, want %v", got, want)
+	}
+	// The notes would also say so if the monolithic graph decoded other tokens.
+	if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "ratio 5 skipped") {
+		t.Errorf("notes %q: want one note, on ratio 5", rep.Notes)
+	}
+	// 2 rounds × (2 batches × 2 ratios + 2 monolithic runs).
+	if len(progress) != 12 {
+		t.Errorf("%d progress lines, want 12", len(progress))
+	}
+	for _, r := range rep.Rows {
+		if !(r.DecodeTPS > 0 && r.PrefillTPS > 0 && r.TTFTMillis > 0 && r.Speedup > 0) {
+			t.Errorf("row %+v: non-positive measurement", r)
+		}
+		if r.Efficiency != r.Speedup/r.IdealSpeedup {
+			t.Errorf("row %+v: efficiency is not speedup/ideal", r)
+		}
+		switch r.Ratio {
+		case 1:
+			if r.Speedup != 1 || r.IdealSpeedup != 1 || len(r.KeptLayers) != 4 {
+				t.Errorf("full-depth row %+v", r)
+			}
+			if r.MonoDecodeTPS == nil || *r.MonoDecodeTPS <= 0 || r.OverheadPct == nil {
+				t.Errorf("full-depth row lacks the monolithic comparison: %+v", r)
+			}
+		case 2:
+			if !slices.Equal(r.KeptLayers, []int{0, 3}) || r.MonoDecodeTPS != nil {
+				t.Errorf("ratio 2 row %+v", r)
+			}
+			if r.IdealSpeedup <= 1 || r.IdealSpeedup >= 2 {
+				t.Errorf("ratio 2 ideal speedup %v, want in (1, 2)", r.IdealSpeedup)
+			}
+		}
+		// KV: one pair per kept layer per row, plus a one-row scratch pair when layers are skipped.
+		pair := int64(2 * 4 * 2 * 32 * 16)
+		want := int64(r.Batch) * pair * int64(len(r.KeptLayers))
+		if len(r.KeptLayers) < 4 {
+			want += pair
+		}
+		if r.KVBytes != want {
+			t.Errorf("batch %d ratio %g: kv_bytes %d, want %d", r.Batch, r.Ratio, r.KVBytes, want)
+		}
+	}
+
+	if _, err := Run(context.Background(), Options{Model: dir, PromptLen: 30, Gen: 5}); err == nil || !strings.Contains(err.Error(), "max_seq_len") {
+		t.Errorf("prompt + gen beyond max_seq_len: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Run(ctx, Options{Model: dir, Ratios: []float64{1}, Batches: []int{1}, PromptLen: 4, Gen: 4, Reps: 1}); err == nil {
+		t.Error("a cancelled context: no error")
+	}
+}
