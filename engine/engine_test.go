@@ -380,3 +380,45 @@ func TestLoadRejectsEscapingPaths(t *testing.T) {
 		t.Errorf("Load with an escaping path: %v", err)
 	}
 }
+
+func TestManifestMustMatchGraphs(t *testing.T) {
+	dir, _, _ := testPackage(t)
+	tests := []struct {
+		name   string
+		edit   func(*manifest.Manifest)
+		want   string
+		atLoad bool
+	}{
+		{"kv heads", func(m *manifest.Manifest) { m.NumKVHeads, m.NumHeads = 4, 4 }, "past_key", true},
+		{"hidden size", func(m *manifest.Manifest) { m.HiddenSize = 128 }, "hidden", true},
+		{"huge max_seq_len", func(m *manifest.Manifest) { m.MaxSeqLen = 1 << 22 }, "KV cache for batch 8", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := t.TempDir()
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				data, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+				os.WriteFile(filepath.Join(bad, e.Name()), data, 0o644)
+			}
+			man, err := manifest.Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.edit(man)
+			man.Save(bad)
+			m, err := Load(bad, Options{})
+			if !tc.atLoad && err == nil {
+				var reqs []Request
+				for i := 0; i < 8; i++ {
+					reqs = append(reqs, Request{PromptIDs: []int{1, 2}, MaxTokens: 1})
+				}
+				_, err = m.GenerateBatch(context.Background(), reqs, nil)
+				m.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -388,6 +388,9 @@ func (m *Model) decodeBatch(ctx context.Context, seqs []*sequence, onToken func(
 }
 
 func (m *Model) newExecutor(batch int, kept []int) (executor, error) {
+	if err := m.checkKVMemory(batch, Schedule{Layers: kept}); err != nil {
+		return nil, err
+	}
 	if m.dev != nil {
 		return m.dev.newExecutor(batch, kept)
 	}

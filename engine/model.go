@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
 
 	ortgo "github.com/yalue/onnxruntime_go"
@@ -58,7 +60,7 @@ type Model struct {
 }
 
 // Load opens the package in dir.
-func Load(dir string, opts Options) (m *Model, err error) {
+func Load(dir string, opts Options) (*Model, error) {
 	if opts.Device == "" {
 		opts.Device = "cpu"
 	}
@@ -72,7 +74,7 @@ func Load(dir string, opts Options) (m *Model, err error) {
 	if err != nil {
 		return nil, err
 	}
-	m = &Model{Manifest: man, dir: dir, opts: opts}
+	m := &Model{Manifest: man, dir: dir, opts: opts}
 	spec := opts.Schedule
 	if spec == "" {
 		spec = man.ULS.DefaultSchedule
@@ -109,37 +111,43 @@ func Load(dir string, opts Options) (m *Model, err error) {
 	if err := ort.Init(opts.ORTLib); err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			m.release()
-		}
-	}()
-	if opts.Device != "cpu" || opts.DeviceResident {
-		lib, err := ort.Initialized(opts.ORTLib)
-		if err != nil {
-			return nil, err
-		}
-		if m.dev, err = openDevice(lib.Path, opts, man, embedPath, layerPaths, headPath); err != nil {
-			return nil, err
-		}
-		return m, nil
+	if err := checkLayerShapes(layerPaths[0], man); err != nil {
+		return nil, fmt.Errorf("model package %s: %w", dir, err)
 	}
-	so := ort.Options{Device: opts.Device, Threads: opts.Threads}
-	if m.embed, err = ort.NewSession(embedPath, embedInputs, embedOutputs, so); err != nil {
-		return nil, err
-	}
-	for _, p := range layerPaths {
-		s, err := ort.NewSession(p, layerInputs, layerOutputs, so)
-		if err != nil {
-			return nil, err
-		}
-		m.layers = append(m.layers, s)
-	}
-	if m.head, err = ort.NewSession(headPath, headInputs, headOutputs, so); err != nil {
+	if err := m.openSessions(embedPath, layerPaths, headPath); err != nil {
+		m.release()
 		return nil, err
 	}
 	slog.Debug("loaded model package", "dir", dir, "layers", man.NumLayers, "dtype", man.DType, "device", opts.Device, "schedule", m.schedule.String())
 	return m, nil
+}
+
+// openSessions opens one session per graph: through onnxruntime_go for the
+// host path, through engine/ortdev for the device-resident one.
+func (m *Model) openSessions(embedPath string, layerPaths []string, headPath string) error {
+	opts := m.opts
+	if opts.Device != "cpu" || opts.DeviceResident {
+		lib, err := ort.Initialized(opts.ORTLib)
+		if err != nil {
+			return err
+		}
+		m.dev, err = openDevice(lib.Path, opts, m.Manifest, embedPath, layerPaths, headPath)
+		return err
+	}
+	so := ort.Options{Device: opts.Device, Threads: opts.Threads}
+	var err error
+	if m.embed, err = ort.NewSession(embedPath, embedInputs, embedOutputs, so); err != nil {
+		return err
+	}
+	for _, p := range layerPaths {
+		s, err := ort.NewSession(p, layerInputs, layerOutputs, so)
+		if err != nil {
+			return err
+		}
+		m.layers = append(m.layers, s)
+	}
+	m.head, err = ort.NewSession(headPath, headInputs, headOutputs, so)
+	return err
 }
 
 // ErrClosed is returned by calls on a closed Model.
@@ -202,4 +210,67 @@ func (m *Model) KVBytes(batch int, s Schedule) int64 {
 		n += pair
 	}
 	return n
+}
+
+// checkLayerShapes compares a layer graph's declared inputs with the
+// manifest, so that a manifest that lies about sizes is caught before the
+// KV buffers it describes are allocated.
+func checkLayerShapes(path string, man *manifest.Manifest) error {
+	inputs, _, err := ortgo.GetInputOutputInfo(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %s", path, strings.Join(strings.Fields(err.Error()), " "))
+	}
+	want := map[string][]int64{
+		inHidden:    {-1, -1, int64(man.HiddenSize)},
+		inPastKey:   {-1, int64(man.NumKVHeads), -1, int64(man.HeadDim)},
+		inPastValue: {-1, int64(man.NumKVHeads), -1, int64(man.HeadDim)},
+	}
+	found := 0
+	for _, in := range inputs {
+		w, ok := want[in.Name]
+		if !ok {
+			continue
+		}
+		found++
+		dims := in.Dimensions
+		if len(dims) != len(w) {
+			return fmt.Errorf("%s input %s has %d dimensions, the manifest implies %d", path, in.Name, len(dims), len(w))
+		}
+		for i := range w {
+			if w[i] >= 0 && dims[i] >= 0 && dims[i] != w[i] {
+				return fmt.Errorf("%s input %s has shape %v, the manifest says dimension %d is %d", path, in.Name, dims, i, w[i])
+			}
+		}
+	}
+	if found != len(want) {
+		return fmt.Errorf("%s lacks the inputs of a strata layer graph (hidden, past_key, past_value)", path)
+	}
+	return nil
+}
+
+// availableMemory returns MemAvailable from /proc/meminfo, or 0 if unknown.
+func availableMemory() int64 {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), &kb)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// checkKVMemory refuses a batch whose KV cache would not fit in memory.
+func (m *Model) checkKVMemory(batch int, s Schedule) error {
+	need := m.KVBytes(batch, s)
+	avail := availableMemory()
+	if avail > 0 && need > avail*9/10 {
+		return fmt.Errorf("the KV cache for batch %d at max_seq_len %d needs %.1f GiB but only %.1f GiB of memory is available; lower the batch size or export with a smaller --max-seq-len",
+			batch, m.Manifest.MaxSeqLen, float64(need)/(1<<30), float64(avail)/(1<<30))
+	}
+	return nil
 }
