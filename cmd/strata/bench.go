@@ -1,7 +1,121 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/strata-llm/strata/engine/bench"
+)
 
 func benchCommand() *cli.Command {
-	return &cli.Command{Name: "bench", Usage: "(not built yet)", Action: notBuilt("bench")}
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "measure prefill/decode throughput per speedup ratio and batch size",
+		Description: "Runs deterministic prompts (random ids from --seed) greedily with end-of-sequence disabled,\n" +
+			"so every row generates exactly --gen tokens, for every ratio × batch size, --warmup unmeasured\n" +
+			"and --reps measured rounds, and prints medians: prefill and decode tokens/s, time to first\n" +
+			"token, KV memory, the decode speedup over full depth at the same batch, the ideal speedup\n" +
+			"(weight bytes per decode step) and their ratio. With model_full.onnx in the package, the\n" +
+			"full-depth rows also show the monolithic graph's decode tokens/s and the per-layer overhead.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "model", Usage: "model package directory", Required: true},
+			&cli.StringFlag{Name: "ratios", Value: "1,2,3,5", Usage: "speedup ratios (full depth is always measured)"},
+			&cli.StringFlag{Name: "batch", Value: "1,2,8", Usage: "batch sizes"},
+			&cli.StringFlag{Name: "schedule", Value: "uls", Usage: "schedule rule: uls, balanced, top or bottom"},
+			&cli.IntFlag{Name: "prompt-len", Value: bench.DefaultPromptLen, Usage: "prompt tokens per row"},
+			&cli.IntFlag{Name: "gen", Value: bench.DefaultGen, Usage: "new tokens per row"},
+			&cli.IntFlag{Name: "reps", Value: bench.DefaultReps, Usage: "measured rounds (medians are reported)"},
+			&cli.IntFlag{Name: "warmup", Value: 1, Usage: "unmeasured rounds first"},
+			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "execution provider: cpu, cuda or webgpu"},
+			&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads per session (0: its default)"},
+			&cli.Uint64Flag{Name: "seed", Value: bench.DefaultSeed, Usage: "seed of the prompt ids"},
+			&cli.BoolFlag{Name: "no-mono", Usage: "skip the monolithic model_full.onnx comparison"},
+			&cli.StringFlag{Name: "json", Usage: "write the rows as JSON to `FILE`"},
+			&cli.StringFlag{Name: "markdown", Usage: "write Markdown tables to `FILE`"},
+			&cli.StringFlag{Name: "plot", Usage: "write a PNG of decode tokens/s versus ratio to `FILE`"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a Go CPU profile of the run to `FILE`"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress lines on stderr"},
+		},
+		Action: runBench,
+	}
+}
+
+func runBench(c *cli.Context) error {
+	ratios, err := benchList(c.String("ratios"), "--ratios", func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
+	if err != nil {
+		return err
+	}
+	batches, err := benchList(c.String("batch"), "--batch", strconv.Atoi)
+	if err != nil {
+		return err
+	}
+	opts := bench.Options{
+		Model: c.String("model"), Ratios: ratios, Batches: batches, Schedule: c.String("schedule"),
+		PromptLen: c.Int("prompt-len"), Gen: c.Int("gen"), Reps: c.Int("reps"), Warmup: c.Int("warmup"),
+		Device: c.String("device"), Threads: c.Int("threads"), ORTLib: c.String("ort-lib"),
+		Seed: c.Uint64("seed"), NoMono: c.Bool("no-mono"),
+	}
+	if !c.Bool("quiet") {
+		opts.Progress = func(line string) { fmt.Fprintln(c.App.ErrWriter, "bench:", line) }
+	}
+	if path := c.String("cpuprofile"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	rep, err := bench.Run(c.Context, opts)
+	if err != nil {
+		return err
+	}
+	if err := bench.WriteText(c.App.Writer, rep); err != nil {
+		return err
+	}
+	if path := c.String("json"); path != "" {
+		if err := bench.WriteFile(path, func(w io.Writer) error { return bench.WriteJSON(w, rep.Rows) }); err != nil {
+			return err
+		}
+	}
+	if path := c.String("markdown"); path != "" {
+		if err := bench.WriteFile(path, func(w io.Writer) error { return bench.WriteMarkdown(w, rep) }); err != nil {
+			return err
+		}
+	}
+	if path := c.String("plot"); path != "" {
+		if err := bench.WritePlot(path, rep); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// benchList parses a comma-separated flag value.
+func benchList[T any](value, flag string, parse func(string) (T, error)) ([]T, error) {
+	var out []T
+	for _, f := range strings.Split(value, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		v, err := parse(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q is not a number", flag, f)
+		}
+		out = append(out, v)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: empty list", flag)
+	}
+	return out, nil
 }

@@ -1,0 +1,75 @@
+// Command mkpkg writes the deterministic synthetic checkpoint the benchmarks
+// run on (a realistic LLaMA shape with random weights) and exports it as
+// strata packages, one per dtype, each with model_full.onnx for the
+// monolithic comparison. It calls the same export.Export as `strata export`.
+//
+//	go run ./scripts/bench/mkpkg -dir /tmp/strata-bench -dtypes fp32,int4
+//
+// writes DIR/hf (the checkpoint) and DIR/<dtype> (the packages), skipping
+// any that already exist.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/strata-llm/strata/export"
+	"github.com/strata-llm/strata/export/safetensors"
+	"github.com/strata-llm/strata/export/synth"
+)
+
+// benchSpec is the benchmark shape: 24 layers, hidden 1024, 16 heads over 4
+// KV heads (head size 64), intermediate 2816, vocabulary 32000 (about 340 M
+// parameters), stored bf16 as most released checkpoints are.
+func benchSpec() synth.Spec {
+	return synth.Spec{Family: synth.Llama, Layers: 24, Hidden: 1024, Heads: 16, KVHeads: 4, Intermediate: 2816,
+		Vocab: 32000, MaxPos: 4096, RopeTheta: 10000, NormEps: 1e-5, DType: safetensors.BF16, Shards: 2,
+		Seed: 20240410, BOSID: 1, EOSIDs: []int{2}}
+}
+
+func main() {
+	dir := flag.String("dir", "", "output directory (required)")
+	dtypes := flag.String("dtypes", "fp32,int4", "package dtypes to export")
+	maxSeq := flag.Int("max-seq-len", 512, "KV buffer length of the packages")
+	layers := flag.Int("layers", 0, "override the layer count (0: 24)")
+	flag.Parse()
+	if err := run(*dir, strings.Split(*dtypes, ","), *maxSeq, *layers); err != nil {
+		fmt.Fprintln(os.Stderr, "mkpkg:", err)
+		os.Exit(1)
+	}
+}
+
+func run(dir string, dtypes []string, maxSeq, layers int) error {
+	if dir == "" {
+		return fmt.Errorf("-dir is required")
+	}
+	spec := benchSpec()
+	if layers > 0 {
+		spec.Layers = layers
+	}
+	hfDir := filepath.Join(dir, "hf")
+	if _, err := os.Stat(filepath.Join(hfDir, "config.json")); err != nil {
+		slog.Info("writing synthetic checkpoint", "dir", hfDir, "bytes", spec.Bytes())
+		if err := synth.Write(hfDir, spec); err != nil {
+			return fmt.Errorf("write checkpoint: %w", err)
+		}
+	}
+	for _, dt := range dtypes {
+		out := filepath.Join(dir, dt)
+		if _, err := os.Stat(filepath.Join(out, "manifest.json")); err == nil {
+			slog.Info("package exists", "dir", out)
+			continue
+		}
+		slog.Info("exporting", "dtype", dt, "out", out)
+		err := export.Export(context.Background(), export.Options{In: hfDir, Out: out, DType: dt, MaxSeqLen: maxSeq, Full: true})
+		if err != nil {
+			return fmt.Errorf("export %s: %w", dt, err)
+		}
+	}
+	return nil
+}
