@@ -42,6 +42,14 @@ type bpe struct {
 	byteIDs      [256]int
 	hasByteIDs   bool
 
+	// chunkRune, when not 0, is a word-start marker (SentencePiece's "▁")
+	// that no merge can join to the character before it, except for the
+	// characters in badBefore. Long words are cut before such markers and
+	// the chunks merged separately (and cached), which gives the same
+	// tokens as merging the whole word.
+	chunkRune rune
+	badBefore map[rune]bool
+
 	mu    sync.RWMutex
 	cache map[string][]token
 }
@@ -119,6 +127,7 @@ func newBPE(raw json.RawMessage) (*bpe, error) {
 			m.byteIDs[b] = id
 		}
 	}
+	m.initChunking()
 	pairs, err := parseMerges(cfg.Merges)
 	if err != nil {
 		return nil, fmt.Errorf("model BPE: %w", err)
@@ -207,6 +216,25 @@ func (m *bpe) idToToken(id int) (string, bool) {
 
 func (m *bpe) vocabSize() int { return len(m.vocab) }
 
+// initChunking enables chunked merging for SentencePiece-style vocabularies.
+func (m *bpe) initChunking() {
+	const marker = '▁'
+	if _, ok := m.vocab[string(marker)]; !ok || m.prefix != "" || m.suffix != "" {
+		return
+	}
+	bad := map[rune]bool{}
+	for tok := range m.vocab {
+		prev := rune(-1)
+		for _, r := range tok {
+			if r == marker && prev >= 0 && prev != marker {
+				bad[prev] = true
+			}
+			prev = r
+		}
+	}
+	m.chunkRune, m.badBefore = marker, bad
+}
+
 func (m *bpe) tokenize(piece string) []token {
 	if piece == "" {
 		return nil
@@ -216,6 +244,34 @@ func (m *bpe) tokenize(piece string) []token {
 			return []token{{id: id, start: 0, end: len(piece)}}
 		}
 	}
+	if m.chunkRune == 0 || len(piece) < 16 {
+		return m.word(piece)
+	}
+	var out []token
+	start := 0
+	prev := rune(-1)
+	for i, r := range piece {
+		if r == m.chunkRune && i > start && prev != m.chunkRune && !m.badBefore[prev] {
+			out = appendShifted(out, m.word(piece[start:i]), start)
+			start = i
+		}
+		prev = r
+	}
+	if start == 0 {
+		return m.word(piece)
+	}
+	return appendShifted(out, m.word(piece[start:]), start)
+}
+
+func appendShifted(dst, toks []token, shift int) []token {
+	for _, t := range toks {
+		dst = append(dst, token{id: t.id, start: t.start + shift, end: t.end + shift})
+	}
+	return dst
+}
+
+// word merges one word, using the cache for short words.
+func (m *bpe) word(piece string) []token {
 	cacheable := len(piece) <= cacheMaxWord
 	if cacheable {
 		m.mu.RLock()
@@ -231,7 +287,7 @@ func (m *bpe) tokenize(piece string) []token {
 		if len(m.cache) >= cacheLimit {
 			clear(m.cache)
 		}
-		m.cache[piece] = toks
+		m.cache[strings.Clone(piece)] = toks // do not pin the caller's buffer
 		m.mu.Unlock()
 	}
 	return toks

@@ -65,6 +65,10 @@ func (nb *nbuilder) grow(n int) {
 // add appends s, aligning all its bytes to sp.
 func (nb *nbuilder) add(s string, sp span) {
 	nb.b.WriteString(s)
+	if len(s) == 1 {
+		nb.al = append(nb.al, sp)
+		return
+	}
 	for range len(s) {
 		nb.al = append(nb.al, sp)
 	}

@@ -309,36 +309,41 @@ type byteLevelPre struct {
 var gpt2Matcher = handMatcher{style: styleGPT2}
 
 func (b byteLevelPre) preTokenize(pieces []nstr) []nstr {
-	out := make([]nstr, 0, len(pieces))
+	// All mapped pieces share one string and one alignment slice.
+	total := 0
+	for _, n := range pieces {
+		total += 2*len(n.s) + 1
+	}
+	var nb nbuilder
+	nb.grow(total)
+	var bounds []span
 	var matches []span
 	for _, n := range pieces {
 		if b.addPrefixSpace && !strings.HasPrefix(n.s, " ") {
 			n = prependNormalizer(" ").normalize(n)
 		}
 		if !b.useRegex {
-			if n.s != "" {
-				out = append(out, byteLevelMap(n))
-			}
-			continue
+			matches = append(matches[:0], span{0, len(n.s)})
+		} else {
+			matches = gpt2Matcher.find(n.s, matches[:0])
 		}
-		matches = gpt2Matcher.find(n.s, matches[:0])
 		for _, m := range matches {
-			if m.end > m.start {
-				out = append(out, byteLevelMap(n.sub(m.start, m.end)))
+			if m.end <= m.start {
+				continue
 			}
+			start := len(nb.al)
+			for i := m.start; i < m.end; i++ {
+				nb.add(byteToChar[n.s[i]], n.al[i])
+			}
+			bounds = append(bounds, span{start, len(nb.al)})
 		}
+	}
+	all := nb.nstr()
+	out := make([]nstr, len(bounds))
+	for i, sp := range bounds {
+		out[i] = all.sub(sp.start, sp.end)
 	}
 	return out
-}
-
-// byteLevelMap replaces every byte by its printable GPT-2 character.
-func byteLevelMap(n nstr) nstr {
-	var nb nbuilder
-	nb.grow(2 * len(n.s))
-	for i := 0; i < len(n.s); i++ {
-		nb.add(byteToChar[n.s[i]], n.al[i])
-	}
-	return nb.nstr()
 }
 
 // byteToChar and charToByte are GPT-2's bytes_to_unicode table.

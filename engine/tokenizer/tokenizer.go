@@ -170,7 +170,8 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) (Encoding, error) {
 	if !utf8.ValidString(text) {
 		return Encoding{}, errors.New("encode: text is not valid UTF-8")
 	}
-	var enc Encoding
+	est := len(text)/3 + 2
+	enc := Encoding{IDs: make([]int, 0, est), Tokens: make([]string, 0, est), Offsets: make([][2]int, 0, est)}
 	for _, seg := range t.rawSet.findSegments(text) {
 		if seg.token >= 0 {
 			enc.addAdded(t.rawSet.tokens[seg.token].ID, text[seg.start:seg.end], seg.start, seg.end)
