@@ -9,8 +9,11 @@
 // host and device — the token ids in ([B,1] int64) and the logits out
 // ([B,1,V] float32) — each one Env.CopyTensors call, counted in
 // deviceExecutor.copies and asserted by the tests. seqlens_k and
-// total_seq_len are host tensors written in place and bound directly
-// (GroupQueryAttention reads them on the CPU).
+// total_seq_len are host tensors, written in place and bound again before
+// each run: GroupQueryAttention declares total_seq_len a CPU input; should a
+// provider's kernel declare seqlens_k in device memory (CUDA's may), ORT
+// copies those B int32 values when they are bound, a copy this count does
+// not see.
 //
 // With Options{DeviceResident: true} and device "cpu" the same code runs on
 // ORT's "Cpu" memory, where CopyTensors is a memory copy; that is the path the
@@ -485,9 +488,13 @@ func (ex *deviceExecutor) download(src, dst *ortdev.Value) error {
 	return nil
 }
 
-// run runs one graph through its binding.
-func (ex *deviceExecutor) run(s *ortdev.Session, b *ortdev.IoBinding, what string) error {
+// run runs one graph through its binding; what and layer (≥ 0 for a layer
+// graph) name it in an error, formatted only then.
+func (ex *deviceExecutor) run(s *ortdev.Session, b *ortdev.IoBinding, what string, layer int) error {
 	if err := s.RunWithBinding(b, nil); err != nil {
+		if layer >= 0 {
+			what = fmt.Sprintf("%s %d", what, layer)
+		}
 		return fmt.Errorf("%s on %s: %s", what, ex.d.dev, strings.Join(strings.Fields(err.Error()), " "))
 	}
 	return nil
@@ -558,7 +565,7 @@ func (ex *deviceExecutor) runStep(layers []int, bindings []*ortdev.IoBinding) er
 		if err := b.BindInput(inTotalSeqLen, ex.total); err != nil {
 			return err
 		}
-		if err := ex.run(ex.d.layers[layers[j]], b, fmt.Sprintf("layer %d", layers[j])); err != nil {
+		if err := ex.run(ex.d.layers[layers[j]], b, "layer", layers[j]); err != nil {
 			return err
 		}
 	}
@@ -572,7 +579,7 @@ func (ex *deviceExecutor) runEmbed() error {
 	if err := ex.embedB.BindInput(inInputIDs, ex.ids); err != nil {
 		return err
 	}
-	return ex.run(ex.d.embed, ex.embedB, "embedding")
+	return ex.run(ex.d.embed, ex.embedB, "embedding", -1)
 }
 
 // runPrefill runs every row's prompt at full depth (see the type's comment).
@@ -739,7 +746,7 @@ func (ex *deviceExecutor) runPrefill() (err error) {
 	}
 
 	if P > 0 {
-		if err := ex.run(ex.d.embed, embedPrefix, "prefill embedding"); err != nil {
+		if err := ex.run(ex.d.embed, embedPrefix, "prefill embedding", -1); err != nil {
 			return err
 		}
 	}
@@ -748,11 +755,11 @@ func (ex *deviceExecutor) runPrefill() (err error) {
 	}
 	for l := 0; l < L; l++ {
 		if P > 0 {
-			if err := ex.run(ex.d.layers[l], prefixB[l], fmt.Sprintf("prefill layer %d", l)); err != nil {
+			if err := ex.run(ex.d.layers[l], prefixB[l], "prefill layer", l); err != nil {
 				return err
 			}
 		}
-		if err := ex.run(ex.d.layers[l], lastB[l], fmt.Sprintf("prefill layer %d", l)); err != nil {
+		if err := ex.run(ex.d.layers[l], lastB[l], "prefill layer", l); err != nil {
 			return err
 		}
 	}
@@ -770,7 +777,7 @@ func (ex *deviceExecutor) logits() ([][]float32, error) {
 			return nil, err
 		}
 	}
-	if err := ex.run(ex.d.head, ex.headB[ex.ready], "head"); err != nil {
+	if err := ex.run(ex.d.head, ex.headB[ex.ready], "head", -1); err != nil {
 		return nil, err
 	}
 	if err := ex.download(ex.logitsDev, ex.logitsHost); err != nil {
