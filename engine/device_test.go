@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -13,12 +14,38 @@ import (
 	"github.com/strata-llm/strata/engine/ortdev"
 )
 
-// loadDevice loads the test package on the device-resident path with
-// device = CPU memory.
+// testDeviceName is the device the device-resident tests run on:
+// STRATA_TEST_DEVICE (cpu, webgpu or cuda), cpu when unset. On a GPU machine
+// `STRATA_TEST_DEVICE=webgpu go test ./engine/ -run Device` runs them there.
+func testDeviceName(t testing.TB) string {
+	t.Helper()
+	s := os.Getenv("STRATA_TEST_DEVICE")
+	if s == "" {
+		return "cpu"
+	}
+	if _, err := ortdev.ParseDevice(s); err != nil {
+		t.Fatalf("STRATA_TEST_DEVICE: %v", err)
+	}
+	return s
+}
+
+// logitTol is the largest |Δlogit| allowed between the host path and the
+// device path: both run ORT's CPU kernels on cpu; GPU kernels round
+// differently.
+func logitTol(t testing.TB) float64 {
+	if testDeviceName(t) == "cpu" {
+		return 1e-4
+	}
+	return 2e-3
+}
+
+// loadDevice loads the test package on the device-resident path, on
+// testDeviceName's device (CPU memory by default).
 func loadDevice(t *testing.T, opts Options) *Model {
 	t.Helper()
 	dir, _, _ := testPackage(t)
 	opts.DeviceResident = true
+	opts.Device = testDeviceName(t)
 	m, err := Load(dir, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -118,8 +145,16 @@ func TestDeviceLogitsMatchHost(t *testing.T) {
 	}
 	defer host.Close()
 	dev := loadDevice(t, Options{})
-	prompts := append(testPrompts(), []int{9})
-	for _, kept := range [][]int{{0, 1, 2, 3, 4, 5}, {0, 3, 5}} {
+	for _, tc := range []struct {
+		prompts [][]int
+		kept    []int
+	}{
+		{append(testPrompts(), []int{9}), []int{0, 1, 2, 3, 4, 5}},
+		{append(testPrompts(), []int{9}), []int{0, 3, 5}},
+		// Every prompt one token long: prefill is the decode-shaped step alone.
+		{[][]int{{9}, {4}}, []int{0, 3, 5}},
+	} {
+		prompts, kept := tc.prompts, tc.kept
 		hx, err := host.newExecutor(len(prompts), kept)
 		if err != nil {
 			t.Fatal(err)
@@ -176,7 +211,7 @@ func compareLogits(t *testing.T, kept []int, step int, host, dev [][]float32) {
 		for i := range host[b] {
 			worst = max(worst, math.Abs(float64(host[b][i]-dev[b][i])))
 		}
-		if worst > 1e-4 || len(host[b]) != len(dev[b]) {
+		if worst > logitTol(t) || len(host[b]) != len(dev[b]) {
 			t.Errorf("kept %v step %d row %d: max |Δlogit| %g", kept, step, b, worst)
 		}
 	}
