@@ -189,7 +189,10 @@ func TestExportErrors(t *testing.T) {
 		}, want: "beyond the file size"},
 		{name: "bad dtype", opts: func(o *Options) { o.DType = "int8" }, want: "int8"},
 		{name: "missing input", opts: func(o *Options) { o.In += "-nope" }, want: "no such file"},
-		{name: "not a llama2.c file", opts: func(o *Options) { o.In = filepath.Join(o.In, "config.json") }, want: "llama2.c"},
+		{name: "file of an HF checkpoint", opts: func(o *Options) { o.In = filepath.Join(o.In, "model.safetensors") }, want: "checkpoint directory"},
+		{name: "garbage .bin", mutate: func(t *testing.T, dir string) {
+			os.WriteFile(filepath.Join(dir, "x.bin"), []byte("not a checkpoint at all, just text"), 0o644)
+		}, opts: func(o *Options) { o.In = filepath.Join(o.In, "x.bin") }, want: "llama2.c"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

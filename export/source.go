@@ -50,6 +50,9 @@ func OpenSource(path string) (*Source, error) {
 		}
 		return s, nil
 	}
+	if ext := filepath.Ext(path); ext == ".safetensors" || ext == ".json" {
+		return nil, fmt.Errorf("input %s: pass the Hugging Face checkpoint directory (the one holding config.json), not one of its files", path)
+	}
 	f, err := llama2c.Open(path)
 	if err != nil {
 		return nil, err
