@@ -3,6 +3,7 @@ package safetensors
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -293,4 +294,40 @@ func FuzzParseHeader(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestConcurrentReads(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "m.safetensors")
+	var ts []Tensor
+	for i := 0; i < 8; i++ {
+		data := make([]float32, 4096)
+		for j := range data {
+			data[j] = float32(i*10000 + j)
+		}
+		ts = append(ts, Tensor{Name: string(rune('a' + i)), DType: F32, Shape: []int{64, 64}, Data: data})
+	}
+	if err := WriteFile(p, ts, nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	errs := make(chan error, 32)
+	for g := 0; g < 32; g++ {
+		go func(g int) {
+			i := g % len(ts)
+			data, _, err := f.Tensor(ts[i].Name)
+			if err == nil && (data[0] != float32(i*10000) || data[4095] != float32(i*10000+4095)) {
+				err = fmt.Errorf("tensor %s read wrong values", ts[i].Name)
+			}
+			errs <- err
+		}(g)
+	}
+	for g := 0; g < 32; g++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
 }
