@@ -281,8 +281,13 @@ func referenceConfig(c *safetensors.Checkpoint, m *manifest.Manifest) (llama.Con
 		}
 		return cfg, cfg.Validate()
 	}
+	if m.Architecture != llama.Family {
+		return cfg, fmt.Errorf("model package architecture %q is not %q", m.Architecture, llama.Family)
+	}
+	// Like llama.ConfigFromManifest, but tells bias and tying from the
+	// headers alone instead of reading tensors.
 	cfg = llama.Config{
-		ModelType: "llama", NumLayers: m.NumLayers, HiddenSize: m.HiddenSize, NumHeads: m.NumHeads,
+		ModelType: llama.Family, NumLayers: m.NumLayers, HiddenSize: m.HiddenSize, NumHeads: m.NumHeads,
 		NumKVHeads: m.NumKVHeads, HeadDim: m.HeadDim, IntermediateSize: m.IntermediateSize,
 		VocabSize: m.VocabSize, MaxPositionEmbeddings: m.MaxSeqLen, RopeTheta: m.Rope.Theta,
 		RopeScaling: m.Rope.Scaling, RMSNormEps: m.NormEps, TieWordEmbeddings: !c.Has(llama.LMHeadName),
