@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strata-llm/strata/export/safetensors"
 	"github.com/strata-llm/strata/export/synth"
 )
 
@@ -148,5 +149,35 @@ func TestVerifyLlama2c(t *testing.T) {
 	}
 	if !rep.Pass || rep.MaxAbs > 1e-4 {
 		t.Fatalf("llama2.c: %+v", rep)
+	}
+}
+
+// TestVerifyReferenceWithoutConfig checks a reference file without the
+// config metadata: bias and tying are read off the tensors present.
+func TestVerifyReferenceWithoutConfig(t *testing.T) {
+	_, pkg := exported(t, synth.Qwen2Like(), "fp32", true)
+	c, err := safetensors.OpenCheckpoint(filepath.Join(pkg, ReferenceFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts []safetensors.Tensor
+	for _, name := range c.Names() {
+		data, shape, err := c.Tensor(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts = append(ts, safetensors.Tensor{Name: name, DType: safetensors.F32, Shape: shape, Data: data})
+	}
+	c.Close()
+	bare := filepath.Join(t.TempDir(), "bare.safetensors")
+	if err := safetensors.WriteFile(bare, ts, nil); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Verify(context.Background(), pkg, VerifyOptions{Checkpoint: bare, Steps: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Pass || rep.MaxAbs > 1e-4 {
+		t.Fatalf("report %+v", rep)
 	}
 }
