@@ -100,10 +100,15 @@ func BuildPairs(enDir, esDir string) ([]Pair, error) {
 func Split(pairs []Pair, testBooks, devBooks []string) (map[string][]Pair, error) {
 	role := map[string]string{}
 	for _, b := range testBooks {
-		role[strings.TrimSpace(b)] = "test"
+		if b = strings.TrimSpace(b); b != "" {
+			role[b] = "test"
+		}
 	}
 	for _, b := range devBooks {
 		b = strings.TrimSpace(b)
+		if b == "" {
+			continue
+		}
 		if role[b] == "test" {
 			return nil, fmt.Errorf("split: book %s is in both test and dev", b)
 		}
