@@ -8,12 +8,13 @@
 // and the head's logits. Per decode step exactly two copies cross between
 // host and device — the token ids in ([B,1] int64) and the logits out
 // ([B,1,V] float32) — each one Env.CopyTensors call, counted in
-// deviceExecutor.copies and asserted by the tests. seqlens_k and
-// total_seq_len are host tensors, written in place and bound again before
-// each run: GroupQueryAttention declares total_seq_len a CPU input; should a
-// provider's kernel declare seqlens_k in device memory (CUDA's may), ORT
-// copies those B int32 values when they are bound, a copy this count does
-// not see.
+// deviceExecutor.copies and asserted by the tests (prefill adds one more
+// copy of ids in; creating an executor clears its KV with one copy from a
+// zeroed host tensor). seqlens_k and total_seq_len are host tensors, written
+// in place and bound again before each run: GroupQueryAttention declares
+// total_seq_len a CPU input; should a provider's kernel declare seqlens_k in
+// device memory (CUDA's may), ORT copies those B int32 values when they are
+// bound, a copy this count does not see.
 //
 // With Options{DeviceResident: true} and device "cpu" the same code runs on
 // ORT's "Cpu" memory, where CopyTensors is a memory copy; that is the path the
@@ -284,6 +285,9 @@ type deviceExecutor struct {
 	copies       transfers
 }
 
+// newDeviceExecutor allocates the KV pairs of the kept layers (zeroed with
+// one copy from the host, once), the per-step tensors, and one IoBinding per
+// graph it runs while decoding.
 func newDeviceExecutor(d *deviceModel, batch int, kept []int) (ex *deviceExecutor, err error) {
 	man := d.man
 	if batch < 1 {
@@ -297,12 +301,11 @@ func newDeviceExecutor(d *deviceModel, batch int, kept []int) (ex *deviceExecuto
 			return nil, fmt.Errorf("device executor: layer %d outside 0..%d", l, man.NumLayers-1)
 		}
 	}
-	ex = &deviceExecutor{d: d, batch: batch, kept: slices.Clone(kept), kv: make([]*devKV, man.NumLayers),
-		prompts: make([][]int, batch)}
+	x := &deviceExecutor{d: d, batch: batch, kept: slices.Clone(kept), kv: make([]*devKV, man.NumLayers)}
+	ex = x
 	defer func() {
 		if err != nil {
-			ex.close()
-			ex = nil
+			x.close() // the return statement has set ex to nil
 		}
 	}()
 	var zero []*devKV
@@ -348,6 +351,7 @@ func newDeviceExecutor(d *deviceModel, batch int, kept []int) (ex *deviceExecuto
 	for b := 0; b < batch; b++ {
 		ex.rows = append(ex.rows, data[b*int(V):(b+1)*int(V)])
 	}
+	ex.prompts = make([][]int, batch) // sized after allocation proved batch sane
 
 	if ex.embedB, err = ex.bind(d.embed, []string{inInputIDs}, []*ortdev.Value{ex.ids},
 		[]string{outHidden}, []*ortdev.Value{ex.hidden[0]}); err != nil {

@@ -278,6 +278,11 @@ func TestDeviceExecutorErrors(t *testing.T) {
 	if _, err := m.dev.newExecutor(1, nil); err == nil {
 		t.Error("no kept layers accepted")
 	}
+	// A batch too large to describe fails in allocation, after the
+	// executor started: its cleanup must not panic.
+	if _, err := m.dev.newExecutor(1<<55, []int{0, 5}); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Errorf("batch 2^55: %v", err)
+	}
 	ex, err := m.dev.newExecutor(2, []int{0, 5})
 	if err != nil {
 		t.Fatal(err)
