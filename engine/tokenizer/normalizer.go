@@ -122,8 +122,9 @@ func (p prependNormalizer) normalize(n nstr) nstr {
 	return nb.nstr()
 }
 
-// replaceNormalizer replaces every match of a pattern by content; the
-// replacement is aligned to the whole match.
+// replaceNormalizer replaces every match of a pattern by content; like
+// Hugging Face, the replacement is aligned to the last character of the
+// match.
 type replaceNormalizer struct {
 	m       matcher
 	content string
@@ -139,29 +140,48 @@ func (r replaceNormalizer) normalize(n nstr) nstr {
 	prev := 0
 	for _, sp := range matches {
 		nb.copy(n, prev, sp.start)
-		nb.add(r.content, n.origin(sp.start, sp.end))
+		if sp.end > sp.start {
+			_, size := utf8.DecodeLastRuneInString(n.s[sp.start:sp.end])
+			nb.add(r.content, n.origin(sp.end-size, sp.end))
+		} else {
+			nb.add(r.content, n.origin(sp.start, sp.end))
+		}
 		prev = sp.end
 	}
 	nb.copy(n, prev, len(n.s))
 	return nb.nstr()
 }
 
-// formNormalizer applies a Unicode normalization form segment by segment,
-// aligning each output segment to its input segment.
+// formNormalizer applies a Unicode normalization form segment by segment.
+// Like Hugging Face, the k-th output character of a segment is aligned to
+// the k-th input character (the last one when the output is longer), so a
+// composed character points at its base letter.
 type formNormalizer struct{ f norm.Form }
 
 func (f formNormalizer) normalize(n nstr) nstr {
 	if f.f.IsNormalString(n.s) {
 		return n
 	}
-	var it norm.Iter
-	it.InitString(f.f, n.s)
 	var nb nbuilder
 	nb.grow(len(n.s))
-	for !it.Done() {
-		start := it.Pos()
-		seg := it.Next()
-		nb.add(string(seg), n.origin(start, it.Pos()))
+	var inputs []span // original ranges of the input characters of a segment
+	for start := 0; start < len(n.s); {
+		end := len(n.s)
+		if b := f.f.NextBoundaryInString(n.s[start:], true); b > 0 {
+			end = start + b
+		}
+		inputs = inputs[:0]
+		for i := start; i < end; {
+			_, size := utf8.DecodeRuneInString(n.s[i:])
+			inputs = append(inputs, n.origin(i, i+size))
+			i += size
+		}
+		k := 0
+		for _, r := range f.f.String(n.s[start:end]) {
+			nb.add(string(r), inputs[min(k, len(inputs)-1)])
+			k++
+		}
+		start = end
 	}
 	return nb.nstr()
 }

@@ -7,9 +7,13 @@ import (
 
 // postProcessor adds special tokens around an encoding.
 type postProcessor interface {
-	// process returns the pieces to emit for a single sequence; a piece with
+	// pieces returns the pieces to emit for a single sequence; a piece with
 	// seq true stands for the encoded sequence itself.
 	pieces() []templatePiece
+	// trimOffsets reports whether a ByteLevel processor trims the offsets
+	// of tokens to exclude leading and trailing spaces, and whether it keeps
+	// the prefix space of the first token (add_prefix_space).
+	trimOffsets() (trim, keepPrefix bool)
 }
 
 // templatePiece is either the sequence or a run of special tokens.
@@ -23,6 +27,23 @@ type templateProcessor []templatePiece
 
 func (t templateProcessor) pieces() []templatePiece { return t }
 
+func (t templateProcessor) trimOffsets() (bool, bool) { return false, false }
+
+// byteLevelProcessor only trims offsets; ids are left unchanged.
+type byteLevelProcessor struct{ addPrefixSpace bool }
+
+func (byteLevelProcessor) pieces() []templatePiece { return []templatePiece{{seq: true}} }
+
+func (b byteLevelProcessor) trimOffsets() (bool, bool) { return true, b.addPrefixSpace }
+
+// seqProcessor is a Sequence of processors, folded into one template.
+type seqProcessor struct {
+	templateProcessor
+	trim, keepPrefix bool
+}
+
+func (s seqProcessor) trimOffsets() (bool, bool) { return s.trim, s.keepPrefix }
+
 func newPostProcessor(raw json.RawMessage) (postProcessor, error) {
 	if isNull(raw) {
 		return nil, nil
@@ -33,8 +54,17 @@ func newPostProcessor(raw json.RawMessage) (postProcessor, error) {
 	}
 	switch t.Type {
 	case "ByteLevel":
-		// Only adjusts offsets (trim_offsets); ids are unchanged.
-		return nil, nil
+		var cfg struct {
+			TrimOffsets    bool `json:"trim_offsets"`
+			AddPrefixSpace bool `json:"add_prefix_space"`
+		}
+		if err := json.Unmarshal(raw, &cfg); err != nil {
+			return nil, fmt.Errorf("post_processor ByteLevel: %w", err)
+		}
+		if !cfg.TrimOffsets {
+			return nil, nil
+		}
+		return byteLevelProcessor{addPrefixSpace: cfg.AddPrefixSpace}, nil
 	case "Sequence":
 		var cfg struct {
 			Processors []json.RawMessage `json:"processors"`
@@ -52,7 +82,9 @@ func newPostProcessor(raw json.RawMessage) (postProcessor, error) {
 				continue
 			}
 			if out != nil {
-				out = nestTemplates(out, p)
+				t1, k1 := out.trimOffsets()
+				t2, k2 := p.trimOffsets()
+				out = seqProcessor{nestTemplates(out, p), t1 || t2, (t1 && k1) || (t2 && k2)}
 			} else {
 				out = p
 			}
@@ -95,7 +127,7 @@ func newPostProcessor(raw json.RawMessage) (postProcessor, error) {
 }
 
 // nestTemplates applies inner first, then outer (a Sequence of processors).
-func nestTemplates(inner, outer postProcessor) postProcessor {
+func nestTemplates(inner, outer postProcessor) templateProcessor {
 	var out templateProcessor
 	for _, p := range outer.pieces() {
 		if p.seq {

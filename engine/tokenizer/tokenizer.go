@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -208,10 +209,35 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) (Encoding, error) {
 			}
 		}
 	}
+	if t.post != nil {
+		if trim, keepPrefix := t.post.trimOffsets(); trim {
+			trimOffsets(&enc, keepPrefix)
+		}
+	}
 	if addSpecial && t.post != nil {
 		enc = t.applyTemplate(enc)
 	}
 	return enc, nil
+}
+
+// trimOffsets narrows token offsets to exclude leading and trailing
+// (byte-level) spaces, as the ByteLevel post-processor's trim_offsets does.
+func trimOffsets(enc *Encoding, keepPrefix bool) {
+	isSpace := func(r rune) bool { return r == 'Ġ' || unicode.IsSpace(r) }
+	for i, tok := range enc.Tokens {
+		lead := len([]rune(tok)) - len([]rune(strings.TrimLeftFunc(tok, isSpace)))
+		trail := len([]rune(tok)) - len([]rune(strings.TrimRightFunc(tok, isSpace)))
+		o := &enc.Offsets[i]
+		if lead == 1 && keepPrefix && (i == 0 || o[0] == 0) {
+			lead = 0 // the space the pre-tokenizer added
+		}
+		if lead > 0 {
+			o[0] = min(o[0]+lead, o[1])
+		}
+		if trail > 0 && o[1] >= trail {
+			o[1] = max(o[1]-trail, o[0])
+		}
+	}
 }
 
 func (e *Encoding) addAdded(id int, tok string, start, end int) {
