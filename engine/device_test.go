@@ -128,8 +128,8 @@ func TestDeviceGreedyMatchesHost(t *testing.T) {
 			if len(sched.Layers) < cfg.NumLayers {
 				want += 3 * pair
 			}
-			if dr[0].Stats.KVBytes != want {
-				t.Errorf("device KV %d bytes, want %d (host %d)", dr[0].Stats.KVBytes, want, hr[0].Stats.KVBytes)
+			if dr[0].Stats.KVBytes != want || dr[0].Stats.KVBytes != dev.KVBytes(4, sched) {
+				t.Errorf("device KV %d bytes, want %d (host %d, KVBytes %d)", dr[0].Stats.KVBytes, want, hr[0].Stats.KVBytes, dev.KVBytes(4, sched))
 			}
 		})
 	}

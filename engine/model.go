@@ -200,14 +200,20 @@ func (m *Model) ResolveSchedule(spec string, speedup float64) (Schedule, error) 
 func (m *Model) Dir() string { return m.dir }
 
 // KVBytes returns the KV cache memory a batch of the given size needs with
-// schedule s: one pair per kept layer plus one scratch row for prefill of
-// skipped layers.
+// schedule s: one pair per kept layer, plus the scratch pair that skipped
+// layers share during prefill.
 func (m *Model) KVBytes(batch int, s Schedule) int64 {
 	man := m.Manifest
 	pair := int64(2 * 4 * man.NumKVHeads * man.MaxSeqLen * man.HeadDim)
 	n := int64(batch) * pair * int64(len(s.Layers))
 	if len(s.Layers) < man.NumLayers {
-		n += pair
+		// The host path prefills one row at a time; the device path
+		// prefills the whole batch, so its scratch pair holds every row.
+		scratchRows := int64(1)
+		if m.dev != nil {
+			scratchRows = int64(batch)
+		}
+		n += scratchRows * pair
 	}
 	return n
 }
