@@ -35,10 +35,16 @@ func BenchmarkEncode(b *testing.B) {
 			}
 			b.SetBytes(int64(len(text)))
 			b.ResetTimer()
+			cpu0 := processCPU()
 			for b.Loop() {
 				if _, err := tk.Encode(text, true); err != nil {
 					b.Fatal(err)
 				}
+			}
+			// Throughput per CPU second (GC included), steadier than wall
+			// time on a loaded machine.
+			if cpu := processCPU() - cpu0; cpu > 0 {
+				b.ReportMetric(float64(b.N)*float64(len(text))/cpu.Seconds()/1e6, "MB/cpu-s")
 			}
 		})
 	}

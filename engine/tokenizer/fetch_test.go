@@ -306,3 +306,25 @@ func familyJSON(t testing.TB, name string) []byte {
 	}
 	return sourceTokenizerJSON(t, name)
 }
+
+var (
+	loadedMu sync.Mutex
+	loaded   = map[string]*Tokenizer{}
+)
+
+// loadFamily returns the tokenizer of a real family or variant, parsed once
+// per test binary.
+func loadFamily(t testing.TB, name string) *Tokenizer {
+	t.Helper()
+	loadedMu.Lock()
+	defer loadedMu.Unlock()
+	if tk, ok := loaded[name]; ok {
+		return tk
+	}
+	tk, err := FromJSON(familyJSON(t, name))
+	if err != nil {
+		t.Fatalf("load %s: %v", name, err)
+	}
+	loaded[name] = tk
+	return tk
+}

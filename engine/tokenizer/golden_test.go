@@ -64,10 +64,7 @@ func readGoldens(t testing.TB) []golden {
 func TestGoldens(t *testing.T) {
 	for _, g := range readGoldens(t) {
 		t.Run(g.Name, func(t *testing.T) {
-			tk, err := FromJSON(familyJSON(t, g.Name))
-			if err != nil {
-				t.Fatalf("load: %v", err)
-			}
+			tk := loadFamily(t, g.Name)
 			for _, c := range g.Cases {
 				name := truncate(c.Text, 30)
 				enc, err := tk.Encode(c.Text, true)

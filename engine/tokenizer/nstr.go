@@ -8,21 +8,25 @@ import (
 // span is a half-open byte range [start, end) in the original input text.
 type span struct{ start, end int }
 
+// align is the original byte range of one normalized byte (int32 keeps the
+// per-byte alignment compact; Encode rejects texts over 2 GiB).
+type align struct{ start, end int32 }
+
 // nstr is a piece of normalized text that remembers, for every byte, which
 // bytes of the original input produced it (the character-level alignment
 // Hugging Face's NormalizedString keeps). Offsets of tokens are read from it.
 type nstr struct {
 	s  string
-	al []span // len(al) == len(s)
+	al []align // len(al) == len(s)
 }
 
 // newNstr wraps a slice of the original input starting at byte base. Every
 // byte of a character is aligned to the whole character.
 func newNstr(s string, base int) nstr {
-	al := make([]span, len(s))
+	al := make([]align, len(s))
 	for i := 0; i < len(s); {
 		_, n := utf8.DecodeRuneInString(s[i:])
-		sp := span{base + i, base + i + n}
+		sp := align{int32(base + i), int32(base + i + n)}
 		for k := i; k < i+n; k++ {
 			al[k] = sp
 		}
@@ -38,32 +42,37 @@ func (n nstr) sub(a, b int) nstr { return nstr{s: n.s[a:b], al: n.al[a:b]} }
 func (n nstr) origin(a, b int) span {
 	if a >= b || b > len(n.al) {
 		if a < len(n.al) {
-			return span{n.al[a].start, n.al[a].start}
+			return span{int(n.al[a].start), int(n.al[a].start)}
 		}
 		if len(n.al) > 0 {
-			e := n.al[len(n.al)-1].end
+			e := int(n.al[len(n.al)-1].end)
 			return span{e, e}
 		}
 		return span{}
 	}
-	return span{n.al[a].start, n.al[b-1].end}
+	return span{int(n.al[a].start), int(n.al[b-1].end)}
 }
 
 // nbuilder assembles a new nstr from pieces aligned to original ranges.
 type nbuilder struct {
 	b  strings.Builder
-	al []span
+	al []align
 }
 
 func (nb *nbuilder) grow(n int) {
 	nb.b.Grow(n)
 	if cap(nb.al) < n {
-		nb.al = make([]span, 0, n)
+		nb.al = make([]align, 0, n)
 	}
 }
 
-// add appends s, aligning all its bytes to sp.
+// add appends s, aligning all its bytes to the original range sp.
 func (nb *nbuilder) add(s string, sp span) {
+	nb.addAlign(s, align{int32(sp.start), int32(sp.end)})
+}
+
+// addAlign appends s, aligning all its bytes to a.
+func (nb *nbuilder) addAlign(s string, sp align) {
 	nb.b.WriteString(s)
 	if len(s) == 1 {
 		nb.al = append(nb.al, sp)

@@ -333,7 +333,7 @@ func (b byteLevelPre) preTokenize(pieces []nstr) []nstr {
 			}
 			start := len(nb.al)
 			for i := m.start; i < m.end; i++ {
-				nb.add(byteToChar[n.s[i]], n.al[i])
+				nb.addAlign(byteToChar[n.s[i]], n.al[i])
 			}
 			bounds = append(bounds, span{start, len(nb.al)})
 		}

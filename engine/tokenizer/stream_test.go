@@ -12,10 +12,7 @@ func TestStreamDecoder(t *testing.T) {
 	for _, g := range readGoldens(t) {
 		if !strings.Contains(g.Name, "-") || g.Name == "llama2-metaspace-first" {
 			t.Run(g.Name, func(t *testing.T) {
-				tk, err := FromJSON(familyJSON(t, g.Name))
-				if err != nil {
-					t.Fatal(err)
-				}
+				tk := loadFamily(t, g.Name)
 				for _, skip := range []bool{false, true} {
 					for _, c := range g.Cases {
 						want := tk.Decode(c.IDs, skip)
@@ -53,10 +50,7 @@ func TestStreamDecoderHoldsPartialCharacters(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tk, err := FromJSON(familyJSON(t, tc.family))
-			if err != nil {
-				t.Fatal(err)
-			}
+			tk := loadFamily(t, tc.family)
 			enc, err := tk.Encode(tc.text, false)
 			if err != nil {
 				t.Fatal(err)

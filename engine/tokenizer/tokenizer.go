@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -170,6 +171,9 @@ func (t *Tokenizer) setAdded(tokens []addedToken) error {
 func (t *Tokenizer) Encode(text string, addSpecial bool) (Encoding, error) {
 	if !utf8.ValidString(text) {
 		return Encoding{}, errors.New("encode: text is not valid UTF-8")
+	}
+	if len(text) > math.MaxInt32/2 {
+		return Encoding{}, fmt.Errorf("encode: text of %d bytes is too long (at most 1 GiB)", len(text))
 	}
 	est := len(text)/3 + 2
 	enc := Encoding{IDs: make([]int, 0, est), Tokens: make([]string, 0, est), Offsets: make([][2]int, 0, est)}

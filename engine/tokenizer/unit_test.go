@@ -161,10 +161,7 @@ func TestInvalidUTF8(t *testing.T) {
 
 // TestSpecialTokenInfo checks BOS/EOS/special ids on LLaMA-2.
 func TestSpecialTokenInfo(t *testing.T) {
-	tk, err := FromJSON(familyJSON(t, "llama2"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tk := loadFamily(t, "llama2")
 	if id, ok := tk.BOS(); !ok || id != 1 {
 		t.Errorf("BOS = %d, %v; want 1", id, ok)
 	}
