@@ -1,9 +1,6 @@
 package engine
 
 import (
-	"strings"
-	"unicode/utf8"
-
 	"github.com/strata-llm/strata/engine/tokenizer"
 )
 
@@ -49,37 +46,6 @@ func (h hfTokenizer) Encode(text string, addSpecial bool) ([]int, error) {
 
 func (h hfTokenizer) Decode(ids []int) string { return h.t.Decode(ids, true) }
 
-func (h hfTokenizer) NewStreamDecoder() StreamDecoder { return &prefixStream{decode: h.Decode} }
-
-// prefixStream decodes the whole sequence after every token and reports
-// what was appended, as Hugging Face's TextStreamer does: the decoders see
-// exactly what a full decode sees (leading-space rules, byte fallback), and
-// text ending in an incomplete UTF-8 sequence (decoded as U+FFFD) is held
-// back until the next token completes it.
-type prefixStream struct {
-	decode  func([]int) string
-	ids     []int
-	emitted string
-}
-
-func (s *prefixStream) Next(id int) string {
-	s.ids = append(s.ids, id)
-	text := s.decode(s.ids)
-	if strings.HasSuffix(text, string(utf8.RuneError)) {
-		return ""
-	}
-	return s.advance(text)
-}
-
-func (s *prefixStream) Flush() string { return s.advance(s.decode(s.ids)) }
-
-func (s *prefixStream) advance(text string) string {
-	if !strings.HasPrefix(text, s.emitted) {
-		// A decoder rewrote earlier text (rare); report nothing new rather
-		// than repeat it.
-		return ""
-	}
-	piece := text[len(s.emitted):]
-	s.emitted = text
-	return piece
-}
+// NewStreamDecoder follows Hugging Face's DecodeStream: pieces joined equal
+// Decode of all ids, and no piece ends inside a UTF-8 character.
+func (h hfTokenizer) NewStreamDecoder() StreamDecoder { return h.t.NewStreamDecoder(true) }
