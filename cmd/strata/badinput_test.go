@@ -226,6 +226,30 @@ func badInputs(t *testing.T, root string) []badInput {
 		// Within Validate's limits, but the KV cache would need 2^55 bytes.
 		m.NumHeads, m.NumKVHeads, m.HeadDim, m.MaxSeqLen = 1<<10, 1<<10, 1<<20, 1<<22
 	})
+	overflowKV := badPackage(t, root, "pkg-overflow-kv", func(dir string, m *manifest.Manifest) {
+		// Layer graphs with symbolic dimensions pass the shape check, and
+		// 2·4·2^20·2^22·2^20 bytes of KV cache overflow int64 to 0.
+		m.NumHeads, m.NumKVHeads, m.HeadDim, m.MaxSeqLen = 1<<20, 1<<20, 1<<20, 1<<22
+		b := onnx.NewBuilder("fake_layer", nil)
+		dims := []onnx.Dim{onnx.P("a"), onnx.P("b"), onnx.P("c"), onnx.P("d")}
+		for _, name := range []string{"hidden", "past_key", "past_value"} {
+			n := 4
+			if name == "hidden" {
+				n = 3
+			}
+			b.Input(name, onnx.Float, dims[:n]...)
+			out := map[string]string{"hidden": "hidden_out", "past_key": "present_key", "past_value": "present_value"}[name]
+			b.Output(b.Op("Identity", out, []string{name}), onnx.Float, dims[:n]...)
+		}
+		b.Input("seqlens_k", onnx.Int32, onnx.P("a"))
+		b.Input("total_seq_len", onnx.Int32)
+		if err := b.WriteModel(filepath.Join(dir, "fake_layer.onnx")); err != nil {
+			t.Fatal(err)
+		}
+		for i := range m.Files.Layers {
+			m.Files.Layers[i] = "fake_layer.onnx"
+		}
+	})
 	wrongGraph := badPackage(t, root, "pkg-wrong-graph", func(_ string, m *manifest.Manifest) { m.Files.Layers[0] = m.Files.Head })
 	missingTok := badPackage(t, root, "pkg-missing-tok", func(_ string, m *manifest.Manifest) { m.Files.Tokenizer = "tokenizer.json" })
 	garbageTok := badPackage(t, root, "pkg-garbage-tok", func(dir string, m *manifest.Manifest) {
@@ -305,6 +329,8 @@ func badInputs(t *testing.T, root string) []badInput {
 			known: "ONNX Runtime's three-line shape error is printed as is, at the first decode step"},
 		{name: "manifest hidden_size differs from the graphs'", args: gen(bigHidden, ids...), want: "hidden"},
 		{name: "manifest sizes asking for a 2^55-byte KV cache", args: gen(hugeKV, ids...), want: "the manifest says"},
+		{name: "manifest sizes whose KV cache size overflows int64", args: gen(overflowKV, ids...), want: "KV",
+			known: "Go panic (makeslice: len out of range) in engine.newKVPair: Model.KVBytes overflows and passes the memory check"},
 		{name: "layer file is the head graph", args: gen(wrongGraph, ids...), want: "head.onnx"},
 		// Tokenizer and prompt.
 		{name: "text prompt, package has no tokenizer", args: gen(pkg, "hello"), want: "no tokenizer"},
@@ -463,7 +489,9 @@ func docRow(tc badInput, norm *strings.Replacer, stderr string) string {
 	command := norm.Replace(strings.Join(append(append([]string(nil), tc.env...), append([]string{"strata"}, args...)...), " "))
 	message := cell(norm.Replace(stderr))
 	if tc.known != "" {
-		message = "**known issue: " + cell(tc.known) + "** " + message
+		// Only the first line: the rest may be a trace with addresses.
+		first, _, _ := strings.Cut(strings.TrimSpace(stderr), "\n")
+		message = "**known issue: " + cell(tc.known) + ".** First line: " + cell(norm.Replace(first))
 	}
 	return fmt.Sprintf("| %s | `%s` | %s |", cell(tc.name), cell(command), message)
 }
@@ -492,4 +520,41 @@ directory and its exported test package. Regenerate it with
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// TestBatchKeepsGoingOnBadRequests checks that requests a model cannot run
+// (too long, ids outside the vocabulary, text without a tokenizer) become
+// error lines while every other request still gets its result.
+func TestBatchKeepsGoingOnBadRequests(t *testing.T) {
+	pkg := testPackage(t)
+	dir := t.TempDir()
+	long := strings.TrimSuffix(strings.Repeat("1,", 64), ",")
+	in := writeFile(t, dir, "requests.jsonl", strings.Join([]string{
+		`{"id": "ok1", "prompt_ids": [1, 2, 3], "max_tokens": 3}`,
+		`{"id": "long", "prompt_ids": [` + long + `]}`,
+		`{"id": "vocab", "prompt_ids": [1, 99999]}`,
+		`{"id": "text", "prompt": "hello"}`,
+		`{"id": "hot", "prompt_ids": [1], "temperature": -2}`,
+		`{"id": "ok2", "prompt_ids": [4, 5], "max_tokens": 2}`,
+	}, "\n")+"\n")
+	out := filepath.Join(dir, "results.jsonl")
+	code, _, errOut := runCLI(t, "batch", "--model", pkg, "--in", in, "--out", out, "--batch-size", "2")
+	if code != 0 {
+		t.Fatalf("batch: exit %d, %s", code, errOut)
+	}
+	results := readResults(t, out)
+	want := map[string]string{"long": "max_seq_len", "vocab": "outside the vocabulary", "text": "no tokenizer", "hot": "temperature"}
+	for id, msg := range want {
+		if r, ok := results[id]; !ok || !strings.Contains(r.Error, msg) {
+			t.Errorf("%s: result %+v, want an error containing %q", id, r, msg)
+		}
+	}
+	for id, n := range map[string]int{"ok1": 3, "ok2": 2} {
+		if r := results[id]; r.Error != "" || len(r.TokenIDs) != n {
+			t.Errorf("%s: result %+v, want %d tokens", id, r, n)
+		}
+	}
+	if len(results) != 6 {
+		t.Errorf("%d results, want 6", len(results))
+	}
 }
