@@ -117,6 +117,7 @@ func Export(ctx context.Context, opts Options) (err error) {
 	m := cfg.Manifest()
 	m.DType, m.MaxSeqLen = opts.DType, maxSeq
 	m.BOSID, m.EOSIDs, m.PadID, m.ULS = src.BOSID, src.EOSIDs, src.PadID, src.ULS
+	m.PromptTemplate = src.PromptTemplate
 	if m.EOSIDs == nil {
 		m.EOSIDs = []int{}
 	}

@@ -21,6 +21,8 @@ type Source struct {
 	EOSIDs  []int
 	PadID   int
 	ULS     manifest.ULS
+	// PromptTemplate is the checkpoint's prompt template, if it has one.
+	PromptTemplate string
 	// Files are paths of tokenizer/generation files to copy into the package.
 	Files []string
 	close func() error
@@ -44,7 +46,7 @@ func OpenSource(path string) (*Source, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &Source{Config: c.Config, Weights: c, BOSID: c.BOSID, EOSIDs: c.EOSIDs, PadID: c.PadID, ULS: c.ULS, close: c.Close}
+		s := &Source{Config: c.Config, Weights: c, BOSID: c.BOSID, EOSIDs: c.EOSIDs, PadID: c.PadID, ULS: c.ULS, PromptTemplate: c.PromptTemplate, close: c.Close}
 		for _, f := range c.Files {
 			s.Files = append(s.Files, filepath.Join(path, f))
 		}

@@ -31,6 +31,9 @@ type Checkpoint struct {
 	PadID  int
 	// ULS is config.json's optional "uls" object (empty when absent).
 	ULS manifest.ULS
+	// PromptTemplate is config.json's optional "prompt_template" (strata's
+	// training scripts write it), e.g. "English: {en}\nSpanish:".
+	PromptTemplate string
 	// Files lists which of TokenizerFiles exist in Dir.
 	Files   []string
 	Weights *safetensors.Checkpoint
@@ -49,12 +52,14 @@ func Open(dir string) (*Checkpoint, error) {
 	}
 	c := &Checkpoint{Dir: dir, Config: cfg, BOSID: cfg.BOSID, EOSIDs: cfg.EOSIDs, PadID: -1}
 	var extra struct {
-		ULS   *manifest.ULS   `json:"uls"`
-		PadID json.RawMessage `json:"pad_token_id"`
+		ULS            *manifest.ULS   `json:"uls"`
+		PadID          json.RawMessage `json:"pad_token_id"`
+		PromptTemplate string          `json:"prompt_template"`
 	}
 	if err := json.Unmarshal(data, &extra); err != nil {
 		return nil, fmt.Errorf("checkpoint %s: config.json: %w", dir, err)
 	}
+	c.PromptTemplate = extra.PromptTemplate
 	if extra.ULS != nil {
 		c.ULS = *extra.ULS
 		for _, r := range c.ULS.Ratios {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
 
@@ -78,6 +79,21 @@ type Manifest struct {
 	PadID            int     `json:"pad_id"`
 	Files            Files   `json:"files"`
 	ULS              ULS     `json:"uls"`
+	// PromptTemplate, when set, wraps a text prompt: its one {placeholder}
+	// is replaced by the user's text (e.g. "English: {en}\nSpanish:").
+	PromptTemplate string `json:"prompt_template,omitempty"`
+}
+
+var placeholder = regexp.MustCompile(`\{[A-Za-z_][A-Za-z0-9_]*\}`)
+
+// FormatPrompt applies the prompt template to text (text itself when the
+// package has no template).
+func (m *Manifest) FormatPrompt(text string) string {
+	loc := placeholder.FindStringIndex(m.PromptTemplate)
+	if loc == nil {
+		return text
+	}
+	return m.PromptTemplate[:loc[0]] + text + m.PromptTemplate[loc[1]:]
 }
 
 // Load reads and validates dir/manifest.json.
@@ -173,6 +189,9 @@ func (m *Manifest) Validate() error {
 		if err := CheckRelPath(p); err != nil {
 			return fmt.Errorf("manifest files: %w", err)
 		}
+	}
+	if m.PromptTemplate != "" && len(placeholder.FindAllString(m.PromptTemplate, -1)) != 1 {
+		return fmt.Errorf("manifest prompt_template %q must hold exactly one {placeholder}", m.PromptTemplate)
 	}
 	for _, id := range append([]int{m.BOSID, m.PadID}, m.EOSIDs...) {
 		if id < -1 || id >= m.VocabSize {
