@@ -190,7 +190,7 @@ func (m *Model) newSequence(index int, req *Request) (*sequence, error) {
 			return nil, fmt.Errorf("prompt token id %d is outside the vocabulary (0..%d)", id, man.VocabSize-1)
 		}
 	}
-	s := &sequence{index: index, req: req, prompt: slices.Clone(prompt), schedule: sched,
+	s := &sequence{index: index, req: req, prompt: slices.Clone(prompt), schedule: sched, out: []int{},
 		sampler: newSampler(req.SamplingOptions, prompt)}
 	if m.Tokenizer != nil {
 		s.decoder = m.Tokenizer.NewStreamDecoder()

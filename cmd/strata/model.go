@@ -20,6 +20,7 @@ func modelFlags(required bool) []cli.Flag {
 		&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: usage, Required: required},
 		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "execution provider: cpu, cuda or webgpu"},
 		&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads per session (0: ORT's default)"},
+		&cli.BoolFlag{Name: "raw", Usage: "do not wrap text prompts in the package's prompt template"},
 	}
 }
 
@@ -77,13 +78,13 @@ func requestFromFlags(c *cli.Context) (engine.Request, error) {
 }
 
 // loadModel opens --model, or the built-in default model when it is empty.
-// The second result wraps a user prompt in the model's prompt template.
+// The second result wraps a text prompt in the package's prompt template
+// (unless --raw).
 func loadModel(c *cli.Context) (*engine.Model, func(string) string, error) {
 	dir := c.String("model")
-	format := func(s string) string { return s }
 	if dir == "" {
 		var err error
-		if dir, format, err = defaultModelDir(); err != nil {
+		if dir, err = defaultModelDir(c.App.ErrWriter); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -97,6 +98,10 @@ func loadModel(c *cli.Context) (*engine.Model, func(string) string, error) {
 	})
 	if err != nil {
 		return nil, nil, err
+	}
+	format := m.Manifest.FormatPrompt
+	if c.Bool("raw") {
+		format = func(s string) string { return s }
 	}
 	return m, format, nil
 }
