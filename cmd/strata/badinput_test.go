@@ -329,7 +329,7 @@ func badInputs(t *testing.T, root string) []badInput {
 			known: "ONNX Runtime's three-line shape error is printed as is, at the first decode step"},
 		{name: "manifest hidden_size differs from the graphs'", args: gen(bigHidden, ids...), want: "hidden"},
 		{name: "manifest sizes asking for a 2^55-byte KV cache", args: gen(hugeKV, ids...), want: "the manifest says"},
-		{name: "manifest sizes whose KV cache size overflows int64", args: gen(overflowKV, ids...), want: "KV",
+		{name: "manifest sizes whose KV cache size overflows int64", args: gen(overflowKV, ids...), want: "KV cache",
 			known: "Go panic (makeslice: len out of range) in engine.newKVPair: Model.KVBytes overflows and passes the memory check"},
 		{name: "layer file is the head graph", args: gen(wrongGraph, ids...), want: "head.onnx"},
 		// Tokenizer and prompt.
