@@ -16,6 +16,7 @@ import (
 	ortgo "github.com/yalue/onnxruntime_go"
 
 	"github.com/strata-llm/strata/engine/ort"
+	"github.com/strata-llm/strata/export/onnx"
 	"github.com/strata-llm/strata/models/manifest"
 )
 
@@ -111,7 +112,17 @@ func Load(dir string, opts Options) (*Model, error) {
 	if err := ort.Init(opts.ORTLib); err != nil {
 		return nil, err
 	}
+	// ORT follows external-data locations inside the graphs; make sure
+	// none leaves the package before ORT opens anything.
+	for _, p := range append([]string{embedPath, headPath}, layerPaths...) {
+		if err := onnx.CheckExternalData(p); err != nil {
+			return nil, fmt.Errorf("model package %s: %w", dir, err)
+		}
+	}
 	if err := checkLayerShapes(layerPaths[0], man); err != nil {
+		return nil, fmt.Errorf("model package %s: %w", dir, err)
+	}
+	if err := checkHeadShape(headPath, man); err != nil {
 		return nil, fmt.Errorf("model package %s: %w", dir, err)
 	}
 	if err := m.openSessions(embedPath, layerPaths, headPath); err != nil {
@@ -204,7 +215,7 @@ func (m *Model) Dir() string { return m.dir }
 // layers share during prefill.
 func (m *Model) KVBytes(batch int, s Schedule) int64 {
 	man := m.Manifest
-	pair := int64(2 * 4 * man.NumKVHeads * man.MaxSeqLen * man.HeadDim)
+	pair := 2 * 4 * int64(man.NumKVHeads) * int64(man.MaxSeqLen) * int64(man.HeadDim)
 	n := int64(batch) * pair * int64(len(s.Layers))
 	if len(s.Layers) < man.NumLayers {
 		// The host path prefills one row at a time; the device path
@@ -254,6 +265,25 @@ func checkLayerShapes(path string, man *manifest.Manifest) error {
 	return nil
 }
 
+// checkHeadShape compares the head graph's logits with the manifest's vocabulary.
+func checkHeadShape(path string, man *manifest.Manifest) error {
+	_, outputs, err := ortgo.GetInputOutputInfo(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %s", path, strings.Join(strings.Fields(err.Error()), " "))
+	}
+	for _, out := range outputs {
+		if out.Name != outLogits {
+			continue
+		}
+		d := out.Dimensions
+		if len(d) != 3 || (d[2] >= 0 && d[2] != int64(man.VocabSize)) {
+			return fmt.Errorf("%s output logits has shape %v, the manifest says vocab_size %d", path, d, man.VocabSize)
+		}
+		return nil
+	}
+	return fmt.Errorf("%s has no logits output", path)
+}
+
 // availableMemory returns MemAvailable from /proc/meminfo, or 0 if unknown.
 func availableMemory() int64 {
 	data, err := os.ReadFile("/proc/meminfo")
@@ -274,7 +304,7 @@ func availableMemory() int64 {
 func (m *Model) checkKVMemory(batch int, s Schedule) error {
 	need := m.KVBytes(batch, s)
 	avail := availableMemory()
-	if avail > 0 && need > avail*9/10 {
+	if need <= 0 || (avail > 0 && need > avail*9/10) {
 		return fmt.Errorf("the KV cache for batch %d at max_seq_len %d needs %.1f GiB but only %.1f GiB of memory is available; lower the batch size or export with a smaller --max-seq-len",
 			batch, m.Manifest.MaxSeqLen, float64(need)/(1<<30), float64(avail)/(1<<30))
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 )
@@ -23,7 +24,9 @@ func run(args []string) int {
 		if errors.As(err, &exit) && exit.ExitCode() == 0 {
 			return 0
 		}
-		fmt.Fprintln(os.Stderr, "strata:", err)
+		// ORT and some libraries format errors over several lines; a user
+		// gets one.
+		fmt.Fprintln(os.Stderr, "strata:", strings.Join(strings.Fields(err.Error()), " "))
 		if errors.As(err, &exit) {
 			return exit.ExitCode()
 		}

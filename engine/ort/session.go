@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	ortgo "github.com/yalue/onnxruntime_go"
+
+	"github.com/strata-llm/strata/export/onnx"
 )
 
 // Progress receives progress lines while the library is fetched on first
@@ -138,6 +140,11 @@ func NewSessionOptions(opts Options) (*ortgo.SessionOptions, error) {
 func NewSession(path string, inputs, outputs []string, opts Options) (*ortgo.DynamicAdvancedSession, error) {
 	if !ortgo.IsInitialized() {
 		return nil, fmt.Errorf("open %s: ONNX Runtime is not initialised (call ort.Init first)", path)
+	}
+	// ORT follows the external-data locations written inside a graph; a
+	// downloaded graph must not make it read outside its own directory.
+	if err := onnx.CheckExternalData(path); err != nil {
+		return nil, err
 	}
 	so, err := NewSessionOptions(opts)
 	if err != nil {

@@ -164,6 +164,9 @@ func (m *Manifest) Validate() error {
 			return fmt.Errorf("manifest %s = %d is out of range (1..%d)", c.name, c.v, c.max)
 		}
 	}
+	if kv := int64(m.NumKVHeads) * int64(m.HeadDim) * int64(m.MaxSeqLen); kv > 1<<36 {
+		return fmt.Errorf("manifest num_kv_heads × head_dim × max_seq_len = %d: one layer's KV cache would exceed 2^36 values", kv)
+	}
 	if m.NumHeads%m.NumKVHeads != 0 {
 		return fmt.Errorf("manifest num_heads %d is not a multiple of num_kv_heads %d", m.NumHeads, m.NumKVHeads)
 	}

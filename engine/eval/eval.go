@@ -1,0 +1,198 @@
+// Package eval measures translation quality and speed of a model package
+// under layer-skipping schedules: corpus BLEU (sacreBLEU's default) and
+// chrF on a held-out test set, and decode tokens/s, per schedule and ratio —
+// the shape of the paper's Table 4.
+package eval
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/strata-llm/strata/engine"
+	"github.com/strata-llm/strata/engine/metrics"
+)
+
+// Example is one source sentence with its reference translation.
+type Example struct {
+	Ref    string `json:"ref"`
+	Source string `json:"en"`
+	Target string `json:"es"`
+}
+
+//go:embed data/bible-en-es-test.jsonl
+var bibleTest []byte
+
+// Tasks are the built-in evaluation sets.
+var Tasks = map[string]func() ([]Example, error){
+	// bible-en-es is the held-out test split of scripts/bible: whole books
+	// (KJV English → Reina-Valera 1909 Spanish) never seen in training.
+	"bible-en-es": func() ([]Example, error) { return ReadExamples(bytes.NewReader(bibleTest)) },
+}
+
+// ReadExamples parses JSONL lines {"ref", "en", "es"}.
+func ReadExamples(r io.Reader) ([]Example, error) {
+	var out []Example
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for line := 1; sc.Scan(); line++ {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		var ex Example
+		if err := json.Unmarshal(sc.Bytes(), &ex); err != nil {
+			return nil, fmt.Errorf("examples line %d: %w", line, err)
+		}
+		if ex.Source == "" || ex.Target == "" {
+			return nil, fmt.Errorf("examples line %d: empty source or target", line)
+		}
+		out = append(out, ex)
+	}
+	return out, sc.Err()
+}
+
+// Options choose what to evaluate.
+type Options struct {
+	Schedules []string  // e.g. uls, top, bottom
+	Ratios    []float64 // e.g. 1, 2, 3; 1 is full depth and shared by all schedules
+	MaxTokens int       // per translation (0: 160)
+	BatchSize int       // requests decoded together (0: the model's MaxBatch)
+	// Progress, when set, is called after every batch.
+	Progress func(done, total int)
+}
+
+// Row is one schedule × ratio result.
+type Row struct {
+	Schedule   string  `json:"schedule"`
+	Ratio      float64 `json:"ratio"`
+	KeptLayers []int   `json:"kept_layers"`
+	BLEU       float64 `json:"bleu"`
+	ChrF       float64 `json:"chrf"`
+	// BLEUKept is BLEU as a fraction of the full-depth BLEU.
+	BLEUKept  float64 `json:"bleu_kept"`
+	DecodeTPS float64 `json:"decode_tps"`
+	Sentences int     `json:"sentences"`
+	// Samples are the first few hypotheses, for a look at the output.
+	Samples []string `json:"samples,omitempty"`
+}
+
+// Run translates every example under each schedule and ratio. The prompt
+// template of the package wraps each source sentence; decoding is greedy
+// and stops at the first newline.
+func Run(ctx context.Context, m *engine.Model, examples []Example, opts Options) ([]Row, error) {
+	if len(examples) == 0 {
+		return nil, fmt.Errorf("no examples to evaluate")
+	}
+	maxTokens := opts.MaxTokens
+	if maxTokens == 0 {
+		maxTokens = 160
+	}
+	type job struct {
+		schedule string
+		ratio    float64
+	}
+	jobs := []job{{"uls", 1}}
+	for _, s := range opts.Schedules {
+		for _, r := range opts.Ratios {
+			if r != 1 {
+				jobs = append(jobs, job{s, r})
+			}
+		}
+	}
+	refs := make([]string, len(examples))
+	for i, ex := range examples {
+		refs[i] = ex.Target
+	}
+	var rows []Row
+	done, total := 0, len(jobs)*len(examples)
+	for _, j := range jobs {
+		sched, err := m.ResolveSchedule(j.schedule, j.ratio)
+		if err != nil {
+			return rows, fmt.Errorf("schedule %s at %g: %w", j.schedule, j.ratio, err)
+		}
+		hyps := make([]string, 0, len(examples))
+		var tokens int
+		var seconds float64
+		batch := opts.BatchSize
+		if batch <= 0 {
+			batch = 8
+		}
+		for start := 0; start < len(examples); start += batch {
+			var reqs []engine.Request
+			for _, ex := range examples[start:min(start+batch, len(examples))] {
+				reqs = append(reqs, engine.Request{Prompt: m.Manifest.FormatPrompt(ex.Source), MaxTokens: maxTokens,
+					Stop: []string{"\n"}, Schedule: sched.String()})
+			}
+			results, err := m.GenerateBatch(ctx, reqs, nil)
+			if err != nil {
+				return rows, err
+			}
+			for _, r := range results {
+				hyps = append(hyps, strings.TrimSpace(r.Text))
+			}
+			// Decode time of this batch: its decoded tokens over its rate.
+			decoded := 0
+			for _, r := range results {
+				decoded += max(0, len(r.TokenIDs)-1)
+			}
+			if s := results[0].Stats; s.DecodeTPS > 0 && decoded > 0 {
+				tokens += decoded
+				seconds += float64(decoded) / s.DecodeTPS
+			}
+			done += len(reqs)
+			if opts.Progress != nil {
+				opts.Progress(done, total)
+			}
+		}
+		bleu, err := metrics.CorpusBLEU(hyps, [][]string{refs})
+		if err != nil {
+			return rows, err
+		}
+		chrf, err := metrics.CorpusChrF(hyps, [][]string{refs})
+		if err != nil {
+			return rows, err
+		}
+		row := Row{Schedule: sched.Name, Ratio: j.ratio, KeptLayers: sched.Layers, BLEU: bleu.Score, ChrF: chrf,
+			Sentences: len(hyps), Samples: hyps[:min(3, len(hyps))]}
+		if j.ratio == 1 {
+			row.Schedule = "full"
+		}
+		if seconds > 0 {
+			row.DecodeTPS = float64(tokens) / seconds
+		}
+		if len(rows) > 0 && rows[0].BLEU > 0 {
+			row.BLEUKept = row.BLEU / rows[0].BLEU
+		} else if len(rows) == 0 {
+			row.BLEUKept = 1
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// Markdown renders rows as a table shaped like the paper's Table 4:
+// one row per schedule, BLEU (and its share of full depth), chrF and decode
+// tokens/s per ratio.
+func Markdown(title string, rows []Row) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### %s\n\n", title)
+	b.WriteString("| schedule | ratio | kept layers | BLEU | % of full BLEU | chrF | decode tok/s |\n|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s | %g | %s | %.2f | %.0f%% | %.2f | %.0f |\n", r.Schedule, r.Ratio, layerList(r.KeptLayers),
+			r.BLEU, 100*r.BLEUKept, r.ChrF, r.DecodeTPS)
+	}
+	return b.String()
+}
+
+func layerList(l []int) string {
+	parts := make([]string, len(l))
+	for i, v := range l {
+		parts[i] = fmt.Sprint(v)
+	}
+	return strings.Join(parts, ",")
+}
