@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what the tests need
+# (npm for ONNX Runtime and the tokenizer goldens, Debian's PyTorch for the
+# training recipe), then runs go vet, the Go tests, the training recipe's
+# tests and every fuzz target for a short bounded time.
+#
+#   scripts/test.sh            # everything
+#   FUZZTIME=0 scripts/test.sh # skip fuzzing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v npm >/dev/null 2>&1 || need+=(npm)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1 || need+=(python3-torch python3-numpy)
+if [ ${#need[@]} -gt 0 ]; then
+	echo "test.sh: installing ${need[*]}" >&2
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+go vet ./...
+# Fetch ONNX Runtime once, before the parallel test binaries start.
+go run ./cmd/strata runtime info
+go test ./...
+/usr/bin/python3 -m unittest discover -s scripts/train -p 'test_*.py'
+if [ "${FUZZTIME:-5s}" != 0 ]; then
+	FUZZTIME=${FUZZTIME:-5s} scripts/fuzz.sh
+fi
