@@ -50,7 +50,7 @@ type Options struct {
 	Seed uint64
 	// NoMono skips the monolithic graph even when the package has one.
 	NoMono bool
-	// Progress, when set, receives one line per measured run.
+	// Progress, when set, receives one line per run (warm-up runs included).
 	Progress func(line string)
 }
 
@@ -254,17 +254,19 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			if err != nil {
 				return nil, err
 			}
+			label := fmt.Sprintf("round %d/%d", round+1, opts.Reps)
 			if round < 0 {
-				continue
+				label = fmt.Sprintf("warm-up %d/%d", round+opts.Warmup+1, opts.Warmup)
+			} else {
+				samples[i] = append(samples[i], s)
 			}
-			samples[i] = append(samples[i], s)
 			if opts.Progress != nil {
 				what := fmt.Sprintf("%s ratio %g", opts.Schedule, c.ratio)
 				if c.mono {
 					what = "monolithic"
 				}
-				opts.Progress(fmt.Sprintf("round %d/%d batch %d %s: prefill %.1f tok/s, decode %.2f tok/s, ttft %.0f ms",
-					round+1, opts.Reps, c.batch, what, s.prefillTPS, s.decodeTPS, s.ttftMillis))
+				opts.Progress(fmt.Sprintf("%s batch %d %s: prefill %.1f tok/s, decode %.2f tok/s, ttft %.0f ms",
+					label, c.batch, what, s.prefillTPS, s.decodeTPS, s.ttftMillis))
 			}
 		}
 	}

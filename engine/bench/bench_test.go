@@ -227,7 +227,7 @@ func TestRunSmallPackage(t *testing.T) {
 	dir := writePackage(t)
 	var progress []string
 	rep, err := Run(context.Background(), Options{Model: dir, Ratios: []float64{2, 5}, Batches: []int{2, 1},
-		PromptLen: 5, Gen: 20, Reps: 2, Threads: 1, Progress: func(s string) { progress = append(progress, s) }})
+		PromptLen: 5, Gen: 20, Reps: 2, Warmup: 1, Threads: 1, Progress: func(s string) { progress = append(progress, s) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,9 +247,9 @@ func TestRunSmallPackage(t *testing.T) {
 	if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "ratio 5 skipped") {
 		t.Errorf("notes %q: want one note, on ratio 5", rep.Notes)
 	}
-	// 2 rounds × (2 batches × 2 ratios + 2 monolithic runs).
-	if len(progress) != 12 {
-		t.Errorf("%d progress lines, want 12", len(progress))
+	// (1 warm-up + 2 rounds) × (2 batches × 2 ratios + 2 monolithic runs).
+	if len(progress) != 18 || !strings.HasPrefix(progress[0], "warm-up 1/1 batch 1 monolithic") || !strings.HasPrefix(progress[17], "round 2/2 batch 2 uls ratio 2") {
+		t.Errorf("%d progress lines, want 18 from warm-up 1/1 to round 2/2:\n%s", len(progress), strings.Join(progress, "\n"))
 	}
 	for _, r := range rep.Rows {
 		if !(r.DecodeTPS > 0 && r.PrefillTPS > 0 && r.TTFTMillis > 0 && r.Speedup > 0) {
