@@ -36,6 +36,8 @@ type Request struct {
 	// the text is cut before it.
 	Stop []string `json:"stop,omitempty"`
 	SamplingOptions
+	// IgnoreEOS keeps generating past end-of-sequence tokens (benchmarks).
+	IgnoreEOS bool `json:"ignore_eos,omitempty"`
 	// Schedule and Speedup choose the decode layers (empty and 0: the
 	// model's default). Requests decoded together must agree on them.
 	Schedule string  `json:"schedule,omitempty"`
@@ -222,7 +224,7 @@ func (s *sequence) emittedLimit() int {
 // accept records a sampled token and reports whether the sequence may go on.
 // pos is the position the token would occupy in the KV cache.
 func (s *sequence) accept(m *Model, id, pos int, onToken func(Token) error) error {
-	if slices.Contains(m.Manifest.EOSIDs, id) {
+	if !s.req.IgnoreEOS && slices.Contains(m.Manifest.EOSIDs, id) {
 		return s.finish(StopEOS, s.text.Len(), onToken)
 	}
 	s.out = append(s.out, id)

@@ -110,6 +110,9 @@ func argmax(logits []float32) (int, error) {
 	return bestID, nil
 }
 
+// sample draws from softmax(logits/T) after top-k, top-p and min-p, applied
+// in that order as Hugging Face's warpers are. Sorting is needed only for
+// top-p; top-k keeps a partial order, and plain or min-p sampling none.
 func (s *sampler) sample(logits []float32) (int, error) {
 	maxLogit, err := argmax(logits)
 	if err != nil {
@@ -118,56 +121,98 @@ func (s *sampler) sample(logits []float32) (int, error) {
 	top := float64(logits[maxLogit])
 	invT := 1 / s.opts.Temperature
 	s.cand = s.cand[:0]
-	var sum float64
 	for i, v := range logits {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), -1) {
 			continue
 		}
-		p := math.Exp((float64(v) - top) * invT)
-		s.cand = append(s.cand, candidate{i, p})
-		sum += p
+		s.cand = append(s.cand, candidate{i, math.Exp((float64(v) - top) * invT)})
 	}
-	// The most likely candidates first; ties by id keep it deterministic.
-	slices.SortFunc(s.cand, func(a, b candidate) int {
-		if a.p != b.p {
-			if a.p > b.p {
-				return -1
-			}
-			return 1
-		}
-		return a.id - b.id
-	})
-	n := len(s.cand)
-	if k := s.opts.TopK; k > 0 && k < n {
-		n = k
-	}
-	if mp := s.opts.MinP; mp > 0 {
-		limit := s.cand[0].p * mp
-		for n > 1 && s.cand[n-1].p < limit {
-			n--
-		}
-	}
-	total := 0.0
-	for _, c := range s.cand[:n] {
-		total += c.p
+	cand := s.cand
+	if k := s.opts.TopK; k > 0 && k < len(cand) {
+		cand = topK(cand, k)
 	}
 	if tp := s.opts.TopP; tp > 0 && tp < 1 {
+		slices.SortFunc(cand, byProbability)
+		total := 0.0
+		for _, c := range cand {
+			total += c.p
+		}
 		acc := 0.0
-		for i, c := range s.cand[:n] {
+		for i, c := range cand {
 			acc += c.p
 			if acc >= tp*total {
-				n = i + 1
+				cand = cand[:i+1]
 				break
 			}
 		}
-		total = acc
+	}
+	if mp := s.opts.MinP; mp > 0 {
+		// The most likely token has p = 1 after the shift by the max logit.
+		kept := cand[:0]
+		for _, c := range cand {
+			if c.p >= mp {
+				kept = append(kept, c)
+			}
+		}
+		cand = kept
+	}
+	total := 0.0
+	for _, c := range cand {
+		total += c.p
 	}
 	r := s.rng.Float64() * total
-	for _, c := range s.cand[:n] {
+	for _, c := range cand {
 		r -= c.p
 		if r <= 0 {
 			return c.id, nil
 		}
 	}
-	return s.cand[n-1].id, nil
+	return cand[len(cand)-1].id, nil
+}
+
+// byProbability orders candidates most likely first, ties by id.
+func byProbability(a, b candidate) int {
+	if a.p != b.p {
+		if a.p > b.p {
+			return -1
+		}
+		return 1
+	}
+	return a.id - b.id
+}
+
+// topK moves the k most likely candidates to the front (most likely first)
+// and returns them, in O(n log k).
+func topK(c []candidate, k int) []candidate {
+	// A min-heap of the best k seen so far lives in c[:k].
+	h := c[:k]
+	less := func(i, j int) bool { return byProbability(h[i], h[j]) > 0 } // worse first
+	down := func(i int) {
+		for {
+			l := 2*i + 1
+			if l >= k {
+				return
+			}
+			m := l
+			if r := l + 1; r < k && less(r, l) {
+				m = r
+			}
+			if !less(m, i) {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	for i := k/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for _, x := range c[k:] {
+		if byProbability(x, h[0]) < 0 {
+			h[0] = x
+			down(0)
+		}
+	}
+	slices.SortFunc(h, byProbability)
+	return h
 }

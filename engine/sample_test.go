@@ -2,6 +2,7 @@ package engine
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -94,5 +95,43 @@ func TestSamplingOptionsValidate(t *testing.T) {
 	}
 	if err := (SamplingOptions{Temperature: 0.7, TopK: 40, TopP: 0.9, MinP: 0.05, RepetitionPenalty: 1.1}).Validate(); err != nil {
 		t.Errorf("valid options rejected: %v", err)
+	}
+}
+
+func TestTopKMatchesSort(t *testing.T) {
+	rng := newSampler(SamplingOptions{Seed: 5}, nil).rng
+	for trial := 0; trial < 50; trial++ {
+		n := 1 + rng.IntN(200)
+		c := make([]candidate, n)
+		for i := range c {
+			c[i] = candidate{i, float64(rng.IntN(20))} // many ties
+		}
+		k := 1 + rng.IntN(n)
+		want := append([]candidate(nil), c...)
+		slices.SortFunc(want, byProbability)
+		got := topK(append([]candidate(nil), c...), k)
+		if !slices.Equal(got, want[:k]) {
+			t.Fatalf("n %d k %d: topK %v, sorted %v", n, k, got, want[:k])
+		}
+	}
+}
+
+func TestSamplerTopKAndMinPDistribution(t *testing.T) {
+	// p ∝ 1, 2, 3, 4: top-k 2 keeps 3 and 4 (3:4); min-p 0.6 keeps the same two.
+	logits := []float32{0, float32(math.Log(2)), float32(math.Log(3)), float32(math.Log(4))}
+	for _, opts := range []SamplingOptions{{Temperature: 1, TopK: 2, Seed: 9}, {Temperature: 1, MinP: 0.6, Seed: 9}, {Temperature: 1, TopP: 0.7, Seed: 9}} {
+		s := newSampler(opts, nil)
+		counts := make([]int, 4)
+		const n = 20000
+		for i := 0; i < n; i++ {
+			id, _ := s.next(append([]float32(nil), logits...))
+			counts[id]++
+		}
+		if counts[0]+counts[1] != 0 {
+			t.Errorf("%+v: sampled dropped tokens %v", opts, counts)
+		}
+		if frac := float64(counts[3]) / n; math.Abs(frac-4.0/7) > 0.02 {
+			t.Errorf("%+v: token 3 frequency %.3f, want %.3f", opts, frac, 4.0/7)
+		}
 	}
 }

@@ -195,10 +195,6 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if need := opts.PromptLen + opts.Gen; need > man.MaxSeqLen {
 		return nil, fmt.Errorf("prompt length %d + %d new tokens exceeds the package's max_seq_len %d", opts.PromptLen, opts.Gen, man.MaxSeqLen)
 	}
-	// Disable end-of-sequence so every row decodes exactly Gen tokens: the
-	// benchmark owns this Model, and the engine reads the EOS ids from it.
-	man.EOSIDs = nil
-
 	rep := &Report{Manifest: man, Options: opts, ORTVersion: ort.LoadedVersion()}
 	var configs []config
 	for _, b := range opts.Batches {
@@ -296,7 +292,7 @@ func Prompts(seed uint64, n, promptLen, vocab int) [][]int {
 func runEngine(ctx context.Context, m *engine.Model, c config, prompts [][]int, opts Options) (sample, error) {
 	reqs := make([]engine.Request, len(prompts))
 	for b, p := range prompts {
-		reqs[b] = engine.Request{PromptIDs: p, MaxTokens: opts.Gen, Schedule: opts.Schedule, Speedup: c.ratio}
+		reqs[b] = engine.Request{PromptIDs: p, MaxTokens: opts.Gen, IgnoreEOS: true, Schedule: opts.Schedule, Speedup: c.ratio}
 	}
 	res, err := m.GenerateBatch(ctx, reqs, nil)
 	if err != nil {

@@ -114,6 +114,12 @@ func NewSessionOptions(opts Options) (*ortgo.SessionOptions, error) {
 			return fail(fmt.Errorf("enable profiling: %w", err))
 		}
 	}
+	// strata chains one session per layer: a session's intra-op threads
+	// spinning after its run would compete with the next session's, which
+	// made 2-thread decoding several times slower than 1 thread here.
+	if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+		return fail(fmt.Errorf("disable thread spinning: %w", err))
+	}
 	switch device {
 	case "cuda":
 		cuda, err := ortgo.NewCUDAProviderOptions()
