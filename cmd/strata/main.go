@@ -55,6 +55,12 @@ func newApp() *cli.App {
 			tokenizeCommand(),
 			runtimeCommand(),
 		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return fmt.Errorf("unknown command %q: see strata --help", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
 		// Errors are printed once, by run.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
