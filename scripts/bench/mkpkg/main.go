@@ -36,19 +36,37 @@ func main() {
 	dir := flag.String("dir", "", "output directory (required)")
 	dtypes := flag.String("dtypes", "fp32,int4", "package dtypes to export")
 	maxSeq := flag.Int("max-seq-len", 512, "KV buffer length of the packages")
-	layers := flag.Int("layers", 0, "override the layer count (0: 24)")
+	layers := flag.Int("layers", 0, "override the layer count (0: the shape's)")
+	shape := flag.String("shape", "bench", "model shape: bench (24 layers, hidden 1024) or tinyllama (22 layers, hidden 2048, GQA 32:4)")
 	flag.Parse()
-	if err := run(*dir, strings.Split(*dtypes, ","), *maxSeq, *layers); err != nil {
+	if err := run(*dir, *shape, strings.Split(*dtypes, ","), *maxSeq, *layers); err != nil {
 		fmt.Fprintln(os.Stderr, "mkpkg:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir string, dtypes []string, maxSeq, layers int) error {
+// tinyLlamaSpec is TinyLlama-1.1B's shape (the GPU measurement of the
+// device-resident path): 22 layers, hidden 2048, 32 heads over 4 KV heads,
+// intermediate 5632, vocabulary 32000.
+func tinyLlamaSpec() synth.Spec {
+	s := benchSpec()
+	s.Layers, s.Hidden, s.Heads, s.KVHeads, s.Intermediate = 22, 2048, 32, 4, 5632
+	return s
+}
+
+func run(dir, shape string, dtypes []string, maxSeq, layers int) error {
 	if dir == "" {
 		return fmt.Errorf("-dir is required")
 	}
-	spec := benchSpec()
+	var spec synth.Spec
+	switch shape {
+	case "bench":
+		spec = benchSpec()
+	case "tinyllama":
+		spec = tinyLlamaSpec()
+	default:
+		return fmt.Errorf("-shape %q: want bench or tinyllama", shape)
+	}
 	if layers > 0 {
 		spec.Layers = layers
 	}
