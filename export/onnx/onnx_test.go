@@ -3,17 +3,13 @@ package onnx
 import (
 	"encoding/binary"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
-	ortgo "github.com/yalue/onnxruntime_go"
 	"google.golang.org/protobuf/encoding/protowire"
-
-	"github.com/strata-llm/strata/engine/ort"
 )
 
 // field is one decoded protobuf field; msg holds the raw bytes of
@@ -269,96 +265,3 @@ func TestFloat16(t *testing.T) {
 // TestORTRun writes MatMul + com.microsoft.FusedMatMul +
 // com.microsoft.SkipSimplifiedLayerNormalization with external weights (one
 // of them fp16, cast inside the graph) and checks ORT's numbers against Go.
-func TestORTRun(t *testing.T) {
-	if err := ort.Init(""); err != nil {
-		t.Fatalf("ONNX Runtime is required (set %s): %v", ort.EnvLibrary, err)
-	}
-	const M, K, N = 3, 40, 24
-	rng := rand.New(rand.NewPCG(1, 2))
-	randn := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(rng.NormFloat64())
-		}
-		return v
-	}
-	w1, w2, gamma, x, skip := randn(K*N), randn(N*N), randn(N), randn(M*K), randn(M*N)
-
-	dir := t.TempDir()
-	data, err := CreateExternalData(filepath.Join(dir, "t.onnx.data"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := NewBuilder("t", data)
-	b.Input("x", Float, P("batch"), D(M), D(K))
-	b.Input("skip", Float, P("batch"), D(M), D(N))
-	b.Float32("w1", []int64{K, N}, w1)
-	b.Initializer("w2_fp16", Float16, []int64{N, N}, Float16Bytes(w2))
-	b.Float32("gamma", []int64{N}, gamma)
-	h := b.Op("MatMul", "h", []string{"x", "w1"})
-	w2f := b.Op("Cast", "w2", []string{"w2_fp16"}, IntAttr("to", int64(Float)))
-	b.Add(Node{OpType: "FusedMatMul", Domain: "com.microsoft", Inputs: []string{h, w2f}, Outputs: []string{"f"},
-		Attrs: []Attr{FloatAttr("alpha", 0.5), IntAttr("transB", 1)}})
-	b.Add(Node{OpType: "SkipSimplifiedLayerNormalization", Domain: "com.microsoft",
-		Inputs: []string{"f", "skip", "gamma"}, Outputs: []string{"y", "", "", "sum"},
-		Attrs: []Attr{FloatAttr("epsilon", 1e-6)}})
-	b.Output("y", Float, P("batch"), D(M), D(N))
-	b.Output("sum", Float, P("batch"), D(M), D(N))
-	path := filepath.Join(dir, "t.onnx")
-	if err := b.WriteModel(path); err != nil {
-		t.Fatal(err)
-	}
-
-	s, err := ort.NewSession(path, []string{"x", "skip"}, []string{"y", "sum"}, ort.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Destroy()
-	xt, err := ortgo.NewTensor(ortgo.NewShape(1, M, K), x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer xt.Destroy()
-	st, err := ortgo.NewTensor(ortgo.NewShape(1, M, N), skip)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Destroy()
-	outs := []ortgo.Value{nil, nil}
-	if err := s.Run([]ortgo.Value{xt, st}, outs); err != nil {
-		t.Fatal(err)
-	}
-	defer outs[0].Destroy()
-	defer outs[1].Destroy()
-	y := outs[0].(*ortgo.Tensor[float32]).GetData()
-	sum := outs[1].(*ortgo.Tensor[float32]).GetData()
-
-	for m := 0; m < M; m++ {
-		hrow := make([]float64, N)
-		for n := 0; n < N; n++ {
-			for k := 0; k < K; k++ {
-				hrow[n] += float64(x[m*K+k]) * float64(w1[k*N+n])
-			}
-		}
-		srow := make([]float64, N)
-		var ss float64
-		for n := 0; n < N; n++ {
-			var f float64
-			for k := 0; k < N; k++ { // transB: w2 is [N_out, N_in]
-				f += hrow[k] * float64(RoundFloat16(w2[n*N+k]))
-			}
-			srow[n] = 0.5*f + float64(skip[m*N+n])
-			ss += srow[n] * srow[n]
-		}
-		inv := 1 / math.Sqrt(ss/N+1e-6)
-		for n := 0; n < N; n++ {
-			if d := math.Abs(float64(sum[m*N+n]) - srow[n]); d > 1e-3 {
-				t.Fatalf("sum[%d,%d] = %v, want %v", m, n, sum[m*N+n], srow[n])
-			}
-			want := srow[n] * inv * float64(gamma[n])
-			if d := math.Abs(float64(y[m*N+n]) - want); d > 1e-4*(1+math.Abs(want)) {
-				t.Fatalf("y[%d,%d] = %v, want %v", m, n, y[m*N+n], want)
-			}
-		}
-	}
-}
