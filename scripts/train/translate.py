@@ -70,6 +70,7 @@ def main(argv=None):
     ap.add_argument("--hyp", help="write hypotheses here, one per line")
     ap.add_argument("--ref", help="write references here, one per line")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--golden-out", help="write {schedule, kept, cases:[{ref,en,prompt_ids,ids}]} JSON (models/default testdata)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -83,7 +84,7 @@ def main(argv=None):
                 r = json.loads(line)
                 refs_text[r["ref"]] = r
     wanted = set(args.refs.split(",")) if args.refs else None
-    hyps, refs = [], []
+    hyps, refs, cases = [], [], []
     start, new_tokens = time.time(), 0
     with open(args.ids) as f:
         rows = [json.loads(line) for line in f if line.strip()]
@@ -95,11 +96,16 @@ def main(argv=None):
         hyp = detok.decode(out)
         hyps.append(hyp)
         ref = refs_text.get(r["ref"], {})
+        cases.append({"ref": r["ref"], "en": ref.get("en"), "prompt_ids": r["prompt"], "ids": out, "text": hyp})
         refs.append(ref.get("es", ""))
         if wanted or len(hyps) <= 3:
-            print(json.dumps({"ref": r["ref"], "en": ref.get("en"), "es": ref.get("es"), "hyp": hyp}, ensure_ascii=False))
+            print(json.dumps({"ref": r["ref"], "en": ref.get("en"), "es": ref.get("es"), "hyp": hyp, "prompt_ids": r["prompt"], "ids": out, "kept": kept}, ensure_ascii=False))
     el = time.time() - start
     log.info("%d verses, %d new tokens in %.1fs (%.1f tok/s), schedule %s kept %s", len(hyps), new_tokens, el, new_tokens / max(el, 1e-9), args.schedule, kept)
+    if args.golden_out:
+        with open(args.golden_out, "w", encoding="utf-8") as f:
+            json.dump({"schedule": args.schedule, "kept": kept, "cases": cases}, f, ensure_ascii=False, indent=1)
+            f.write("\n")
     for path, lines in ((args.hyp, hyps), (args.ref, refs)):
         if path:
             with open(path, "w", encoding="utf-8") as f:
