@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-llm/strata/engine/ort"
 	"github.com/strata-llm/strata/export"
 	"github.com/strata-llm/strata/export/synth"
 )
@@ -248,5 +249,42 @@ func TestBatchSurvivesKill(t *testing.T) {
 		if !reflect.DeepEqual(r.TokenIDs, b[id].TokenIDs) {
 			t.Errorf("%s: uninterrupted %v, resumed %v", id, r.TokenIDs, b[id].TokenIDs)
 		}
+	}
+}
+
+// TestDefaultModelFirstUse runs README command one on an empty model cache:
+// the built-in checkpoint is exported into the cache, then reused.
+func TestDefaultModelFirstUse(t *testing.T) {
+	lib, err := ort.Resolve("", nil) // the ORT library stays where it is
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(ort.EnvLibrary, lib.Path)
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	const prompt = "In the beginning God created the heaven and the earth."
+	code, out, errOut := runCLI(t, "generate", "--json", prompt)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(errOut, "first use of the built-in model") {
+		t.Errorf("no first-use line on stderr: %q", errOut)
+	}
+	var res generateJSON
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(res.Text) == "" || len(res.TokenIDs) == 0 {
+		t.Errorf("empty translation: %+v", res)
+	}
+	code, out2, errOut := runCLI(t, "generate", "--json", prompt)
+	var res2 generateJSON
+	json.Unmarshal([]byte(out2), &res2)
+	if code != 0 || strings.Contains(errOut, "first use") || !reflect.DeepEqual(res2.TokenIDs, res.TokenIDs) {
+		t.Errorf("second run: exit %d, stderr %q, ids %v (first %v)", code, errOut, res2.TokenIDs, res.TokenIDs)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(cache, "strata", "models", "strata-default-*"))
+	if len(dirs) != 1 {
+		t.Errorf("model cache holds %v", dirs)
 	}
 }
