@@ -20,7 +20,7 @@ import (
 
 // Checkpoint is the embedded checkpoint directory: "uls2" is the model fine-tuned
 // for ULS at speedup ratio 2 (config.json carries "uls"), "base" the full-depth one.
-const Checkpoint = "base"
+const Checkpoint = "uls2"
 
 // Name identifies the default model in logs and cache paths.
 const Name = "strata-default-en-es-" + Checkpoint
@@ -33,7 +33,7 @@ const PromptTemplate = "English: %s\nSpanish:"
 // Files are the checkpoint's file names, in the order WriteCheckpoint writes them.
 var Files = []string{"config.json", "generation_config.json", "tokenizer.json", "model.safetensors"}
 
-//go:embed base/config.json base/generation_config.json base/tokenizer.json base/model.safetensors
+//go:embed uls2/config.json uls2/generation_config.json uls2/tokenizer.json uls2/model.safetensors
 var checkpointFS embed.FS
 
 // Version is a short hash (12 hex digits) of the embedded files' names and
