@@ -32,6 +32,7 @@ func evalCommand() *cli.Command {
 			&cli.StringFlag{Name: "json", Usage: "write the rows as JSON to FILE"},
 			&cli.StringFlag{Name: "markdown", Usage: "write the table as Markdown to FILE"},
 			&cli.StringFlag{Name: "title", Usage: "table title (default: the model directory)"},
+			&cli.Float64Flag{Name: "baseline-bleu", Usage: "BLEU the \"% of full\" column is relative to, e.g. the model before ULS fine-tuning (default: this model at full depth)"},
 		),
 		Action: runEval,
 	}
@@ -77,7 +78,8 @@ func runEval(c *cli.Context) error {
 	p := newProgress(c.App.ErrWriter, 0, 0)
 	rows, err := eval.Run(ctx, m, examples, eval.Options{
 		Schedules: schedules, Ratios: ratios, MaxTokens: c.Int("max-tokens"), BatchSize: c.Int("batch-size"),
-		Progress: func(done, total int) { p.total = total; p.done = done; p.draw() },
+		BaselineBLEU: c.Float64("baseline-bleu"),
+		Progress:     func(done, total int) { p.total = total; p.done = done; p.draw() },
 	})
 	p.finish()
 	if err != nil {

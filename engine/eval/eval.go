@@ -62,6 +62,10 @@ type Options struct {
 	Ratios    []float64 // e.g. 1, 2, 3; 1 is full depth and shared by all schedules
 	MaxTokens int       // per translation (0: 160)
 	BatchSize int       // requests decoded together (0: the model's MaxBatch)
+	// BaselineBLEU is the BLEU that Row.BLEUKept is relative to, e.g. the
+	// full-depth BLEU of the model before ULS fine-tuning (0: this model's
+	// own full-depth BLEU).
+	BaselineBLEU float64
 	// Progress, when set, is called after every batch.
 	Progress func(done, total int)
 }
@@ -165,10 +169,13 @@ func Run(ctx context.Context, m *engine.Model, examples []Example, opts Options)
 		if seconds > 0 {
 			row.DecodeTPS = float64(tokens) / seconds
 		}
-		if len(rows) > 0 && rows[0].BLEU > 0 {
+		switch {
+		case opts.BaselineBLEU > 0:
+			row.BLEUKept = row.BLEU / opts.BaselineBLEU
+		case len(rows) == 0:
+			row.BLEUKept = 1 // the full-depth row is its own baseline
+		case rows[0].BLEU > 0:
 			row.BLEUKept = row.BLEU / rows[0].BLEU
-		} else if len(rows) == 0 {
-			row.BLEUKept = 1
 		}
 		rows = append(rows, row)
 	}
