@@ -68,7 +68,7 @@ func Open(dir string) (*Checkpoint, error) {
 			}
 		}
 	}
-	if ids, err := parseIDs("pad_token_id", extra.PadID); err != nil {
+	if ids, err := llama.ParseTokenIDs("pad_token_id", extra.PadID); err != nil {
 		return nil, fmt.Errorf("checkpoint %s: config.json: %w", dir, err)
 	} else if len(ids) > 0 {
 		c.PadID = ids[0]
@@ -117,7 +117,7 @@ func (c *Checkpoint) readGenerationConfig() error {
 		{"eos_token_id", g.EOS, func(ids []int) { c.EOSIDs = ids }},
 		{"pad_token_id", g.Pad, func(ids []int) { c.PadID = ids[0] }},
 	} {
-		ids, err := parseIDs(f.key, f.raw)
+		ids, err := llama.ParseTokenIDs(f.key, f.raw)
 		if err != nil {
 			return fmt.Errorf("checkpoint %s: generation_config.json: %w", c.Dir, err)
 		}
@@ -131,22 +131,6 @@ func (c *Checkpoint) readGenerationConfig() error {
 		}
 	}
 	return nil
-}
-
-// parseIDs reads a token id that may be absent, null, an int or a list of ints.
-func parseIDs(key string, raw json.RawMessage) ([]int, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	var one int
-	if err := json.Unmarshal(raw, &one); err == nil {
-		return []int{one}, nil
-	}
-	var list []int
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, fmt.Errorf("%s must be an int or a list of ints, got %s", key, raw)
-	}
-	return list, nil
 }
 
 // Shaper describes tensors without reading them.

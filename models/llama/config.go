@@ -241,16 +241,16 @@ func ParseHFConfig(data []byte) (Config, error) {
 	if c.RopeScaling, err = parseRopeScaling(h.RopeScaling); err != nil {
 		return Config{}, err
 	}
-	bos, err := parseIDs("bos_token_id", h.BOSID)
+	bos, err := ParseTokenIDs("bos_token_id", h.BOSID)
 	if err != nil {
-		return Config{}, err
+		return Config{}, fmt.Errorf("config.json: %w", err)
 	}
 	c.BOSID = -1
 	if len(bos) > 0 {
 		c.BOSID = bos[0]
 	}
-	if c.EOSIDs, err = parseIDs("eos_token_id", h.EOSID); err != nil {
-		return Config{}, err
+	if c.EOSIDs, err = ParseTokenIDs("eos_token_id", h.EOSID); err != nil {
+		return Config{}, fmt.Errorf("config.json: %w", err)
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, fmt.Errorf("config.json: %w", err)
@@ -274,8 +274,9 @@ func deref[T any](p *T, def T) T {
 	return *p
 }
 
-// parseIDs reads a token id that may be absent, null, an int or a list.
-func parseIDs(key string, raw json.RawMessage) ([]int, error) {
+// ParseTokenIDs reads a Hugging Face token-id entry (bos_token_id,
+// eos_token_id, …) that may be absent, null, an int or a list of ints.
+func ParseTokenIDs(key string, raw json.RawMessage) ([]int, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
 	}
@@ -285,7 +286,7 @@ func parseIDs(key string, raw json.RawMessage) ([]int, error) {
 	}
 	var list []int
 	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, fmt.Errorf("config.json: %s must be an int or a list of ints, got %s", key, raw)
+		return nil, fmt.Errorf("%s must be an int or a list of ints, got %s", key, raw)
 	}
 	return list, nil
 }
