@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what the tests need
 # (npm for ONNX Runtime and the tokenizer goldens, Debian's PyTorch for the
-# training recipe), then runs go vet, the Go tests, the training recipe's
+# training recipe), then runs go vet, the Go tests (the engine also under -race), the training recipe's
 # tests and every fuzz target for a short bounded time.
 #
 #   scripts/test.sh            # everything
@@ -23,6 +23,8 @@ go vet ./...
 # Fetch ONNX Runtime once, before the parallel test binaries start.
 go run ./cmd/strata runtime info
 go test ./...
+# The engine serves concurrent Generate calls: run it under the race detector too.
+go test -race ./engine/
 /usr/bin/python3 -m unittest discover -s scripts/train -p 'test_*.py'
 if [ "${FUZZTIME:-5s}" != 0 ]; then
 	FUZZTIME=${FUZZTIME:-5s} scripts/fuzz.sh
