@@ -197,18 +197,8 @@ func compare(got, want [][]float32) StepReport {
 		sr.MaxRel = max(sr.MaxRel, diff/max(scale, 1e-6))
 	}
 	last := len(want) - 1
-	sr.Token, sr.RefToken = argmax(got[last]), argmax(want[last])
+	sr.Token, sr.RefToken = llama.Argmax(got[last]), llama.Argmax(want[last])
 	return sr
-}
-
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 // defaultPrompt is BOS (when the model has one) and six ids spread over the vocabulary.

@@ -124,7 +124,7 @@ func (mm *monoModel) run(ctx context.Context, prompts [][]int, gen int) (sample,
 	prefillDone := time.Now()
 	for b := int64(0); b < B; b++ {
 		row := prefillLogits.GetData()[(b*S+S-1)*V : (b*S+S)*V]
-		ids.GetData()[b] = int64(argmax(row))
+		ids.GetData()[b] = int64(llama.Argmax(row))
 	}
 	firstToken := time.Now()
 	tokens := make([][]int, B)
@@ -165,7 +165,7 @@ func (mm *monoModel) run(ctx context.Context, prompts [][]int, gen int) (sample,
 		}
 		data := logits.GetData()
 		for b := int64(0); b < B; b++ {
-			id := argmax(data[b*V : (b+1)*V])
+			id := llama.Argmax(data[b*V : (b+1)*V])
 			ids.GetData()[b] = int64(id)
 			tokens[b] = append(tokens[b], id)
 		}
@@ -206,15 +206,4 @@ func bindAll(bind *ortgo.IoBinding, ids *ortgo.Tensor[int64], seqlens *ortgo.Ten
 		}
 	}
 	return nil
-}
-
-// argmax returns the index of the largest value (the first on ties).
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }

@@ -79,14 +79,14 @@ func TestGreedyMatchesPyTorch(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got []int
-			next := argmax(logits[len(logits)-1])
+			next := llama.Argmax(logits[len(logits)-1])
 			for next != eos && len(got) < len(c.IDs)+1 {
 				got = append(got, next)
 				logits, err = ref.Forward([]int{next}, golden.Kept)
 				if err != nil {
 					t.Fatal(err)
 				}
-				next = argmax(logits[0])
+				next = llama.Argmax(logits[0])
 			}
 			if fmt.Sprint(got) != fmt.Sprint(c.IDs) {
 				t.Errorf("greedy ids\n got %v\nwant %v", got, c.IDs)
@@ -96,14 +96,4 @@ func TestGreedyMatchesPyTorch(t *testing.T) {
 			}
 		})
 	}
-}
-
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }

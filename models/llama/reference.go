@@ -268,3 +268,15 @@ func rotateHalf(x, cos, sin []float32) {
 		x[i+half] = x2*cos[i] + x1*sin[i]
 	}
 }
+
+// Argmax returns the index of the largest logit, the first one on ties: the
+// greedy choice.
+func Argmax(logits []float32) int {
+	best := 0
+	for i, x := range logits {
+		if x > logits[best] {
+			best = i
+		}
+	}
+	return best
+}
