@@ -8,66 +8,75 @@ import (
 )
 
 // BenchmarkDecodeStep measures one decode step of the whole schedule (the
-// embedding, every kept layer, the head) through the host executor, with the
-// KV already holding a prompt. Besides ns/op and allocs/op (per step) it
-// reports allocs/token and B/token: a step must allocate a small constant
-// amount whatever the position, and never anything of the KV cache's size
-// (kv-B/token is what copying one layer's KV per token would cost).
+// embedding, every kept layer, the head, logits back) with the KV already
+// holding a prompt, through the host executor and the device-resident one on
+// CPU memory, same model, same run: their difference is the orchestration
+// cost of the ortdev path (GPU numbers need a GPU machine, see device.go).
+// Besides ns/op and allocs/op (per step) it reports allocs/token and
+// B/token: a step must allocate a small constant amount whatever the
+// position, and never anything of the KV cache's size (kv-B/layer-row is
+// what copying one layer's KV per token would cost).
 func BenchmarkDecodeStep(b *testing.B) {
 	dir, _, _ := testPackage(b)
-	m, err := Load(dir, Options{Threads: 1})
+	prompt := []int{1, 5, 9, 33, 2, 7, 80, 11}
+	for _, path := range []string{"host", "device"} {
+		m, err := Load(dir, Options{Threads: 1, DeviceResident: path == "device"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, ratio := range []float64{1, 2} {
+			for _, batch := range []int{1, 4} {
+				b.Run(fmt.Sprintf("%s/r=%g/batch=%d", path, ratio, batch), func(b *testing.B) {
+					benchDecodeStep(b, m, prompt, ratio, batch)
+				})
+			}
+		}
+		m.Close()
+	}
+}
+
+func benchDecodeStep(b *testing.B, m *Model, prompt []int, ratio float64, batch int) {
+	man := m.Manifest
+	sched, err := m.ResolveSchedule("uls", ratio)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer m.Close()
-	man := m.Manifest
-	prompt := []int{1, 5, 9, 33, 2, 7, 80, 11}
-	for _, ratio := range []float64{1, 2} {
-		for _, batch := range []int{1, 4} {
-			b.Run(fmt.Sprintf("r=%g/batch=%d", ratio, batch), func(b *testing.B) {
-				sched, err := m.ResolveSchedule("uls", ratio)
-				if err != nil {
-					b.Fatal(err)
-				}
-				ex, err := m.newExecutor(batch, sched.Layers)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer ex.close()
-				for row := 0; row < batch; row++ {
-					if err := ex.prefill(row, prompt); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if _, err := ex.logits(); err != nil {
-					b.Fatal(err)
-				}
-				ids := make([]int, batch)
-				positions := make([]int, batch)
-				b.ReportAllocs()
-				var before, after runtime.MemStats
-				runtime.ReadMemStats(&before)
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					// Positions run from the prompt's end to max_seq_len and
-					// start over, so any b.N fits the KV buffers.
-					pos := len(prompt) + i%(man.MaxSeqLen-len(prompt))
-					for r := range ids {
-						ids[r], positions[r] = (i+r)%man.VocabSize, pos
-					}
-					if _, err := ex.decode(ids, positions); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.StopTimer()
-				runtime.ReadMemStats(&after)
-				tokens := float64(b.N * batch)
-				b.ReportMetric(float64(after.Mallocs-before.Mallocs)/tokens, "allocs/token")
-				b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/tokens, "B/token")
-				b.ReportMetric(float64(2*4*man.NumKVHeads*man.MaxSeqLen*man.HeadDim), "kv-B/layer-row")
-			})
+	ex, err := m.newExecutor(batch, sched.Layers)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ex.close()
+	for row := 0; row < batch; row++ {
+		if err := ex.prefill(row, prompt); err != nil {
+			b.Fatal(err)
 		}
 	}
+	if _, err := ex.logits(); err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]int, batch)
+	positions := make([]int, batch)
+	b.ReportAllocs()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		// Positions run from the prompt's end to max_seq_len and start
+		// over, so any b.N fits the KV buffers.
+		pos := len(prompt) + i%(man.MaxSeqLen-len(prompt))
+		for r := range ids {
+			ids[r], positions[r] = (i+r)%man.VocabSize, pos
+		}
+		if _, err := ex.decode(ids, positions); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	runtime.ReadMemStats(&after)
+	tokens := float64(b.N * batch)
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/tokens, "allocs/token")
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/tokens, "B/token")
+	b.ReportMetric(float64(2*4*man.NumKVHeads*man.MaxSeqLen*man.HeadDim), "kv-B/layer-row")
 }
 
 // BenchmarkSample measures choosing one token from a 32000-entry vocabulary

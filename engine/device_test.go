@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"os"
 	"reflect"
@@ -393,58 +392,5 @@ func TestDeviceConcurrentGenerate(t *testing.T) {
 		} else if !reflect.DeepEqual(got[i], want[i]) {
 			t.Errorf("prompt %d: got %v, reference %v", i, got[i], want[i])
 		}
-	}
-}
-
-// BenchmarkDeviceDecodeStep measures one decode step (embedding, kept
-// layers, head, logits back) through the host executor and the
-// device-resident one on CPU memory, same model, same run: the difference is
-// the orchestration cost of the ortdev path (per-step rebinding, the two
-// counted copies). GPU numbers need a GPU machine (see device.go).
-func BenchmarkDeviceDecodeStep(b *testing.B) {
-	dir, _, _ := testPackage(b)
-	prompt := []int{1, 5, 9, 33, 2, 7, 80, 11}
-	for _, path := range []string{"host", "device"} {
-		m, err := Load(dir, Options{Threads: 1, DeviceResident: path == "device"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		man := m.Manifest
-		for _, ratio := range []float64{1, 2} {
-			for _, batch := range []int{1, 4} {
-				b.Run(fmt.Sprintf("%s/r=%g/batch=%d", path, ratio, batch), func(b *testing.B) {
-					sched, err := m.ResolveSchedule("uls", ratio)
-					if err != nil {
-						b.Fatal(err)
-					}
-					ex, err := m.newExecutor(batch, sched.Layers)
-					if err != nil {
-						b.Fatal(err)
-					}
-					defer ex.close()
-					for row := 0; row < batch; row++ {
-						if err := ex.prefill(row, prompt); err != nil {
-							b.Fatal(err)
-						}
-					}
-					if _, err := ex.logits(); err != nil {
-						b.Fatal(err)
-					}
-					ids, positions := make([]int, batch), make([]int, batch)
-					b.ReportAllocs()
-					b.ResetTimer()
-					for i := 0; i < b.N; i++ {
-						pos := len(prompt) + i%(man.MaxSeqLen-len(prompt))
-						for r := range ids {
-							ids[r], positions[r] = (i+r)%man.VocabSize, pos
-						}
-						if _, err := ex.decode(ids, positions); err != nil {
-							b.Fatal(err)
-						}
-					}
-				})
-			}
-		}
-		m.Close()
 	}
 }
