@@ -16,7 +16,7 @@ import (
 	ortgo "github.com/yalue/onnxruntime_go"
 
 	"github.com/strata-llm/strata/engine/ort"
-	"github.com/strata-llm/strata/export/onnx"
+	"github.com/strata-llm/strata/models/onnx"
 	"github.com/strata-llm/strata/models/manifest"
 )
 

@@ -309,16 +309,16 @@ func newRunner(dir string, m *manifest.Manifest, opts ort.Options) (r *runner, e
 		}
 		return ort.NewSession(p, in, out, opts)
 	}
-	if r.embed, err = open(m.Files.Embed, []string{llama.InputIDs}, []string{llama.Hidden}); err != nil {
+	if r.embed, err = open(m.Files.Embed, []string{manifest.InputIDs}, []string{manifest.Hidden}); err != nil {
 		return nil, err
 	}
-	if r.head, err = open(m.Files.Head, []string{llama.Hidden}, []string{llama.Logits}); err != nil {
+	if r.head, err = open(m.Files.Head, []string{manifest.Hidden}, []string{manifest.Logits}); err != nil {
 		return nil, err
 	}
 	shape := ortgo.NewShape(1, int64(m.NumKVHeads), int64(m.MaxSeqLen), int64(m.HeadDim))
 	for _, f := range m.Files.Layers {
-		s, err := open(f, []string{llama.Hidden, llama.PastKey, llama.PastValue, llama.SeqLensK, llama.TotalSeqLen},
-			[]string{llama.HiddenOut, llama.PresentKey, llama.PresentValue})
+		s, err := open(f, []string{manifest.Hidden, manifest.PastKey, manifest.PastValue, manifest.SeqLensK, manifest.TotalSeqLen},
+			[]string{manifest.HiddenOut, manifest.PresentKey, manifest.PresentValue})
 		if err != nil {
 			return nil, err
 		}
@@ -392,9 +392,9 @@ func (r *runner) forward(tokens []int, pos int) ([][]float32, error) {
 			v     ortgo.Value
 			input bool
 		}{
-			{llama.Hidden, in, true}, {llama.PastKey, r.kv[l][0], true}, {llama.PastValue, r.kv[l][1], true},
-			{llama.SeqLensK, seqlens, true}, {llama.TotalSeqLen, total, true},
-			{llama.HiddenOut, out, false}, {llama.PresentKey, r.kv[l][0], false}, {llama.PresentValue, r.kv[l][1], false},
+			{manifest.Hidden, in, true}, {manifest.PastKey, r.kv[l][0], true}, {manifest.PastValue, r.kv[l][1], true},
+			{manifest.SeqLensK, seqlens, true}, {manifest.TotalSeqLen, total, true},
+			{manifest.HiddenOut, out, false}, {manifest.PresentKey, r.kv[l][0], false}, {manifest.PresentValue, r.kv[l][1], false},
 		}
 		for _, x := range binds {
 			bind := b.BindOutput

@@ -13,9 +13,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/strata-llm/strata/export/onnx"
 	"github.com/strata-llm/strata/export/synth"
 	"github.com/strata-llm/strata/models/manifest"
+	"github.com/strata-llm/strata/models/onnx"
 )
 
 // EnvUpdateDocs, when set to 1, makes TestBadInput rewrite docs/errors.md

@@ -9,7 +9,7 @@ import (
 	"syscall"
 
 	"github.com/strata-llm/strata/export"
-	"github.com/strata-llm/strata/models/default"
+	defaultmodel "github.com/strata-llm/strata/models/default"
 	"github.com/strata-llm/strata/models/manifest"
 )
 

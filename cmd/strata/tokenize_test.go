@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/strata-llm/strata/engine/tokenizer"
-	"github.com/strata-llm/strata/models/default"
+	defaultmodel "github.com/strata-llm/strata/models/default"
 )
 
 func TestTokenizeCommand(t *testing.T) {

@@ -23,13 +23,13 @@ type monoModel struct {
 }
 
 func openMono(path string, man *manifest.Manifest, so ort.Options) (*monoModel, error) {
-	inputs := []string{llama.InputIDs}
-	outputs := []string{llama.Logits}
+	inputs := []string{manifest.InputIDs}
+	outputs := []string{manifest.Logits}
 	for i := 0; i < man.NumLayers; i++ {
 		inputs = append(inputs, llama.FullPastKey(i), llama.FullPastValue(i))
 		outputs = append(outputs, llama.FullPresentKey(i), llama.FullPresentValue(i))
 	}
-	inputs = append(inputs, llama.SeqLensK, llama.TotalSeqLen)
+	inputs = append(inputs, manifest.SeqLensK, manifest.TotalSeqLen)
 	s, err := ort.NewSession(path, inputs, outputs, so)
 	if err != nil {
 		return nil, fmt.Errorf("monolithic graph: %w", err)
@@ -155,7 +155,7 @@ func (mm *monoModel) run(ctx context.Context, prompts [][]int, gen int) (sample,
 		if err != nil {
 			return sample{}, err
 		}
-		err = bind.BindInput(llama.TotalSeqLen, total)
+		err = bind.BindInput(manifest.TotalSeqLen, total)
 		if err == nil {
 			err = mm.sess.RunWithBinding(bind)
 		}
@@ -187,7 +187,7 @@ func bindAll(bind *ortgo.IoBinding, ids *ortgo.Tensor[int64], seqlens *ortgo.Ten
 		value ortgo.Value
 		out   bool
 	}
-	bs := []binding{{llama.InputIDs, ids, false}, {llama.SeqLensK, seqlens, false}, {llama.Logits, logits, true}}
+	bs := []binding{{manifest.InputIDs, ids, false}, {manifest.SeqLensK, seqlens, false}, {manifest.Logits, logits, true}}
 	for i := 0; i < len(kv)/2; i++ {
 		k, v := kv[2*i], kv[2*i+1]
 		bs = append(bs,

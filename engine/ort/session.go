@@ -8,7 +8,7 @@ import (
 
 	ortgo "github.com/yalue/onnxruntime_go"
 
-	"github.com/strata-llm/strata/export/onnx"
+	"github.com/strata-llm/strata/models/onnx"
 )
 
 // Progress receives progress lines while the library is fetched on first

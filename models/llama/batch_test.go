@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/strata-llm/strata/models/manifest"
 	ortgo "github.com/yalue/onnxruntime_go"
 )
 
@@ -70,7 +71,7 @@ func TestFullGraph(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if filepath.Base(path) != FullFile {
+			if filepath.Base(path) != manifest.FullFile {
 				t.Errorf("wrote %s", path)
 			}
 			ref, err := NewReference(cfg, src)
@@ -81,13 +82,13 @@ func TestFullGraph(t *testing.T) {
 			want := refRun(t, ref, prompt, decode, nil)
 
 			initORT(t)
-			inputs := []string{InputIDs}
-			outputs := []string{Logits}
+			inputs := []string{manifest.InputIDs}
+			outputs := []string{manifest.Logits}
 			for i := 0; i < cfg.NumLayers; i++ {
 				inputs = append(inputs, FullPastKey(i), FullPastValue(i))
 				outputs = append(outputs, FullPresentKey(i), FullPresentValue(i))
 			}
-			inputs = append(inputs, SeqLensK, TotalSeqLen)
+			inputs = append(inputs, manifest.SeqLensK, manifest.TotalSeqLen)
 			s, err := ortSession(path, inputs, outputs)
 			if err != nil {
 				t.Fatal(err)
@@ -113,8 +114,8 @@ func TestFullGraph(t *testing.T) {
 				defer logits.Destroy()
 				bind := must(s.CreateIoBinding())(t)
 				defer bind.Destroy()
-				errs := []error{bind.BindInput(InputIDs, idsT), bind.BindInput(SeqLensK, seqT), bind.BindInput(TotalSeqLen, totalT),
-					bind.BindOutput(Logits, logits)}
+				errs := []error{bind.BindInput(manifest.InputIDs, idsT), bind.BindInput(manifest.SeqLensK, seqT), bind.BindInput(manifest.TotalSeqLen, totalT),
+					bind.BindOutput(manifest.Logits, logits)}
 				for i := 0; i < cfg.NumLayers; i++ {
 					errs = append(errs, bind.BindInput(FullPastKey(i), kv[2*i]), bind.BindInput(FullPastValue(i), kv[2*i+1]),
 						bind.BindOutput(FullPresentKey(i), kv[2*i]), bind.BindOutput(FullPresentValue(i), kv[2*i+1]))
@@ -152,8 +153,8 @@ func TestWriteAllHeadLast(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if files.Embed != EmbedFile || len(files.Layers) != cfg.NumLayers || files.Layers[1] != "layer_01.onnx" ||
-		files.Head != HeadFile || files.HeadLast != HeadLastFile || files.Full != FullFile {
+	if files.Embed != manifest.EmbedFile || len(files.Layers) != cfg.NumLayers || files.Layers[1] != "layer_01.onnx" ||
+		files.Head != manifest.HeadFile || files.HeadLast != manifest.HeadLastFile || files.Full != manifest.FullFile {
 		t.Fatalf("files %+v", files)
 	}
 	for _, f := range append(files.Layers, files.Embed, files.Head, files.HeadLast, files.Full) {
@@ -162,9 +163,9 @@ func TestWriteAllHeadLast(t *testing.T) {
 		}
 	}
 	initORT(t)
-	head := must(ortSession(filepath.Join(dir, HeadFile), []string{Hidden}, []string{Logits}))(t)
+	head := must(ortSession(filepath.Join(dir, manifest.HeadFile), []string{manifest.Hidden}, []string{manifest.Logits}))(t)
 	defer head.Destroy()
-	last := must(ortSession(filepath.Join(dir, HeadLastFile), []string{Hidden}, []string{Logits}))(t)
+	last := must(ortSession(filepath.Join(dir, manifest.HeadLastFile), []string{manifest.Hidden}, []string{manifest.Logits}))(t)
 	defer last.Destroy()
 	const b, s = 2, 3
 	hidden := make([]float32, b*s*cfg.HiddenSize)

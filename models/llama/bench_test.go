@@ -7,6 +7,7 @@ import (
 	ortgo "github.com/yalue/onnxruntime_go"
 
 	"github.com/strata-llm/strata/engine/ort"
+	"github.com/strata-llm/strata/models/manifest"
 )
 
 // benchConfig is a small model with realistic proportions (GQA 8/2 heads of
@@ -48,8 +49,8 @@ func newLayerStep(b *testing.B, dir string, cfg Config, so *ortgo.SessionOptions
 	ls.seqlens = mustB(ortgo.NewTensor(ortgo.NewShape(1), []int32{0}))(b)
 	keep(ls.seqlens)
 	for l := 0; l < cfg.NumLayers; l++ {
-		s := mustB(ortgo.NewDynamicAdvancedSession(dir+"/"+LayerFile(l),
-			[]string{Hidden, PastKey, PastValue, SeqLensK, TotalSeqLen}, []string{HiddenOut, PresentKey, PresentValue}, so))(b)
+		s := mustB(ortgo.NewDynamicAdvancedSession(dir+"/"+manifest.LayerFile(l),
+			[]string{manifest.Hidden, manifest.PastKey, manifest.PastValue, manifest.SeqLensK, manifest.TotalSeqLen}, []string{manifest.HiddenOut, manifest.PresentKey, manifest.PresentValue}, so))(b)
 		keep(s)
 		kvShape := ortgo.NewShape(1, int64(cfg.NumKVHeads), benchMaxSeq, int64(cfg.HeadDim))
 		k := mustB(ortgo.NewEmptyTensor[float32](kvShape))(b)
@@ -59,9 +60,9 @@ func newLayerStep(b *testing.B, dir string, cfg Config, so *ortgo.SessionOptions
 		bind := mustB(s.CreateIoBinding())(b)
 		keep(bind)
 		for _, err := range []error{
-			bind.BindInput(Hidden, hidden[l%2]), bind.BindInput(PastKey, k), bind.BindInput(PastValue, v),
-			bind.BindInput(SeqLensK, ls.seqlens),
-			bind.BindOutput(HiddenOut, hidden[(l+1)%2]), bind.BindOutput(PresentKey, k), bind.BindOutput(PresentValue, v),
+			bind.BindInput(manifest.Hidden, hidden[l%2]), bind.BindInput(manifest.PastKey, k), bind.BindInput(manifest.PastValue, v),
+			bind.BindInput(manifest.SeqLensK, ls.seqlens),
+			bind.BindOutput(manifest.HiddenOut, hidden[(l+1)%2]), bind.BindOutput(manifest.PresentKey, k), bind.BindOutput(manifest.PresentValue, v),
 		} {
 			if err != nil {
 				b.Fatal(err)
@@ -79,7 +80,7 @@ func (ls *layerStep) step(b *testing.B, pos int) {
 	total := mustB(ortgo.NewScalar(int32(pos + 1)))(b)
 	defer total.Destroy()
 	for l, s := range ls.sessions {
-		if err := ls.binds[l].BindInput(TotalSeqLen, total); err != nil {
+		if err := ls.binds[l].BindInput(manifest.TotalSeqLen, total); err != nil {
 			b.Fatal(err)
 		}
 		if err := s.RunWithBinding(ls.binds[l]); err != nil {

@@ -7,8 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/strata-llm/strata/export/onnx"
 	"github.com/strata-llm/strata/models/manifest"
+	"github.com/strata-llm/strata/models/onnx"
 )
 
 // GraphOptions selects how the graphs are written.
@@ -46,32 +46,6 @@ func (o GraphOptions) normalize(cfg Config) (GraphOptions, error) {
 	}
 	return o, nil
 }
-
-// File names of a model package's graphs.
-const (
-	EmbedFile = "embed.onnx"
-	HeadFile  = "head.onnx"
-	FullFile  = "model_full.onnx"
-	// HeadLastFile computes the logits of the last position only.
-	HeadLastFile = "head_last.onnx"
-)
-
-// LayerFile is layer i's graph file name, layer_NN.onnx.
-func LayerFile(i int) string { return fmt.Sprintf("layer_%02d.onnx", i) }
-
-// Graph input and output names (DESIGN.md §3).
-const (
-	InputIDs     = "input_ids"
-	Hidden       = "hidden"
-	HiddenOut    = "hidden_out"
-	PastKey      = "past_key"
-	PastValue    = "past_value"
-	PresentKey   = "present_key"
-	PresentValue = "present_value"
-	SeqLensK     = "seqlens_k"
-	TotalSeqLen  = "total_seq_len"
-	Logits       = "logits"
-)
 
 // Symbolic dimensions.
 var (
@@ -113,10 +87,10 @@ func write(dir, file string, cfg Config, src WeightSource, opts GraphOptions, bu
 
 // WriteEmbed writes embed.onnx: input_ids int64 [B,S] → hidden [B,S,D].
 func WriteEmbed(dir string, cfg Config, src WeightSource, opts GraphOptions) (string, error) {
-	return write(dir, EmbedFile, cfg, src, opts, func(g *graph) {
-		ids := g.Input(InputIDs, onnx.Int64, dimBatch, dimSeq)
-		g.embed(ids, Hidden)
-		g.Output(Hidden, onnx.Float, dimBatch, dimSeq, onnx.D(cfg.HiddenSize))
+	return write(dir, manifest.EmbedFile, cfg, src, opts, func(g *graph) {
+		ids := g.Input(manifest.InputIDs, onnx.Int64, dimBatch, dimSeq)
+		g.embed(ids, manifest.Hidden)
+		g.Output(manifest.Hidden, onnx.Float, dimBatch, dimSeq, onnx.D(cfg.HiddenSize))
 	})
 }
 
@@ -125,28 +99,28 @@ func WriteLayer(dir string, cfg Config, i int, src WeightSource, opts GraphOptio
 	if i < 0 || i >= cfg.NumLayers {
 		return "", fmt.Errorf("write layer %d: the model has %d layers", i, cfg.NumLayers)
 	}
-	return write(dir, LayerFile(i), cfg, src, opts, func(g *graph) {
-		hidden := g.Input(Hidden, onnx.Float, dimBatch, dimSeq, onnx.D(cfg.HiddenSize))
+	return write(dir, manifest.LayerFile(i), cfg, src, opts, func(g *graph) {
+		hidden := g.Input(manifest.Hidden, onnx.Float, dimBatch, dimSeq, onnx.D(cfg.HiddenSize))
 		kv := g.kvDims()
-		pastK := g.Input(PastKey, onnx.Float, kv...)
-		pastV := g.Input(PastValue, onnx.Float, kv...)
-		seqlens := g.Input(SeqLensK, onnx.Int32, dimBatch)
-		total := g.Input(TotalSeqLen, onnx.Int32)
+		pastK := g.Input(manifest.PastKey, onnx.Float, kv...)
+		pastV := g.Input(manifest.PastValue, onnx.Float, kv...)
+		seqlens := g.Input(manifest.SeqLensK, onnx.Int32, dimBatch)
+		total := g.Input(manifest.TotalSeqLen, onnx.Int32)
 		cos, sin := g.ropeCaches()
-		g.layer(i, layerIO{hidden, pastK, pastV, seqlens, total, cos, sin, HiddenOut, PresentKey, PresentValue})
-		g.Output(HiddenOut, onnx.Float, dimBatch, dimSeq, onnx.D(cfg.HiddenSize))
-		g.Output(PresentKey, onnx.Float, kv...)
-		g.Output(PresentValue, onnx.Float, kv...)
+		g.layer(i, layerIO{hidden, pastK, pastV, seqlens, total, cos, sin, manifest.HiddenOut, manifest.PresentKey, manifest.PresentValue})
+		g.Output(manifest.HiddenOut, onnx.Float, dimBatch, dimSeq, onnx.D(cfg.HiddenSize))
+		g.Output(manifest.PresentKey, onnx.Float, kv...)
+		g.Output(manifest.PresentValue, onnx.Float, kv...)
 	})
 }
 
 // WriteHead writes head.onnx: hidden [B,S,D] → logits [B,S,V] (final norm
 // and lm_head; with tied embeddings the embedding matrix).
 func WriteHead(dir string, cfg Config, src WeightSource, opts GraphOptions) (string, error) {
-	return write(dir, HeadFile, cfg, src, opts, func(g *graph) {
-		hidden := g.Input(Hidden, onnx.Float, dimBatch, dimSeq, onnx.D(cfg.HiddenSize))
-		g.head(hidden, Logits)
-		g.Output(Logits, onnx.Float, dimBatch, dimSeq, onnx.D(cfg.VocabSize))
+	return write(dir, manifest.HeadFile, cfg, src, opts, func(g *graph) {
+		hidden := g.Input(manifest.Hidden, onnx.Float, dimBatch, dimSeq, onnx.D(cfg.HiddenSize))
+		g.head(hidden, manifest.Logits)
+		g.Output(manifest.Logits, onnx.Float, dimBatch, dimSeq, onnx.D(cfg.VocabSize))
 	})
 }
 
@@ -155,14 +129,14 @@ func WriteHead(dir string, cfg Config, src WeightSource, opts GraphOptions) (str
 // the vocabulary projection at every position; with right-padded batches
 // the caller passes each row's last real position instead).
 func WriteHeadLast(dir string, cfg Config, src WeightSource, opts GraphOptions) (string, error) {
-	return write(dir, HeadLastFile, cfg, src, opts, func(g *graph) {
-		hidden := g.Input(Hidden, onnx.Float, dimBatch, dimSeq, onnx.D(cfg.HiddenSize))
+	return write(dir, manifest.HeadLastFile, cfg, src, opts, func(g *graph) {
+		hidden := g.Input(manifest.Hidden, onnx.Float, dimBatch, dimSeq, onnx.D(cfg.HiddenSize))
 		i64 := func(name string, v int64) string {
 			return g.Initializer(name, onnx.Int64, []int64{1}, onnx.Int64Bytes([]int64{v}))
 		}
 		last := g.Op("Slice", "/head/last", []string{hidden, i64("/head/starts", -1), i64("/head/ends", math.MaxInt64), i64("/head/axes", 1)})
-		g.head(last, Logits)
-		g.Output(Logits, onnx.Float, dimBatch, onnx.D(1), onnx.D(cfg.VocabSize))
+		g.head(last, manifest.Logits)
+		g.Output(manifest.Logits, onnx.Float, dimBatch, onnx.D(1), onnx.D(cfg.VocabSize))
 	})
 }
 
@@ -217,15 +191,15 @@ func FullPresentValue(i int) string { return fmt.Sprintf("present_value_%d", i) 
 // from the same pieces: input_ids, past_key_i/past_value_i, seqlens_k,
 // total_seq_len → logits, present_key_i/present_value_i.
 func WriteFull(dir string, cfg Config, src WeightSource, opts GraphOptions) (string, error) {
-	return write(dir, FullFile, cfg, src, opts, func(g *graph) {
-		ids := g.Input(InputIDs, onnx.Int64, dimBatch, dimSeq)
+	return write(dir, manifest.FullFile, cfg, src, opts, func(g *graph) {
+		ids := g.Input(manifest.InputIDs, onnx.Int64, dimBatch, dimSeq)
 		kv := g.kvDims()
 		for i := 0; i < cfg.NumLayers; i++ {
 			g.Input(FullPastKey(i), onnx.Float, kv...)
 			g.Input(FullPastValue(i), onnx.Float, kv...)
 		}
-		seqlens := g.Input(SeqLensK, onnx.Int32, dimBatch)
-		total := g.Input(TotalSeqLen, onnx.Int32)
+		seqlens := g.Input(manifest.SeqLensK, onnx.Int32, dimBatch)
+		total := g.Input(manifest.TotalSeqLen, onnx.Int32)
 		cos, sin := g.ropeCaches()
 		h := g.embed(ids, "/embed/hidden")
 		for i := 0; i < cfg.NumLayers; i++ {
@@ -233,8 +207,8 @@ func WriteFull(dir string, cfg Config, src WeightSource, opts GraphOptions) (str
 			g.layer(i, layerIO{h, FullPastKey(i), FullPastValue(i), seqlens, total, cos, sin, out, FullPresentKey(i), FullPresentValue(i)})
 			h = out
 		}
-		g.head(h, Logits)
-		g.Output(Logits, onnx.Float, dimBatch, dimSeq, onnx.D(cfg.VocabSize))
+		g.head(h, manifest.Logits)
+		g.Output(manifest.Logits, onnx.Float, dimBatch, dimSeq, onnx.D(cfg.VocabSize))
 		for i := 0; i < cfg.NumLayers; i++ {
 			g.Output(FullPresentKey(i), onnx.Float, kv...)
 			g.Output(FullPresentValue(i), onnx.Float, kv...)

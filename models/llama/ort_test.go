@@ -7,6 +7,7 @@ import (
 	ortgo "github.com/yalue/onnxruntime_go"
 
 	"github.com/strata-llm/strata/engine/ort"
+	"github.com/strata-llm/strata/models/manifest"
 )
 
 // runner drives an exported package through ORT the way the engine does:
@@ -46,12 +47,12 @@ func newRunner(t *testing.T, dir string, cfg Config, maxSeq, batch int) *runner 
 		t.Cleanup(func() { s.Destroy() })
 		return s
 	}
-	r.embed = open(EmbedFile, []string{InputIDs}, []string{Hidden})
-	r.head = open(HeadFile, []string{Hidden}, []string{Logits})
+	r.embed = open(manifest.EmbedFile, []string{manifest.InputIDs}, []string{manifest.Hidden})
+	r.head = open(manifest.HeadFile, []string{manifest.Hidden}, []string{manifest.Logits})
 	for i := 0; i < cfg.NumLayers; i++ {
-		r.layers = append(r.layers, open(LayerFile(i),
-			[]string{Hidden, PastKey, PastValue, SeqLensK, TotalSeqLen},
-			[]string{HiddenOut, PresentKey, PresentValue}))
+		r.layers = append(r.layers, open(manifest.LayerFile(i),
+			[]string{manifest.Hidden, manifest.PastKey, manifest.PastValue, manifest.SeqLensK, manifest.TotalSeqLen},
+			[]string{manifest.HiddenOut, manifest.PresentKey, manifest.PresentValue}))
 		k, v := r.newKV(), r.newKV()
 		r.keys, r.values = append(r.keys, k), append(r.values, v)
 	}
@@ -100,9 +101,9 @@ func (r *runner) step(ids [][]int, seqlens []int32, total int32, layers []int) [
 		next := must(ortgo.NewEmptyTensor[float32](hidden.GetShape()))(t)
 		bind := must(r.layers[l].CreateIoBinding())(t)
 		for _, e := range []error{
-			bind.BindInput(Hidden, hidden), bind.BindInput(PastKey, r.keys[l]), bind.BindInput(PastValue, r.values[l]),
-			bind.BindInput(SeqLensK, seqT), bind.BindInput(TotalSeqLen, totalT),
-			bind.BindOutput(HiddenOut, next), bind.BindOutput(PresentKey, r.keys[l]), bind.BindOutput(PresentValue, r.values[l]),
+			bind.BindInput(manifest.Hidden, hidden), bind.BindInput(manifest.PastKey, r.keys[l]), bind.BindInput(manifest.PastValue, r.values[l]),
+			bind.BindInput(manifest.SeqLensK, seqT), bind.BindInput(manifest.TotalSeqLen, totalT),
+			bind.BindOutput(manifest.HiddenOut, next), bind.BindOutput(manifest.PresentKey, r.keys[l]), bind.BindOutput(manifest.PresentValue, r.values[l]),
 		} {
 			if e != nil {
 				t.Fatal(e)

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/strata-llm/strata/export/onnx"
+	"github.com/strata-llm/strata/models/onnx"
 )
 
 // Int4BlockSize is the MatMulNBits block size along K.

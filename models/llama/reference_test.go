@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/strata-llm/strata/models/manifest"
 )
 
 func TestReferenceULSCache(t *testing.T) {
@@ -148,7 +150,7 @@ func TestWriteErrors(t *testing.T) {
 			t.Errorf("%s: err = %v, want it to mention %q", tc.name, err, tc.want)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, LayerFile(0)+".data")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(dir, manifest.LayerFile(0)+".data")); !os.IsNotExist(err) {
 		t.Errorf("failed write left its data file behind (%v)", err)
 	}
 }

@@ -1,6 +1,6 @@
 package onnx_test
 
-// This test lives in an external package: engine/ort imports export/onnx
+// This test lives in an external package: engine/ort imports models/onnx
 // (to check external-data locations before every session).
 
 import (
@@ -12,7 +12,7 @@ import (
 	ortgo "github.com/yalue/onnxruntime_go"
 
 	"github.com/strata-llm/strata/engine/ort"
-	"github.com/strata-llm/strata/export/onnx"
+	"github.com/strata-llm/strata/models/onnx"
 )
 
 func TestORTRun(t *testing.T) {
