@@ -54,7 +54,9 @@ type Token struct {
 	Text string
 }
 
-// Stats are the timings of one batch.
+// Stats describe one request's run. PromptTokens and GeneratedTokens are
+// the request's own; the rates and times are those of the batch it decoded
+// in (Group), since its rows step together.
 type Stats struct {
 	PromptTokens    int     `json:"prompt_tokens"`
 	GeneratedTokens int     `json:"generated_tokens"`
@@ -63,6 +65,23 @@ type Stats struct {
 	TTFTMillis      float64 `json:"time_to_first_token_ms"`
 	BatchSize       int     `json:"batch_size"`
 	KVBytes         int64   `json:"kv_bytes"`
+	// Group holds the figures of the whole batch.
+	Group GroupStats `json:"group"`
+}
+
+// GroupStats are the figures of one batch of requests decoded together.
+type GroupStats struct {
+	BatchSize     int     `json:"batch_size"`
+	PrefillMillis float64 `json:"prefill_ms"`
+	TTFTMillis    float64 `json:"time_to_first_token_ms"`
+	PrefillTPS    float64 `json:"prefill_tokens_per_s"`
+	// DecodeSteps counts the decode steps; DecodeTokens the tokens they
+	// produced for rows still running.
+	DecodeSteps  int     `json:"decode_steps"`
+	DecodeTokens int     `json:"decode_tokens"`
+	DecodeMillis float64 `json:"decode_ms"`
+	DecodeTPS    float64 `json:"decode_tokens_per_s"`
+	KVBytes      int64   `json:"kv_bytes"`
 }
 
 // Result is what one request produced.
@@ -300,36 +319,32 @@ func (s *sequence) finish(reason string, textEnd int, onToken func(Token) error)
 // them together through the schedule's layers until each one stops.
 func (m *Model) decodeBatch(ctx context.Context, seqs []*sequence, onToken func(Token) error) error {
 	sched := seqs[0].schedule
-	ex, err := m.newExecutor(len(seqs), sched.Layers)
+	r, err := m.newRunner(len(seqs), sched.Layers)
 	if err != nil {
 		return err
 	}
-	defer ex.close()
+	defer r.close()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 
 	start := time.Now()
-	promptTokens := 0
+	prompts := make([][]int, len(seqs))
 	for b, s := range seqs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := ex.prefill(b, s.prompt); err != nil {
-			return err
-		}
-		promptTokens += len(s.prompt)
+		prompts[b] = s.prompt
 	}
-	logits, err := ex.logits()
+	logits, err := r.prefill(prompts, m.allLayers(), m.opts.PrefillChunk)
 	if err != nil {
 		return err
 	}
 	prefillDone := time.Now()
-	ids := make([]int, len(seqs))
-	positions := make([]int, len(seqs))
-	sampleAll := func(logits [][]float32) error {
+	step := part{S: 1, ids: make([]int, len(seqs)), pos: make([]int, len(seqs))}
+	sampleAll := func(logits *stepLogits) error {
 		for b, s := range seqs {
 			if s.done {
 				continue
 			}
-			id, err := s.sampler.next(logits[b])
+			id, err := s.sampler.next(logits.at(b, 0))
 			if err != nil {
 				return err
 			}
@@ -337,7 +352,7 @@ func (m *Model) decodeBatch(ctx context.Context, seqs []*sequence, onToken func(
 			if err := s.accept(m, id, pos, onToken); err != nil {
 				return err
 			}
-			ids[b], positions[b] = id, pos
+			step.ids[b], step.pos[b] = id, pos
 		}
 		return nil
 	}
@@ -345,7 +360,7 @@ func (m *Model) decodeBatch(ctx context.Context, seqs []*sequence, onToken func(
 		return err
 	}
 	firstToken := time.Now()
-	decodeTokens := 0
+	decodeTokens, steps := 0, 0
 	for {
 		active := 0
 		for _, s := range seqs {
@@ -361,42 +376,78 @@ func (m *Model) decodeBatch(ctx context.Context, seqs []*sequence, onToken func(
 		}
 		// Finished rows keep feeding their last token at their last position;
 		// rows are independent, so this changes nothing for the others.
-		if logits, err = ex.decode(ids, positions); err != nil {
+		if logits, err = r.step([]part{step}, sched.Layers, true); err != nil {
 			return err
 		}
 		decodeTokens += active
+		steps++
 		if err := sampleAll(logits); err != nil {
 			return err
 		}
 	}
 	end := time.Now()
-	stats := Stats{
-		PromptTokens: promptTokens,
-		PrefillTPS:   float64(promptTokens) / prefillDone.Sub(start).Seconds(),
-		TTFTMillis:   float64(firstToken.Sub(start).Microseconds()) / 1000,
-		BatchSize:    len(seqs),
-		KVBytes:      ex.kvBytes(),
-	}
-	if d := end.Sub(firstToken).Seconds(); d > 0 && decodeTokens > 0 {
-		stats.DecodeTPS = float64(decodeTokens) / d
-	}
-	for _, s := range seqs {
-		stats.GeneratedTokens += len(s.out)
+	group := GroupStats{
+		BatchSize:     len(seqs),
+		PrefillMillis: millis(prefillDone.Sub(start)),
+		DecodeSteps:   steps,
+		DecodeTokens:  decodeTokens,
+		KVBytes:       r.kvBytes(),
+		PrefillTPS:    rate(totalPrompt(seqs), prefillDone.Sub(start)),
+		DecodeTPS:     rate(decodeTokens, end.Sub(firstToken)),
+		DecodeMillis:  millis(end.Sub(firstToken)),
+		TTFTMillis:    millis(firstToken.Sub(start)),
 	}
 	for _, s := range seqs {
-		s.stats = stats
+		s.stats.PromptTokens = len(s.prompt)
+		s.stats.GeneratedTokens = len(s.out)
+		s.stats.TTFTMillis = group.TTFTMillis
+		s.stats.PrefillTPS = group.PrefillTPS
+		s.stats.DecodeTPS = group.DecodeTPS
+		s.stats.BatchSize = len(seqs)
+		s.stats.KVBytes = group.KVBytes
+		s.stats.Group = group
 	}
 	return nil
 }
 
-func (m *Model) newExecutor(batch int, kept []int) (executor, error) {
+func totalPrompt(seqs []*sequence) int {
+	n := 0
+	for _, s := range seqs {
+		n += len(s.prompt)
+	}
+	return n
+}
+
+// rate is n per second over d, 0 when d is not positive.
+func rate(n int, d time.Duration) float64 {
+	if d <= 0 || n == 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// allLayers lists every layer of the model, in order.
+func (m *Model) allLayers() []int {
+	l := make([]int, m.Manifest.NumLayers)
+	for i := range l {
+		l[i] = i
+	}
+	return l
+}
+
+// newRunner makes a runner for a batch decoding through kept, after
+// checking that its KV cache fits in memory.
+func (m *Model) newRunner(batch int, kept []int) (*runner, error) {
 	if err := m.checkKVMemory(batch, Schedule{Layers: kept}); err != nil {
 		return nil, err
 	}
-	if m.dev != nil {
-		return m.dev.newExecutor(batch, kept)
+	keep := make([]bool, m.Manifest.NumLayers)
+	for _, l := range kept {
+		keep[l] = true
 	}
-	return newHostExecutor(m, batch, kept)
+	return newRunner(m.g, batch, keep)
 }
 
 // Check reports whether a request is valid for this model without running it.

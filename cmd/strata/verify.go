@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/strata-llm/strata/engine"
 	"github.com/strata-llm/strata/export"
 )
 
@@ -40,9 +42,6 @@ func runVerify(c *cli.Context) error {
 		Checkpoint: c.String("checkpoint"),
 		Steps:      c.Int("steps"),
 		Tol:        c.Float64("tol"),
-		Device:     c.String("device"),
-		Threads:    c.Int("threads"),
-		ORTLib:     c.String("ort-lib"),
 	}
 	if opts.Steps < 0 {
 		return fmt.Errorf("--steps %d must not be negative", opts.Steps)
@@ -77,7 +76,21 @@ func runVerify(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := export.Verify(ctx, c.String("model"), opts)
+	m, err := engine.Load(c.String("model"), engine.Options{Device: c.String("device"), Threads: c.Int("threads"),
+		ORTLib: c.String("ort-lib"), Schedule: "uls", Speedup: 1})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	run, err := m.NewForward()
+	if err != nil {
+		return err
+	}
+	defer run.Close()
+	rep, err := export.Verify(ctx, c.String("model"), run, opts)
+	if errors.Is(err, export.ErrNoReference) {
+		return fmt.Errorf("%w (--checkpoint, or export with --reference)", err)
+	}
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,6 @@ import (
 	"strings"
 
 	"github.com/strata-llm/strata/engine"
-	"github.com/strata-llm/strata/engine/ort"
 	"github.com/strata-llm/strata/models/manifest"
 )
 
@@ -195,7 +194,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if need := opts.PromptLen + opts.Gen; need > man.MaxSeqLen {
 		return nil, fmt.Errorf("prompt length %d + %d new tokens exceeds the package's max_seq_len %d", opts.PromptLen, opts.Gen, man.MaxSeqLen)
 	}
-	rep := &Report{Manifest: man, Options: opts, ORTVersion: ort.LoadedVersion()}
+	rep := &Report{Manifest: man, Options: opts, ORTVersion: m.ORTVersion()}
 	var configs []config
 	for _, b := range opts.Batches {
 		for _, r := range opts.Ratios {
@@ -213,16 +212,15 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 	}
 
-	var mono *monoModel
+	var mono *engine.Model
 	if man.Files.Full != "" && !opts.NoMono {
-		path, err := manifest.Resolve(opts.Model, man.Files.Full)
-		if err != nil {
-			return nil, err
+		// The same runner over model_full.onnx: one session per step
+		// instead of one per layer, everything else equal.
+		if mono, err = engine.Load(opts.Model, engine.Options{Device: opts.Device, Threads: opts.Threads, ORTLib: opts.ORTLib,
+			MaxBatch: maxBatch, Schedule: "uls", Speedup: 1, Monolithic: true}); err != nil {
+			return nil, fmt.Errorf("monolithic graph: %w", err)
 		}
-		if mono, err = openMono(path, man, ort.Options{Device: opts.Device, Threads: opts.Threads}); err != nil {
-			return nil, err
-		}
-		defer mono.close()
+		defer mono.Close()
 		var withMono []config
 		for _, b := range opts.Batches {
 			withMono = append(withMono, config{ratio: 1, batch: b, mono: true})
@@ -243,7 +241,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		for i, c := range configs {
 			var s sample
 			if c.mono {
-				s, err = mono.run(ctx, prompts[:c.batch], opts.Gen)
+				s, err = runEngine(ctx, mono, c, prompts[:c.batch], opts)
 			} else {
 				s, err = runEngine(ctx, m, c, prompts[:c.batch], opts)
 			}
@@ -293,6 +291,9 @@ func runEngine(ctx context.Context, m *engine.Model, c config, prompts [][]int, 
 	reqs := make([]engine.Request, len(prompts))
 	for b, p := range prompts {
 		reqs[b] = engine.Request{PromptIDs: p, MaxTokens: opts.Gen, IgnoreEOS: true, Schedule: opts.Schedule, Speedup: c.ratio}
+		if c.mono {
+			reqs[b].Schedule, reqs[b].Speedup = "", 0
+		}
 	}
 	res, err := m.GenerateBatch(ctx, reqs, nil)
 	if err != nil {

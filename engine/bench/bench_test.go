@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/strata-llm/strata/engine/ort"
 	"github.com/strata-llm/strata/models/llama"
 	"github.com/strata-llm/strata/models/manifest"
 )
@@ -194,9 +193,6 @@ func TestReportShape(t *testing.T) {
 // writePackage writes a tiny package with model_full.onnx.
 func writePackage(t *testing.T) string {
 	t.Helper()
-	if err := ort.Init(""); err != nil {
-		t.Fatalf("ONNX Runtime is required (set %s): %v", ort.EnvLibrary, err)
-	}
 	cfg := llama.Config{ModelType: "llama", NumLayers: 4, HiddenSize: 64, NumHeads: 4, NumKVHeads: 2, HeadDim: 16,
 		IntermediateSize: 96, VocabSize: 101, MaxPositionEmbeddings: 64, RopeTheta: 10000, RMSNormEps: 1e-5,
 		BOSID: 1, EOSIDs: []int{2}}

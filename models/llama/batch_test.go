@@ -85,8 +85,8 @@ func TestFullGraph(t *testing.T) {
 			inputs := []string{manifest.InputIDs}
 			outputs := []string{manifest.Logits}
 			for i := 0; i < cfg.NumLayers; i++ {
-				inputs = append(inputs, FullPastKey(i), FullPastValue(i))
-				outputs = append(outputs, FullPresentKey(i), FullPresentValue(i))
+				inputs = append(inputs, manifest.FullPastKey(i), manifest.FullPastValue(i))
+				outputs = append(outputs, manifest.FullPresentKey(i), manifest.FullPresentValue(i))
 			}
 			inputs = append(inputs, manifest.SeqLensK, manifest.TotalSeqLen)
 			s, err := ortSession(path, inputs, outputs)
@@ -117,8 +117,8 @@ func TestFullGraph(t *testing.T) {
 				errs := []error{bind.BindInput(manifest.InputIDs, idsT), bind.BindInput(manifest.SeqLensK, seqT), bind.BindInput(manifest.TotalSeqLen, totalT),
 					bind.BindOutput(manifest.Logits, logits)}
 				for i := 0; i < cfg.NumLayers; i++ {
-					errs = append(errs, bind.BindInput(FullPastKey(i), kv[2*i]), bind.BindInput(FullPastValue(i), kv[2*i+1]),
-						bind.BindOutput(FullPresentKey(i), kv[2*i]), bind.BindOutput(FullPresentValue(i), kv[2*i+1]))
+					errs = append(errs, bind.BindInput(manifest.FullPastKey(i), kv[2*i]), bind.BindInput(manifest.FullPastValue(i), kv[2*i+1]),
+						bind.BindOutput(manifest.FullPresentKey(i), kv[2*i]), bind.BindOutput(manifest.FullPresentValue(i), kv[2*i+1]))
 				}
 				for _, e := range errs {
 					if e != nil {

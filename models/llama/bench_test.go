@@ -6,7 +6,7 @@ import (
 
 	ortgo "github.com/yalue/onnxruntime_go"
 
-	"github.com/strata-llm/strata/engine/ort"
+	"github.com/strata-llm/strata/engine/ort/graphtest"
 	"github.com/strata-llm/strata/models/manifest"
 )
 
@@ -102,8 +102,8 @@ func mustB[T any](v T, err error) func(testing.TB) T {
 
 func writeLayers(b *testing.B, cfg Config, dtype string) string {
 	b.Helper()
-	if err := ort.Init(""); err != nil {
-		b.Fatalf("ONNX Runtime is required (set %s): %v", ort.EnvLibrary, err)
+	if err := graphtest.Init(""); err != nil {
+		b.Fatalf("ONNX Runtime is required (set %s): %v", "STRATA_ORT_LIB", err)
 	}
 	dir := b.TempDir()
 	src := RandomWeights(cfg, 9)
@@ -117,7 +117,7 @@ func writeLayers(b *testing.B, cfg Config, dtype string) string {
 
 func sessionOptions(b *testing.B, threads int, spin bool) *ortgo.SessionOptions {
 	b.Helper()
-	so, err := ort.NewSessionOptions(ort.Options{Threads: threads})
+	so, err := graphtest.NewSessionOptions(graphtest.Options{Threads: threads})
 	if err != nil {
 		b.Fatal(err)
 	}

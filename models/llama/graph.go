@@ -174,19 +174,6 @@ func WriteAll(dir string, cfg Config, src WeightSource, opts GraphOptions, full 
 	return files, nil
 }
 
-// FullPastKey and the other Full* functions name the per-layer inputs and
-// outputs of model_full.onnx.
-func FullPastKey(i int) string { return fmt.Sprintf("past_key_%d", i) }
-
-// FullPastValue names layer i's past value input of model_full.onnx.
-func FullPastValue(i int) string { return fmt.Sprintf("past_value_%d", i) }
-
-// FullPresentKey names layer i's present key output of model_full.onnx.
-func FullPresentKey(i int) string { return fmt.Sprintf("present_key_%d", i) }
-
-// FullPresentValue names layer i's present value output of model_full.onnx.
-func FullPresentValue(i int) string { return fmt.Sprintf("present_value_%d", i) }
-
 // WriteFull writes model_full.onnx, the whole model as one graph built
 // from the same pieces: input_ids, past_key_i/past_value_i, seqlens_k,
 // total_seq_len → logits, present_key_i/present_value_i.
@@ -195,8 +182,8 @@ func WriteFull(dir string, cfg Config, src WeightSource, opts GraphOptions) (str
 		ids := g.Input(manifest.InputIDs, onnx.Int64, dimBatch, dimSeq)
 		kv := g.kvDims()
 		for i := 0; i < cfg.NumLayers; i++ {
-			g.Input(FullPastKey(i), onnx.Float, kv...)
-			g.Input(FullPastValue(i), onnx.Float, kv...)
+			g.Input(manifest.FullPastKey(i), onnx.Float, kv...)
+			g.Input(manifest.FullPastValue(i), onnx.Float, kv...)
 		}
 		seqlens := g.Input(manifest.SeqLensK, onnx.Int32, dimBatch)
 		total := g.Input(manifest.TotalSeqLen, onnx.Int32)
@@ -204,14 +191,14 @@ func WriteFull(dir string, cfg Config, src WeightSource, opts GraphOptions) (str
 		h := g.embed(ids, "/embed/hidden")
 		for i := 0; i < cfg.NumLayers; i++ {
 			out := fmt.Sprintf("/layers.%d/hidden_out", i)
-			g.layer(i, layerIO{h, FullPastKey(i), FullPastValue(i), seqlens, total, cos, sin, out, FullPresentKey(i), FullPresentValue(i)})
+			g.layer(i, layerIO{h, manifest.FullPastKey(i), manifest.FullPastValue(i), seqlens, total, cos, sin, out, manifest.FullPresentKey(i), manifest.FullPresentValue(i)})
 			h = out
 		}
 		g.head(h, manifest.Logits)
 		g.Output(manifest.Logits, onnx.Float, dimBatch, dimSeq, onnx.D(cfg.VocabSize))
 		for i := 0; i < cfg.NumLayers; i++ {
-			g.Output(FullPresentKey(i), onnx.Float, kv...)
-			g.Output(FullPresentValue(i), onnx.Float, kv...)
+			g.Output(manifest.FullPresentKey(i), onnx.Float, kv...)
+			g.Output(manifest.FullPresentValue(i), onnx.Float, kv...)
 		}
 	})
 }

@@ -6,7 +6,7 @@ import (
 
 	ortgo "github.com/yalue/onnxruntime_go"
 
-	"github.com/strata-llm/strata/engine/ort"
+	"github.com/strata-llm/strata/engine/ort/graphtest"
 	"github.com/strata-llm/strata/models/manifest"
 )
 
@@ -27,12 +27,12 @@ type runner struct {
 
 func initORT(t *testing.T) {
 	t.Helper()
-	if err := ort.Init(""); err != nil {
-		t.Fatalf("ONNX Runtime is required (set %s): %v", ort.EnvLibrary, err)
+	if err := graphtest.Init(""); err != nil {
+		t.Fatalf("ONNX Runtime is required (set %s): %v", "STRATA_ORT_LIB", err)
 	}
 }
 
-var testSessionOptions = ort.Options{Threads: 1}
+var testSessionOptions = graphtest.Options{Threads: 1}
 
 func newRunner(t *testing.T, dir string, cfg Config, maxSeq, batch int) *runner {
 	t.Helper()
@@ -40,7 +40,7 @@ func newRunner(t *testing.T, dir string, cfg Config, maxSeq, batch int) *runner 
 	r := &runner{t: t, cfg: cfg, max: maxSeq, batch: batch}
 	var err error
 	open := func(file string, in, out []string) *ortgo.DynamicAdvancedSession {
-		s, e := ort.NewSession(dir+"/"+file, in, out, testSessionOptions)
+		s, e := graphtest.NewSession(dir+"/"+file, in, out, testSessionOptions)
 		if e != nil {
 			t.Fatal(e)
 		}
@@ -174,5 +174,5 @@ func maxDiff(a, b []float32) (diff, scale float64) {
 func describe(step string, pos int) string { return fmt.Sprintf("%s (position %d)", step, pos) }
 
 func ortSession(path string, in, out []string) (*ortgo.DynamicAdvancedSession, error) {
-	return ort.NewSession(path, in, out, testSessionOptions)
+	return graphtest.NewSession(path, in, out, testSessionOptions)
 }

@@ -39,3 +39,9 @@ var (
 	HeadInputs   = []string{Hidden}
 	HeadOutputs  = []string{Logits}
 )
+
+// Per-layer KV inputs and outputs of the monolithic graph (FullFile).
+func FullPastKey(i int) string      { return fmt.Sprintf("past_key_%d", i) }
+func FullPastValue(i int) string    { return fmt.Sprintf("past_value_%d", i) }
+func FullPresentKey(i int) string   { return fmt.Sprintf("present_key_%d", i) }
+func FullPresentValue(i int) string { return fmt.Sprintf("present_value_%d", i) }
