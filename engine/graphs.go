@@ -75,21 +75,18 @@ type sessionOptions struct {
 	resident bool
 }
 
-// openGraphs opens the package's graphs through the ORT library at libPath.
-func openGraphs(libPath string, so sessionOptions, man *manifest.Manifest, paths graphPaths) (g *graphs, err error) {
+// openGraphs opens the package's graphs through the ORT library api.
+func openGraphs(api *ortdev.API, so sessionOptions, man *manifest.Manifest, paths graphPaths) (g *graphs, err error) {
 	dev := so.device
 	if paths.full == "" && len(paths.layers) != man.NumLayers {
 		return nil, fmt.Errorf("%d layer graphs for %d layers", len(paths.layers), man.NumLayers)
 	}
-	gs := &graphs{dev: dev, man: man, resident: so.resident}
+	gs := &graphs{dev: dev, man: man, api: api, resident: so.resident}
 	defer func() {
 		if err != nil {
 			gs.close()
 		}
 	}()
-	if gs.api, err = ortdev.Open(libPath); err != nil {
-		return nil, err
-	}
 	if gs.env, err = gs.api.NewEnv(ortdev.LogError, "strata"); err != nil {
 		return nil, err
 	}

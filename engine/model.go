@@ -41,6 +41,9 @@ type Options struct {
 	// by ORT for the device and token ids and logits are copied in and out,
 	// so the code a GPU runs can be tested on any machine.
 	DeviceResident bool
+	// NoTokenizer skips loading the package's tokenizer: for callers that
+	// give token ids only (verification, benchmarks).
+	NoTokenizer bool
 	// Monolithic runs the package's model_full.onnx (every layer in one
 	// graph) instead of the per-layer graphs: full depth only, for
 	// measuring what running layers as separate graphs costs.
@@ -100,7 +103,7 @@ func Load(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if man.Files.Tokenizer != "" {
+	if man.Files.Tokenizer != "" && !opts.NoTokenizer {
 		tokPath, err := manifest.Resolve(dir, man.Files.Tokenizer)
 		if err != nil {
 			return nil, err
@@ -113,8 +116,12 @@ func Load(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	api, err := ortdev.Open(lib.Path)
+	if err != nil {
+		return nil, fmt.Errorf("load ONNX Runtime from %s (%s): %w", lib.Path, lib.Source, err)
+	}
 	so := sessionOptions{device: dev, threads: opts.Threads, resident: opts.DeviceResident}
-	if m.g, err = openGraphs(lib.Path, so, man, paths); err != nil {
+	if m.g, err = openGraphs(api, so, man, paths); err != nil {
 		return nil, fmt.Errorf("model package %s: %w", dir, err)
 	}
 	slog.Debug("loaded model package", "dir", dir, "layers", man.NumLayers, "dtype", man.DType, "device", opts.Device, "schedule", m.schedule.String())

@@ -186,7 +186,7 @@ func TestVerifyReferenceWithoutConfig(t *testing.T) {
 // verifyPackage verifies pkg through the engine's runner, as `strata verify` does.
 func verifyPackage(t *testing.T, pkg string, opts VerifyOptions) (Report, error) {
 	t.Helper()
-	m, err := engine.Load(pkg, engine.Options{Schedule: "uls", Speedup: 1, Threads: 1})
+	m, err := engine.Load(pkg, engine.Options{Schedule: "uls", Speedup: 1, NoTokenizer: true, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,7 +77,7 @@ func runVerify(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m, err := engine.Load(c.String("model"), engine.Options{Device: c.String("device"), Threads: c.Int("threads"),
-		ORTLib: c.String("ort-lib"), Schedule: "uls", Speedup: 1})
+		ORTLib: c.String("ort-lib"), Schedule: "uls", Speedup: 1, NoTokenizer: true})
 	if err != nil {
 		return err
 	}

@@ -185,7 +185,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	maxBatch := slices.Max(opts.Batches)
-	m, err := engine.Load(opts.Model, engine.Options{Device: opts.Device, Threads: opts.Threads, ORTLib: opts.ORTLib, MaxBatch: maxBatch})
+	m, err := engine.Load(opts.Model, engine.Options{Device: opts.Device, Threads: opts.Threads, ORTLib: opts.ORTLib, MaxBatch: maxBatch, NoTokenizer: true})
 	if err != nil {
 		return nil, err
 	}
@@ -217,13 +217,13 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		// The same runner over model_full.onnx: one session per step
 		// instead of one per layer, everything else equal.
 		if mono, err = engine.Load(opts.Model, engine.Options{Device: opts.Device, Threads: opts.Threads, ORTLib: opts.ORTLib,
-			MaxBatch: maxBatch, Schedule: "uls", Speedup: 1, Monolithic: true}); err != nil {
+			MaxBatch: maxBatch, NoTokenizer: true, Schedule: "uls", Speedup: 1, Monolithic: true}); err != nil {
 			return nil, fmt.Errorf("monolithic graph: %w", err)
 		}
 		defer mono.Close()
 		var withMono []config
 		for _, b := range opts.Batches {
-			withMono = append(withMono, config{ratio: 1, batch: b, mono: true})
+			withMono = append(withMono, config{ratio: 1, batch: b, mono: true, schedule: mono.Schedule()})
 			for _, c := range configs {
 				if c.batch == b {
 					withMono = append(withMono, c)

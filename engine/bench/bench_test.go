@@ -270,11 +270,11 @@ func TestRunSmallPackage(t *testing.T) {
 				t.Errorf("ratio 2 ideal speedup %v, want in (1, 2)", r.IdealSpeedup)
 			}
 		}
-		// KV: one pair per kept layer per row, plus a one-row scratch pair when layers are skipped.
+		// KV: one pair per kept layer per row, plus a batch-wide scratch pair when layers are skipped.
 		pair := int64(2 * 4 * 2 * 32 * 16)
 		want := int64(r.Batch) * pair * int64(len(r.KeptLayers))
 		if len(r.KeptLayers) < 4 {
-			want += pair
+			want += int64(r.Batch) * pair
 		}
 		if r.KVBytes != want {
 			t.Errorf("batch %d ratio %g: kv_bytes %d, want %d", r.Batch, r.Ratio, r.KVBytes, want)
