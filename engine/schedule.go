@@ -9,7 +9,7 @@ import (
 )
 
 // Schedule is the fixed set of layers every generated token runs through,
-// in ascending order (DESIGN.md §4). The prompt always runs all layers.
+// in ascending order (docs/design.md, "The schedule"). The prompt always runs all layers.
 type Schedule struct {
 	// Name is the rule that produced it: uls, balanced, top, bottom, layers or full.
 	Name string

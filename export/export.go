@@ -1,5 +1,5 @@
 // Package export turns a checkpoint (a Hugging Face directory or a llama2.c
-// .bin) into a strata model package (DESIGN.md §3): one ONNX graph for the
+// .bin) into a strata model package (docs/design.md, "The package format"): one ONNX graph for the
 // embedding, one per layer and one for the head, manifest.json and the
 // tokenizer files. It also verifies a package against the plain-Go
 // reference forward pass (Verify).

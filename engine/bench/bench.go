@@ -62,7 +62,7 @@ const (
 )
 
 // Row is one ratio × batch measurement; its JSON field names are the
-// `strata bench --json` contract (DESIGN.md §5).
+// `strata bench --json` contract (docs/design.md, "CLI contract").
 type Row struct {
 	Ratio      float64 `json:"ratio"`
 	Schedule   string  `json:"schedule"`

@@ -17,7 +17,7 @@ import (
 	"gonum.org/v1/plot/vg"
 )
 
-// WriteJSON writes the rows as an indented JSON list (DESIGN.md §5).
+// WriteJSON writes the rows as an indented JSON list (docs/design.md, "CLI contract").
 func WriteJSON(w io.Writer, rows []Row) error {
 	if rows == nil {
 		rows = []Row{}

@@ -1,6 +1,6 @@
 // Package llama is the LLaMA architecture family (LLaMA 1/2/3, Mistral,
 // Qwen2): its configuration, the per-layer ONNX graphs of a strata model
-// package (DESIGN.md §3) and a plain-Go reference forward pass used to
+// package (docs/design.md, "The package format") and a plain-Go reference forward pass used to
 // verify them.
 package llama
 

@@ -94,7 +94,7 @@ func WriteEmbed(dir string, cfg Config, src WeightSource, opts GraphOptions) (st
 	})
 }
 
-// WriteLayer writes layer_NN.onnx for decoder layer i (DESIGN.md §3).
+// WriteLayer writes layer_NN.onnx for decoder layer i (docs/design.md, "The package format").
 func WriteLayer(dir string, cfg Config, i int, src WeightSource, opts GraphOptions) (string, error) {
 	if i < 0 || i >= cfg.NumLayers {
 		return "", fmt.Errorf("write layer %d: the model has %d layers", i, cfg.NumLayers)

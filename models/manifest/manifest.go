@@ -1,6 +1,6 @@
 // Package manifest defines manifest.json, the contract between the exporter
 // (package export) and the generator (package engine) for a strata model
-// package (DESIGN.md §3).
+// package (docs/design.md, "The package format").
 package manifest
 
 import (
