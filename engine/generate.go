@@ -42,6 +42,13 @@ type Request struct {
 	// model's default). Requests decoded together must agree on them.
 	Schedule string  `json:"schedule,omitempty"`
 	Speedup  float64 `json:"speedup,omitempty"`
+	// Lossless decodes with the schedule's layers as a draft that every
+	// layer verifies: the output is exactly full-depth decoding's
+	// (docs/design.md, "Lossless decoding"). Without a schedule that skips
+	// layers, the package's ULS default drafts, else uls:2.
+	Lossless bool `json:"lossless,omitempty"`
+	// Draft is the tokens drafted per lossless round (0: DefaultDraftTokens).
+	Draft int `json:"draft,omitempty"`
 }
 
 // Token is one generated token, reported while generation runs.
@@ -82,6 +89,8 @@ type GroupStats struct {
 	DecodeMillis float64 `json:"decode_ms"`
 	DecodeTPS    float64 `json:"decode_tokens_per_s"`
 	KVBytes      int64   `json:"kv_bytes"`
+	// Lossless describes the drafting of a lossless batch.
+	Lossless *SpecStats `json:"lossless,omitempty"`
 }
 
 // Result is what one request produced.
@@ -133,6 +142,9 @@ func (m *Model) GenerateBatch(ctx context.Context, reqs []Request, onToken func(
 		}
 		seqs[i] = s
 		key := s.schedule.String()
+		if reqs[i].Lossless {
+			key = fmt.Sprintf("lossless %s draft %d", key, s.draft)
+		}
 		if _, ok := groups[key]; !ok {
 			order = append(order, key)
 		}
@@ -166,6 +178,7 @@ type sequence struct {
 	req      *Request
 	prompt   []int
 	schedule Schedule
+	draft    int // tokens per lossless round; 0 when not lossless
 	sampler  *sampler
 	decoder  StreamDecoder // nil without a tokenizer
 
@@ -187,6 +200,22 @@ func (m *Model) newSequence(index int, req *Request) (*sequence, error) {
 	sched, err := m.ResolveSchedule(req.Schedule, req.Speedup)
 	if err != nil {
 		return nil, err
+	}
+	draft := 0
+	if req.Lossless {
+		if draft = req.Draft; draft == 0 {
+			draft = DefaultDraftTokens
+		}
+		if draft < 1 || draft > maxDraftTokens {
+			return nil, fmt.Errorf("draft of %d tokens: want 1..%d", draft, maxDraftTokens)
+		}
+		if len(sched.Layers) == m.Manifest.NumLayers && req.Schedule == "" && req.Speedup == 0 {
+			if sched, err = ParseSchedule("uls:2", 0, m.Manifest.NumLayers); err != nil {
+				return nil, fmt.Errorf("lossless draft schedule: %w", err)
+			}
+		}
+	} else if req.Draft != 0 {
+		return nil, errors.New("a draft length is only meaningful for lossless decoding")
 	}
 	prompt := req.PromptIDs
 	if prompt == nil {
@@ -211,13 +240,16 @@ func (m *Model) newSequence(index int, req *Request) (*sequence, error) {
 			return nil, fmt.Errorf("prompt token id %d is outside the vocabulary (0..%d)", id, man.VocabSize-1)
 		}
 	}
-	s := &sequence{index: index, req: req, prompt: slices.Clone(prompt), schedule: sched, out: []int{},
+	s := &sequence{index: index, req: req, prompt: slices.Clone(prompt), schedule: sched, draft: draft, out: []int{},
 		sampler: newSampler(req.SamplingOptions, prompt)}
 	if m.Tokenizer != nil {
 		s.decoder = m.Tokenizer.NewStreamDecoder()
 	}
 	return s, nil
 }
+
+// pos is the position the sequence's next token will occupy.
+func (s *sequence) pos() int { return len(s.prompt) + len(s.out) }
 
 func (s *sequence) maxTokens() int {
 	if s.req.MaxTokens == 0 {
@@ -319,7 +351,12 @@ func (s *sequence) finish(reason string, textEnd int, onToken func(Token) error)
 // them together through the schedule's layers until each one stops.
 func (m *Model) decodeBatch(ctx context.Context, seqs []*sequence, onToken func(Token) error) error {
 	sched := seqs[0].schedule
-	r, err := m.newRunner(len(seqs), sched.Layers)
+	lossless := seqs[0].draft > 0
+	keep := sched.Layers
+	if lossless {
+		keep = m.allLayers() // the verify step writes every layer's KV
+	}
+	r, err := m.newRunner(len(seqs), keep)
 	if err != nil {
 		return err
 	}
@@ -338,6 +375,15 @@ func (m *Model) decodeBatch(ctx context.Context, seqs []*sequence, onToken func(
 		return err
 	}
 	prefillDone := time.Now()
+	if lossless {
+		spec, err := m.decodeLossless(ctx, r, seqs, logits, sched.Layers, seqs[0].draft, onToken)
+		if err != nil {
+			return err
+		}
+		end := time.Now()
+		m.finishStats(seqs, r, start, prefillDone, prefillDone, end, spec.Emitted, spec.VerifySteps, &spec)
+		return nil
+	}
 	step := part{S: 1, ids: make([]int, len(seqs)), pos: make([]int, len(seqs))}
 	sampleAll := func(logits *stepLogits) error {
 		for b, s := range seqs {
@@ -385,7 +431,12 @@ func (m *Model) decodeBatch(ctx context.Context, seqs []*sequence, onToken func(
 			return err
 		}
 	}
-	end := time.Now()
+	m.finishStats(seqs, r, start, prefillDone, firstToken, time.Now(), decodeTokens, steps, nil)
+	return nil
+}
+
+// finishStats files the batch's figures in every sequence.
+func (m *Model) finishStats(seqs []*sequence, r *runner, start, prefillDone, firstToken, end time.Time, decodeTokens, steps int, spec *SpecStats) {
 	group := GroupStats{
 		BatchSize:     len(seqs),
 		PrefillMillis: millis(prefillDone.Sub(start)),
@@ -396,18 +447,12 @@ func (m *Model) decodeBatch(ctx context.Context, seqs []*sequence, onToken func(
 		DecodeTPS:     rate(decodeTokens, end.Sub(firstToken)),
 		DecodeMillis:  millis(end.Sub(firstToken)),
 		TTFTMillis:    millis(firstToken.Sub(start)),
+		Lossless:      spec,
 	}
 	for _, s := range seqs {
-		s.stats.PromptTokens = len(s.prompt)
-		s.stats.GeneratedTokens = len(s.out)
-		s.stats.TTFTMillis = group.TTFTMillis
-		s.stats.PrefillTPS = group.PrefillTPS
-		s.stats.DecodeTPS = group.DecodeTPS
-		s.stats.BatchSize = len(seqs)
-		s.stats.KVBytes = group.KVBytes
-		s.stats.Group = group
+		s.stats = Stats{PromptTokens: len(s.prompt), GeneratedTokens: len(s.out), TTFTMillis: group.TTFTMillis,
+			PrefillTPS: group.PrefillTPS, DecodeTPS: group.DecodeTPS, BatchSize: len(seqs), KVBytes: group.KVBytes, Group: group}
 	}
-	return nil
 }
 
 func totalPrompt(seqs []*sequence) int {

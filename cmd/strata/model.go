@@ -29,6 +29,8 @@ func scheduleFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.Float64Flag{Name: "speedup", Aliases: []string{"r"}, Usage: "target speedup ratio R: decode through about 1/R of the layers (1: all; default: the package's)"},
 		&cli.StringFlag{Name: "schedule", Usage: "which layers decoding keeps: uls, balanced, top, bottom or layers:0,3,7,… (default: the package's, else uls)"},
+		&cli.BoolFlag{Name: "lossless", Usage: "output identical to full depth: the schedule's layers draft tokens that every layer verifies"},
+		&cli.IntFlag{Name: "draft", Usage: fmt.Sprintf("tokens drafted per lossless round (default %d)", engine.DefaultDraftTokens)},
 	}
 }
 
@@ -53,6 +55,8 @@ func requestFromFlags(c *cli.Context) (engine.Request, error) {
 		Stop:      c.StringSlice("stop"),
 		Schedule:  c.String("schedule"),
 		Speedup:   c.Float64("speedup"),
+		Lossless:  c.Bool("lossless"),
+		Draft:     c.Int("draft"),
 		SamplingOptions: engine.SamplingOptions{
 			Temperature:       c.Float64("temperature"),
 			TopK:              c.Int("top-k"),
@@ -67,6 +71,12 @@ func requestFromFlags(c *cli.Context) (engine.Request, error) {
 	}
 	if c.IsSet("speedup") && req.Speedup < 1 {
 		return req, fmt.Errorf("--speedup %g: must be at least 1", req.Speedup)
+	}
+	if c.IsSet("draft") && !req.Lossless {
+		return req, fmt.Errorf("--draft needs --lossless")
+	}
+	if c.IsSet("draft") && req.Draft < 1 {
+		return req, fmt.Errorf("--draft %d: must be at least 1", req.Draft)
 	}
 	if req.MaxTokens <= 0 {
 		return req, fmt.Errorf("--max-tokens %d: must be at least 1", req.MaxTokens)
