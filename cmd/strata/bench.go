@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/strata-llm/strata/engine"
 	"github.com/strata-llm/strata/engine/bench"
 )
 
@@ -36,6 +37,8 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads per session (0: its default)"},
 			&cli.Uint64Flag{Name: "seed", Value: bench.DefaultSeed, Usage: "seed of the prompt ids"},
 			&cli.BoolFlag{Name: "no-mono", Usage: "skip the monolithic model_full.onnx comparison"},
+			&cli.BoolFlag{Name: "lossless", Usage: "add lossless rows: each ratio above 1 drafts, every layer verifies"},
+			&cli.StringFlag{Name: "draft", Value: strconv.Itoa(engine.DefaultDraftTokens), Usage: "draft lengths of the lossless rows, e.g. 2,4,8"},
 			&cli.StringFlag{Name: "json", Usage: "write the rows as JSON to `FILE`"},
 			&cli.StringFlag{Name: "markdown", Usage: "write Markdown tables to `FILE`"},
 			&cli.StringFlag{Name: "plot", Usage: "write a PNG of decode tokens/s versus ratio to `FILE`"},
@@ -55,11 +58,18 @@ func runBench(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	drafts, err := benchList(c.String("draft"), "--draft", strconv.Atoi)
+	if err != nil {
+		return err
+	}
+	if c.IsSet("draft") && !c.Bool("lossless") {
+		return fmt.Errorf("--draft needs --lossless")
+	}
 	opts := bench.Options{
 		Model: c.String("model"), Ratios: ratios, Batches: batches, Schedule: c.String("schedule"),
 		PromptLen: c.Int("prompt-len"), Gen: c.Int("gen"), Reps: c.Int("reps"), Warmup: c.Int("warmup"),
 		Device: c.String("device"), Threads: c.Int("threads"), ORTLib: c.String("ort-lib"),
-		Seed: c.Uint64("seed"), NoMono: c.Bool("no-mono"),
+		Seed: c.Uint64("seed"), NoMono: c.Bool("no-mono"), Lossless: c.Bool("lossless"), Drafts: drafts,
 	}
 	if !c.Bool("quiet") {
 		opts.Progress = func(line string) { fmt.Fprintln(c.App.ErrWriter, "bench:", line) }

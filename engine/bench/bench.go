@@ -49,6 +49,10 @@ type Options struct {
 	Seed uint64
 	// NoMono skips the monolithic graph even when the package has one.
 	NoMono bool
+	// Lossless adds lossless rows: for every ratio above 1 and every draft
+	// length in Drafts, the ratio's layers draft and every layer verifies.
+	Lossless bool
+	Drafts   []int
 	// Progress, when set, receives one line per run (warm-up runs included).
 	Progress func(line string)
 }
@@ -84,6 +88,17 @@ type Row struct {
 	// slower per-layer decoding is, in percent of it (negative: faster).
 	MonoDecodeTPS *float64 `json:"mono_decode_tps,omitempty"`
 	OverheadPct   *float64 `json:"overhead_pct,omitempty"`
+	// Lossless rows decode losslessly with Draft tokens per round drafted
+	// through KeptLayers; Speedup is then over plain full-depth decoding.
+	// AcceptanceRate is the share of drafted tokens the full model kept,
+	// TokensPerPass the tokens a row gained per full-depth pass, and
+	// DraftAgreement the draft's top-1 agreement with full depth at each
+	// draft position.
+	Lossless       bool      `json:"lossless,omitempty"`
+	Draft          int       `json:"draft,omitempty"`
+	AcceptanceRate *float64  `json:"acceptance_rate,omitempty"`
+	TokensPerPass  *float64  `json:"tokens_per_pass,omitempty"`
+	DraftAgreement []float64 `json:"draft_agreement,omitempty"`
 }
 
 // Report is the outcome of Run.
@@ -128,6 +143,14 @@ func (o *Options) normalize() error {
 	if len(o.Batches) == 0 {
 		o.Batches = []int{1, 2, 8}
 	}
+	if o.Lossless && len(o.Drafts) == 0 {
+		o.Drafts = []int{engine.DefaultDraftTokens}
+	}
+	for _, k := range o.Drafts {
+		if k < 1 {
+			return fmt.Errorf("draft length %d: must be at least 1", k)
+		}
+	}
 	for _, b := range o.Batches {
 		if b < 1 {
 			return fmt.Errorf("batch size %d: must be at least 1", b)
@@ -169,6 +192,7 @@ type config struct {
 	batch    int
 	schedule engine.Schedule
 	mono     bool
+	draft    int // > 0: lossless with this draft length
 }
 
 // sample is one measured run.
@@ -176,6 +200,7 @@ type sample struct {
 	prefillTPS, decodeTPS, ttftMillis float64
 	kvBytes                           int64
 	tokens                            [][]int // per row, the generated ids
+	spec                              *engine.SpecStats
 }
 
 // Run measures the package. It loads the package once (and its monolithic
@@ -209,6 +234,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 				return nil, fmt.Errorf("ratio %g: %w", r, err)
 			}
 			configs = append(configs, config{ratio: r, batch: b, schedule: s})
+			if opts.Lossless && r > 1 {
+				for _, k := range opts.Drafts {
+					configs = append(configs, config{ratio: r, batch: b, schedule: s, draft: k})
+				}
+			}
 		}
 	}
 
@@ -259,6 +289,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 				if c.mono {
 					what = "monolithic"
 				}
+				if c.draft > 0 {
+					what = fmt.Sprintf("lossless draft %d through %s ratio %g", c.draft, opts.Schedule, c.ratio)
+				}
 				opts.Progress(fmt.Sprintf("%s batch %d %s: prefill %.1f tok/s, decode %.2f tok/s, ttft %.0f ms",
 					label, c.batch, what, s.prefillTPS, s.decodeTPS, s.ttftMillis))
 			}
@@ -290,7 +323,8 @@ func Prompts(seed uint64, n, promptLen, vocab int) [][]int {
 func runEngine(ctx context.Context, m *engine.Model, c config, prompts [][]int, opts Options) (sample, error) {
 	reqs := make([]engine.Request, len(prompts))
 	for b, p := range prompts {
-		reqs[b] = engine.Request{PromptIDs: p, MaxTokens: opts.Gen, IgnoreEOS: true, Schedule: opts.Schedule, Speedup: c.ratio}
+		reqs[b] = engine.Request{PromptIDs: p, MaxTokens: opts.Gen, IgnoreEOS: true, Schedule: opts.Schedule, Speedup: c.ratio,
+			Lossless: c.draft > 0, Draft: c.draft}
 		if c.mono {
 			reqs[b].Schedule, reqs[b].Speedup = "", 0
 		}
@@ -316,7 +350,8 @@ func runEngine(ctx context.Context, m *engine.Model, c config, prompts [][]int, 
 	if st.BatchSize != c.batch {
 		return sample{}, fmt.Errorf("batch %d ratio %g: the engine decoded batches of %d", c.batch, c.ratio, st.BatchSize)
 	}
-	return sample{prefillTPS: st.PrefillTPS, decodeTPS: st.DecodeTPS, ttftMillis: st.TTFTMillis, kvBytes: st.KVBytes, tokens: tokens}, nil
+	return sample{prefillTPS: st.PrefillTPS, decodeTPS: st.DecodeTPS, ttftMillis: st.TTFTMillis, kvBytes: st.KVBytes, tokens: tokens,
+		spec: st.Group.Lossless}, nil
 }
 
 // compareMono checks that the monolithic graph generated the same tokens as
@@ -352,7 +387,7 @@ func summarize(man *manifest.Manifest, configs []config, samples [][]sample, sch
 		switch {
 		case c.mono:
 			mono[c.batch] = samples[i]
-		case c.ratio == 1:
+		case c.ratio == 1 && c.draft == 0:
 			full[c.batch] = samples[i]
 		}
 	}
@@ -381,6 +416,9 @@ func summarize(man *manifest.Manifest, configs []config, samples [][]sample, sch
 		}
 		row.Speedup = Median(ratios)
 		row.Efficiency = row.Speedup / ideal
+		if c.draft > 0 {
+			losslessFields(&row, c, ss)
+		}
 		if ms, ok := mono[c.batch]; ok && c.ratio == 1 {
 			tps := Median(field(ms, func(s sample) float64 { return s.decodeTPS }))
 			over := make([]float64, len(ss))
@@ -396,6 +434,12 @@ func summarize(man *manifest.Manifest, configs []config, samples [][]sample, sch
 		if a.Batch != b.Batch {
 			return a.Batch - b.Batch
 		}
+		if a.Lossless != b.Lossless {
+			if a.Lossless {
+				return 1
+			}
+			return -1
+		}
 		switch {
 		case a.Ratio < b.Ratio:
 			return -1
@@ -405,6 +449,37 @@ func summarize(man *manifest.Manifest, configs []config, samples [][]sample, sch
 		return 0
 	})
 	return rows, nil
+}
+
+// losslessFields fills a lossless row: its draft statistics over all
+// rounds, and no ideal speedup (a lossless row reads every layer's weights
+// per pass, plus the draft's).
+func losslessFields(row *Row, c config, ss []sample) {
+	row.Lossless, row.Draft = true, c.draft
+	row.IdealSpeedup, row.Efficiency = 0, 0
+	var drafted, accepted, emitted, passes int
+	agree := make([]float64, c.draft)
+	for _, s := range ss {
+		if s.spec == nil {
+			continue
+		}
+		drafted += s.spec.Drafted
+		accepted += s.spec.Accepted
+		emitted += s.spec.Emitted
+		passes += s.spec.VerifySteps * c.batch
+		for i, a := range s.spec.Agreement {
+			agree[i] += a / float64(len(ss))
+		}
+	}
+	if drafted > 0 {
+		a := float64(accepted) / float64(drafted)
+		row.AcceptanceRate = &a
+	}
+	if passes > 0 {
+		t := float64(emitted) / float64(passes)
+		row.TokensPerPass = &t
+	}
+	row.DraftAgreement = agree
 }
 
 func field(ss []sample, f func(sample) float64) []float64 {
