@@ -354,22 +354,27 @@ func runEngine(ctx context.Context, m *engine.Model, c config, prompts [][]int, 
 		spec: st.Group.Lossless}, nil
 }
 
-// compareMono checks that the monolithic graph generated the same tokens as
-// the per-layer engine at full depth (same weights, same greedy decoding);
-// a difference means the two measurements did not do the same work.
+// compareMono checks that the monolithic graph and lossless decoding
+// generated the same tokens as the per-layer engine at full depth (same
+// weights, same greedy decoding); a difference means the measurements did
+// not do the same work.
 func compareMono(configs []config, samples [][]sample) []string {
 	var notes []string
 	for i, c := range configs {
-		if !c.mono {
+		if !c.mono && c.draft == 0 {
 			continue
 		}
 		for j, f := range configs {
-			if f.mono || f.ratio != 1 || f.batch != c.batch {
+			if f.mono || f.draft > 0 || f.ratio != 1 || f.batch != c.batch {
 				continue
+			}
+			what := "the monolithic graph"
+			if c.draft > 0 {
+				what = fmt.Sprintf("lossless decoding (ratio %g, draft %d)", c.ratio, c.draft)
 			}
 			for k := range samples[i] {
 				if !slices.EqualFunc(samples[i][k].tokens, samples[j][k].tokens, slices.Equal) {
-					notes = append(notes, fmt.Sprintf("batch %d: the monolithic graph generated other tokens than the per-layer engine at full depth (round %d)", c.batch, k+1))
+					notes = append(notes, fmt.Sprintf("batch %d: %s generated other tokens than the per-layer engine at full depth (round %d)", c.batch, what, k+1))
 					break
 				}
 			}

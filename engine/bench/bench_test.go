@@ -219,6 +219,47 @@ func writePackage(t *testing.T) string {
 	return dir
 }
 
+// TestRunLossless: lossless rows carry their draft statistics, decode the
+// full-depth tokens (no note says otherwise) and hold full-depth KV.
+func TestRunLossless(t *testing.T) {
+	dir := writePackage(t)
+	rep, err := Run(context.Background(), Options{Model: dir, Ratios: []float64{2}, Batches: []int{1, 2},
+		PromptLen: 5, Gen: 12, Reps: 1, Threads: 1, NoMono: true, Lossless: true, Drafts: []int{2, 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Notes) != 0 {
+		t.Errorf("notes %q", rep.Notes)
+	}
+	var lossless int
+	full := map[int]Row{}
+	for _, r := range rep.Rows {
+		if !r.Lossless && r.Ratio == 1 {
+			full[r.Batch] = r
+		}
+	}
+	for _, r := range rep.Rows {
+		if !r.Lossless {
+			continue
+		}
+		lossless++
+		if r.AcceptanceRate == nil || *r.AcceptanceRate < 0 || *r.AcceptanceRate > 1 || r.TokensPerPass == nil ||
+			*r.TokensPerPass < 1 || len(r.DraftAgreement) != r.Draft || r.Speedup <= 0 || r.Ratio != 2 {
+			t.Errorf("lossless row %+v", r)
+		}
+		if r.KVBytes != full[r.Batch].KVBytes {
+			t.Errorf("lossless batch %d holds %d KV bytes, full depth %d", r.Batch, r.KVBytes, full[r.Batch].KVBytes)
+		}
+	}
+	if lossless != 4 {
+		t.Errorf("%d lossless rows, want 2 batches × 2 drafts", lossless)
+	}
+	var md strings.Builder
+	if err := WriteMarkdown(&md, rep); err != nil || !strings.Contains(md.String(), "Lossless decoding") {
+		t.Errorf("markdown lacks the lossless table (%v):\n%s", err, md.String())
+	}
+}
+
 func TestRunSmallPackage(t *testing.T) {
 	dir := writePackage(t)
 	var progress []string
