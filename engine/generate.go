@@ -72,8 +72,14 @@ type Stats struct {
 	TTFTMillis      float64 `json:"time_to_first_token_ms"`
 	BatchSize       int     `json:"batch_size"`
 	KVBytes         int64   `json:"kv_bytes"`
-	// Group holds the figures of the whole batch.
+	// LatencyMillis is the time from queueing to the last token
+	// (continuous batching).
+	LatencyMillis float64 `json:"latency_ms,omitempty"`
+	// Group holds the figures of the static batch the request decoded in.
 	Group GroupStats `json:"group"`
+	// Batching holds the continuous batching counters when the request
+	// finished.
+	Batching *BatchingStats `json:"batching,omitempty"`
 }
 
 // GroupStats are the figures of one batch of requests decoded together.
@@ -130,8 +136,6 @@ func (m *Model) GenerateBatch(ctx context.Context, reqs []Request, onToken func(
 		return nil, ErrClosed
 	}
 	seqs := make([]*sequence, len(reqs))
-	groups := map[string][]*sequence{}
-	var order []string
 	for i := range reqs {
 		s, err := m.newSequence(i, &reqs[i])
 		if err != nil {
@@ -141,10 +145,31 @@ func (m *Model) GenerateBatch(ctx context.Context, reqs []Request, onToken func(
 			return nil, err
 		}
 		seqs[i] = s
-		key := s.schedule.String()
-		if reqs[i].Lossless {
-			key = fmt.Sprintf("lossless %s draft %d", key, s.draft)
+	}
+	if m.opts.StaticBatching {
+		return results(seqs), m.generateStatic(ctx, seqs, onToken)
+	}
+	var first error
+	now := time.Now()
+	for _, s := range seqs {
+		s.enqueued = now
+	}
+	sc := &scheduler{m: m, queue: slices.Clone(seqs), arrived: len(seqs), onToken: onToken, done: func(c Completion) {
+		if c.Err != nil && first == nil {
+			first = c.Err
 		}
+	}}
+	sc.run(ctx)
+	return results(seqs), first
+}
+
+// generateStatic decodes fixed batches: up to MaxBatch requests of one
+// schedule prefill together and decode until the last of them stops.
+func (m *Model) generateStatic(ctx context.Context, seqs []*sequence, onToken func(Token) error) error {
+	groups := map[string][]*sequence{}
+	var order []string
+	for _, s := range seqs {
+		key := s.groupKey()
 		if _, ok := groups[key]; !ok {
 			order = append(order, key)
 		}
@@ -155,11 +180,11 @@ func (m *Model) GenerateBatch(ctx context.Context, reqs []Request, onToken func(
 		for start := 0; start < len(group); start += m.opts.MaxBatch {
 			chunk := group[start:min(start+m.opts.MaxBatch, len(group))]
 			if err := m.decodeBatch(ctx, chunk, onToken); err != nil {
-				return results(seqs), err
+				return err
 			}
 		}
 	}
-	return results(seqs), nil
+	return nil
 }
 
 func results(seqs []*sequence) []Result {
@@ -181,6 +206,10 @@ type sequence struct {
 	draft    int // tokens per lossless round; 0 when not lossless
 	sampler  *sampler
 	decoder  StreamDecoder // nil without a tokenizer
+
+	// enqueued, started and firstToken time the request: when it was
+	// queued, when its prefill began, when its first token came.
+	enqueued, started, firstToken time.Time
 
 	out     []int
 	text    strings.Builder
@@ -246,6 +275,14 @@ func (m *Model) newSequence(index int, req *Request) (*sequence, error) {
 		s.decoder = m.Tokenizer.NewStreamDecoder()
 	}
 	return s, nil
+}
+
+// groupKey names what requests must share to decode in one batch.
+func (s *sequence) groupKey() string {
+	if s.draft > 0 {
+		return fmt.Sprintf("lossless %s draft %d", s.schedule, s.draft)
+	}
+	return s.schedule.String()
 }
 
 // pos is the position the sequence's next token will occupy.

@@ -34,6 +34,10 @@ type Options struct {
 	Speedup float64
 	// MaxBatch bounds how many sequences decode together in GenerateBatch (default 8).
 	MaxBatch int
+	// StaticBatching makes GenerateBatch decode fixed batches (each runs
+	// until its longest request ends) instead of refilling rows as they
+	// free up; for comparison.
+	StaticBatching bool
 	// PrefillChunk bounds the prompt tokens per row in one part of a
 	// prefill step (0: DefaultPrefillChunk).
 	PrefillChunk int

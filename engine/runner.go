@@ -35,7 +35,15 @@ type part struct {
 	S   int
 	ids []int
 	pos []int
+	// active marks the rows whose tokens matter (nil: all). An inactive
+	// row's pad tokens go to its pos, a slot past its end that its next
+	// token overwrites; when the part runs row by row, inactive rows are
+	// left out.
+	active []bool
 }
+
+// isActive reports whether row b's tokens matter.
+func (p part) isActive(b int) bool { return p.active == nil || p.active[b] }
 
 // stepLogits are the logits of a step's last part: at(b, i) is row b's
 // next-token distribution after its token i. They alias the runner's
@@ -163,7 +171,8 @@ func (r *runner) plan(parts []part, head bool) ([]unit, error) {
 			return nil, fmt.Errorf("step of %d ids and %d positions for %d rows of %d tokens", len(p.ids), len(p.pos), r.batch, p.S)
 		}
 		last := head && k == len(parts)-1
-		if p.S == 1 || r.batch == 1 || !slices.ContainsFunc(p.pos, func(x int) bool { return x > 0 }) {
+		atStart := !slices.ContainsFunc(p.pos, func(x int) bool { return x > 0 })
+		if p.S == 1 || (p.active == nil && (r.batch == 1 || atStart)) {
 			if err := add(r, p, -1, 0, last); err != nil {
 				return nil, err
 			}
@@ -175,6 +184,9 @@ func (r *runner) plan(parts []part, head bool) ([]unit, error) {
 		}
 		if rows != nil {
 			for b, rr := range rows {
+				if !p.isActive(b) {
+					continue
+				}
 				if err := add(rr, part{S: p.S, ids: p.ids[b*p.S : (b+1)*p.S], pos: p.pos[b : b+1]}, b, 0, last); err != nil {
 					return nil, err
 				}
@@ -184,7 +196,10 @@ func (r *runner) plan(parts []part, head bool) ([]unit, error) {
 		for i := range p.S {
 			tp := part{S: 1, ids: make([]int, r.batch), pos: make([]int, r.batch)}
 			for b := range r.batch {
-				tp.ids[b], tp.pos[b] = p.ids[b*p.S+i], p.pos[b]+i
+				tp.ids[b], tp.pos[b] = p.ids[b*p.S+i], p.pos[b]
+				if p.isActive(b) {
+					tp.pos[b] += i
+				}
 			}
 			if err := add(r, tp, -1, i, last); err != nil {
 				return nil, err
