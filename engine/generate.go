@@ -147,7 +147,8 @@ func (m *Model) GenerateBatch(ctx context.Context, reqs []Request, onToken func(
 		seqs[i] = s
 	}
 	if m.opts.StaticBatching {
-		return results(seqs), m.generateStatic(ctx, seqs, onToken)
+		err := m.generateStatic(ctx, seqs, onToken)
+		return results(seqs), err
 	}
 	var first error
 	now := time.Now()

@@ -134,3 +134,26 @@ func TestStream(t *testing.T) {
 		t.Errorf("%d goroutines after the cancelled stream, %d before", n, before)
 	}
 }
+
+// TestStaticBatchingMatches: the static batching kept for comparison gives
+// the same ids as continuous batching.
+func TestStaticBatchingMatches(t *testing.T) {
+	dir, _, _ := testPackage(t)
+	reqs := mixedRequests(7, "uls:2")
+	var got [2][]Result
+	for i, static := range []bool{false, true} {
+		m, err := Load(dir, Options{MaxBatch: 3, StaticBatching: static})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[i], err = m.GenerateBatch(context.Background(), reqs, nil); err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+	}
+	for i := range reqs {
+		if !reflect.DeepEqual(got[0][i].TokenIDs, got[1][i].TokenIDs) || len(got[0][i].TokenIDs) != reqs[i].MaxTokens {
+			t.Errorf("request %d: continuous %v, static %v", i, got[0][i].TokenIDs, got[1][i].TokenIDs)
+		}
+	}
+}

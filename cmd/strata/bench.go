@@ -1,12 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
@@ -37,6 +39,8 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads per session (0: its default)"},
 			&cli.Uint64Flag{Name: "seed", Value: bench.DefaultSeed, Usage: "seed of the prompt ids"},
 			&cli.BoolFlag{Name: "no-mono", Usage: "skip the monolithic model_full.onnx comparison"},
+			&cli.StringFlag{Name: "workload", Value: "ratios", Usage: "ratios: every ratio × batch; mixed: a job of requests of mixed lengths, static vs continuous batching"},
+			&cli.IntFlag{Name: "requests", Value: 64, Usage: "mixed workload: number of requests"},
 			&cli.BoolFlag{Name: "lossless", Usage: "add lossless rows: each ratio above 1 drafts, every layer verifies"},
 			&cli.StringFlag{Name: "draft", Value: strconv.Itoa(engine.DefaultDraftTokens), Usage: "draft lengths of the lossless rows, e.g. 2,4,8"},
 			&cli.StringFlag{Name: "json", Usage: "write the rows as JSON to `FILE`"},
@@ -50,6 +54,13 @@ func benchCommand() *cli.Command {
 }
 
 func runBench(c *cli.Context) error {
+	switch c.String("workload") {
+	case "ratios":
+	case "mixed":
+		return runMixedBench(c)
+	default:
+		return fmt.Errorf("--workload %q: want ratios or mixed", c.String("workload"))
+	}
 	ratios, err := benchList(c.String("ratios"), "--ratios", func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
 	if err != nil {
 		return err
@@ -128,4 +139,42 @@ func benchList[T any](value, flag string, parse func(string) (T, error)) ([]T, e
 		return nil, fmt.Errorf("%s: empty list", flag)
 	}
 	return out, nil
+}
+
+// runMixedBench measures static against continuous batching on a job of
+// requests of mixed lengths.
+func runMixedBench(c *cli.Context) error {
+	batchFlag := "8,16"
+	if c.IsSet("batch") {
+		batchFlag = c.String("batch")
+	}
+	batches, err := benchList(batchFlag, "--batch", strconv.Atoi)
+	if err != nil {
+		return err
+	}
+	opts := bench.MixedOptions{Model: c.String("model"), Requests: c.Int("requests"), Batches: batches,
+		Seed: c.Uint64("seed"), Device: c.String("device"), Threads: c.Int("threads"), ORTLib: c.String("ort-lib")}
+	if !c.Bool("quiet") {
+		opts.Progress = func(line string) { fmt.Fprintln(c.App.ErrWriter, "bench:", line) }
+	}
+	rows, err := bench.RunMixed(c.Context, opts)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "batching\tbatch\trequests\ttokens\ttotal tok/s\tp50 ms\tp95 ms\tutilisation\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%.0f\t%.0f\t%.2f\t\n", r.Batching, r.Batch, r.Requests, r.Tokens, r.TotalTPS, r.P50Millis, r.P95Millis, r.Utilization)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if path := c.String("json"); path != "" {
+		return bench.WriteFile(path, func(w io.Writer) error {
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			return enc.Encode(rows)
+		})
+	}
+	return nil
 }

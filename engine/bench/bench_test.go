@@ -331,3 +331,27 @@ func TestRunSmallPackage(t *testing.T) {
 		t.Error("a cancelled context: no error")
 	}
 }
+
+// TestRunMixed: static and continuous batching run the same job (the same
+// tokens), and continuous batching keeps rows busier.
+func TestRunMixed(t *testing.T) {
+	dir := writePackage(t)
+	rows, err := RunMixed(context.Background(), MixedOptions{Model: dir, Requests: 9, Batches: []int{3},
+		PromptMin: 2, PromptMax: 8, GenMin: 2, GenMax: 20, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].Batching != "static" || rows[1].Batching != "continuous" {
+		t.Fatalf("rows %+v", rows)
+	}
+	st, co := rows[0], rows[1]
+	if st.Tokens != co.Tokens || st.Tokens == 0 || st.Requests != 9 {
+		t.Errorf("static made %d tokens, continuous %d", st.Tokens, co.Tokens)
+	}
+	if co.Utilization <= st.Utilization || co.Utilization > 1 || st.Utilization <= 0 {
+		t.Errorf("utilisation static %.2f, continuous %.2f", st.Utilization, co.Utilization)
+	}
+	if st.P50Millis <= 0 || st.P95Millis < st.P50Millis || co.P95Millis < co.P50Millis {
+		t.Errorf("latencies %+v", rows)
+	}
+}
