@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -40,6 +41,7 @@ func benchCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "seed", Value: bench.DefaultSeed, Usage: "seed of the prompt ids"},
 			&cli.BoolFlag{Name: "no-mono", Usage: "skip the monolithic model_full.onnx comparison"},
 			&cli.StringFlag{Name: "workload", Value: "ratios", Usage: "ratios: every ratio × batch; mixed: a job of requests of mixed lengths, static vs continuous batching"},
+			&cli.BoolFlag{Name: "calibrate", Usage: "store the measured throughput per ratio and batch in the package (calibration.json) for batch --deadline"},
 			&cli.IntFlag{Name: "requests", Value: 64, Usage: "mixed workload: number of requests"},
 			&cli.BoolFlag{Name: "lossless", Usage: "add lossless rows: each ratio above 1 drafts, every layer verifies"},
 			&cli.StringFlag{Name: "draft", Value: strconv.Itoa(engine.DefaultDraftTokens), Usage: "draft lengths of the lossless rows, e.g. 2,4,8"},
@@ -102,6 +104,12 @@ func runBench(c *cli.Context) error {
 	}
 	if err := bench.WriteText(c.App.Writer, rep); err != nil {
 		return err
+	}
+	if c.Bool("calibrate") {
+		if err := bench.CalibrationFromReport(rep).Save(c.String("model")); err != nil {
+			return fmt.Errorf("--calibrate: %w", err)
+		}
+		fmt.Fprintf(c.App.ErrWriter, "strata: calibration written to %s\n", filepath.Join(c.String("model"), bench.CalibrationFile))
 	}
 	if path := c.String("json"); path != "" {
 		if err := bench.WriteFile(path, func(w io.Writer) error { return bench.WriteJSON(w, rep.Rows) }); err != nil {
