@@ -49,6 +49,9 @@ type Options struct {
 	Seed uint64
 	// NoMono skips the monolithic graph even when the package has one.
 	NoMono bool
+	// NoRoofline skips measuring the memory bandwidth (and the roofline
+	// columns).
+	NoRoofline bool
 	// Lossless adds lossless rows: for every ratio above 1 and every draft
 	// length in Drafts, the ratio's layers draft and every layer verifies.
 	Lossless bool
@@ -94,11 +97,18 @@ type Row struct {
 	// TokensPerPass the tokens a row gained per full-depth pass, and
 	// DraftAgreement the draft's top-1 agreement with full depth at each
 	// draft position.
-	Lossless       bool      `json:"lossless,omitempty"`
-	Draft          int       `json:"draft,omitempty"`
-	AcceptanceRate *float64  `json:"acceptance_rate,omitempty"`
-	TokensPerPass  *float64  `json:"tokens_per_pass,omitempty"`
-	DraftAgreement []float64 `json:"draft_agreement,omitempty"`
+	// WeightBytesPerToken is the weights a decode step reads per generated
+	// token; BandwidthGBps the machine's measured memory bandwidth and
+	// RooflinePct the decode speed as a share of bandwidth / bytes per token
+	// (see roofline.go).
+	WeightBytesPerToken int64     `json:"weight_bytes_per_token,omitempty"`
+	BandwidthGBps       float64   `json:"bandwidth_gbps,omitempty"`
+	RooflinePct         float64   `json:"roofline_pct,omitempty"`
+	Lossless            bool      `json:"lossless,omitempty"`
+	Draft               int       `json:"draft,omitempty"`
+	AcceptanceRate      *float64  `json:"acceptance_rate,omitempty"`
+	TokensPerPass       *float64  `json:"tokens_per_pass,omitempty"`
+	DraftAgreement      []float64 `json:"draft_agreement,omitempty"`
 }
 
 // Report is the outcome of Run.
@@ -113,6 +123,8 @@ type Report struct {
 	Options Options
 	// ORTVersion is the ONNX Runtime version that ran the graphs.
 	ORTVersion string
+	// Bandwidth is the machine's measured memory bandwidth (CPU runs).
+	Bandwidth *Bandwidth
 }
 
 func (o *Options) normalize() error {
@@ -301,6 +313,21 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	rep.Rows, err = summarize(man, configs, samples, opts.Schedule)
 	if err != nil {
 		return nil, err
+	}
+	if !opts.NoRoofline && orDefault(opts.Device, "cpu") == "cpu" {
+		bw := CachedBandwidth()
+		rep.Bandwidth = &bw
+		for i := range rep.Rows {
+			r := &rep.Rows[i]
+			if r.Lossless {
+				continue
+			}
+			b, err := StepBytes(man, len(r.KeptLayers), r.Batch)
+			if err != nil {
+				return nil, err
+			}
+			roofline(r, b, bw)
+		}
 	}
 	return rep, nil
 }

@@ -320,6 +320,14 @@ func TestRunSmallPackage(t *testing.T) {
 		if r.KVBytes != want {
 			t.Errorf("batch %d ratio %g: kv_bytes %d, want %d", r.Batch, r.Ratio, r.KVBytes, want)
 		}
+		step, err := StepBytes(rep.Manifest, len(r.KeptLayers), r.Batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roof := r.DecodeTPS * float64(step) / float64(r.Batch) / (r.BandwidthGBps * 1e9) * 100
+		if r.WeightBytesPerToken != step/int64(r.Batch) || r.BandwidthGBps <= 0 || math.Abs(r.RooflinePct-roof) > 1e-9*roof {
+			t.Errorf("batch %d ratio %g: roofline columns %d B/token, %.1f GB/s, %.2f %%", r.Batch, r.Ratio, r.WeightBytesPerToken, r.BandwidthGBps, r.RooflinePct)
+		}
 	}
 
 	if _, err := Run(context.Background(), Options{Model: dir, PromptLen: 30, Gen: 5}); err == nil || !strings.Contains(err.Error(), "max_seq_len") {

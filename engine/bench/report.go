@@ -34,15 +34,15 @@ func WriteJSON(w io.Writer, rows []Row) error {
 // terminal, then the notes.
 func WriteText(w io.Writer, rep *Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "batch\tratio\tkept\tprefill tok/s\tdecode tok/s\tTTFT ms\tKV MiB\tspeedup\tideal\tefficiency\tmono tok/s\toverhead %\t")
+	fmt.Fprintln(tw, "batch\tratio\tkept\tprefill tok/s\tdecode tok/s\tTTFT ms\tKV MiB\tspeedup\tideal\tefficiency\tmono tok/s\toverhead %\troofline %\t")
 	for _, r := range plainRows(rep.Rows) {
 		mono, over := "-", "-"
 		if r.MonoDecodeTPS != nil {
 			mono, over = fmt.Sprintf("%.2f", *r.MonoDecodeTPS), fmt.Sprintf("%+.1f", *r.OverheadPct)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%.1f\t%.2f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%.1f\t%.2f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%s\t%s\t%s\t\n",
 			r.Batch, fmtRatio(r.Ratio), len(r.KeptLayers), r.PrefillTPS, r.DecodeTPS, r.TTFTMillis,
-			float64(r.KVBytes)/(1<<20), r.Speedup, r.IdealSpeedup, r.Efficiency, mono, over)
+			float64(r.KVBytes)/(1<<20), r.Speedup, r.IdealSpeedup, r.Efficiency, mono, over, rooflineCell(r))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -58,6 +58,9 @@ func WriteText(w io.Writer, rep *Report) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+	}
+	if rep.Bandwidth != nil {
+		fmt.Fprintln(w, "memory bandwidth:", rep.Bandwidth)
 	}
 	for _, n := range rep.Notes {
 		if _, err := fmt.Fprintln(w, "note:", n); err != nil {
@@ -105,16 +108,20 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 		b.WriteString("\n")
 	}
 
-	b.WriteString("\nAll rows:\n\n| batch | ratio | kept layers | prefill tok/s | decode tok/s | TTFT ms | KV MiB | speedup | ideal | efficiency | mono decode tok/s | overhead % |\n")
-	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("\nAll rows:\n\n| batch | ratio | kept layers | prefill tok/s | decode tok/s | TTFT ms | KV MiB | speedup | ideal | efficiency | mono decode tok/s | overhead % | weight MB/token | roofline % |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range plainRows(rep.Rows) {
 		mono, over := "–", "–"
 		if r.MonoDecodeTPS != nil {
 			mono, over = fmt.Sprintf("%.2f", *r.MonoDecodeTPS), fmt.Sprintf("%+.1f", *r.OverheadPct)
 		}
-		fmt.Fprintf(&b, "| %d | %s | %d | %.1f | %.2f | %.0f | %.1f | %.2f | %.2f | %.2f | %s | %s |\n",
+		fmt.Fprintf(&b, "| %d | %s | %d | %.1f | %.2f | %.0f | %.1f | %.2f | %.2f | %.2f | %s | %s | %.1f | %s |\n",
 			r.Batch, fmtRatio(r.Ratio), len(r.KeptLayers), r.PrefillTPS, r.DecodeTPS, r.TTFTMillis,
-			float64(r.KVBytes)/(1<<20), r.Speedup, r.IdealSpeedup, r.Efficiency, mono, over)
+			float64(r.KVBytes)/(1<<20), r.Speedup, r.IdealSpeedup, r.Efficiency, mono, over,
+			float64(r.WeightBytesPerToken)/1e6, rooflineCell(r))
+	}
+	if rep.Bandwidth != nil {
+		fmt.Fprintf(&b, "\nMemory bandwidth: %s.\n", rep.Bandwidth)
 	}
 	if lossless := losslessRows(rep.Rows); len(lossless) > 0 {
 		b.WriteString("\nLossless decoding (speedup over plain full-depth decoding at the same batch):\n\n")
@@ -262,4 +269,11 @@ func agreement(a []float64) string {
 		parts[i] = fmt.Sprintf("%.0f%%", 100*x)
 	}
 	return strings.Join(parts, " ")
+}
+
+func rooflineCell(r Row) string {
+	if r.BandwidthGBps == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f", r.RooflinePct)
 }
