@@ -17,6 +17,7 @@ import (
 
 	"github.com/strata-llm/strata/export/safetensors"
 	"github.com/strata-llm/strata/models/llama"
+	"github.com/strata-llm/strata/models/manifest"
 )
 
 // ReferenceFile is the name of the optional fp32 copy of the weights.
@@ -56,8 +57,8 @@ func Export(ctx context.Context, opts Options) (err error) {
 	if opts.Out == "" {
 		return errors.New("no output directory given")
 	}
-	if opts.MaxSeqLen < 0 {
-		return fmt.Errorf("max sequence length %d must be positive", opts.MaxSeqLen)
+	if opts.MaxSeqLen < 0 || opts.MaxSeqLen > manifest.MaxSeqLen {
+		return fmt.Errorf("max sequence length %d is out of range (1..%d)", opts.MaxSeqLen, manifest.MaxSeqLen)
 	}
 	out := filepath.Clean(opts.Out)
 	if err := checkOut(out, opts.Force); err != nil {
@@ -76,23 +77,35 @@ func Export(ctx context.Context, opts Options) (err error) {
 	if maxSeq > cfg.MaxPositionEmbeddings {
 		slog.Warn("max sequence length exceeds the model's max_position_embeddings", "max_seq_len", maxSeq, "max_position_embeddings", cfg.MaxPositionEmbeddings)
 	}
+	if err := checkMemory(cfg, maxSeq); err != nil {
+		return err
+	}
+	src.Weights = finiteSource{src.Weights}
 
 	parent := filepath.Dir(out)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("create output parent: %w", err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".tmp-")
+	cleanStale(out)
+	tmp, err := os.MkdirTemp(parent, tmpPrefix(out))
 	if err != nil {
 		return fmt.Errorf("create temporary output: %w", err)
 	}
+	unlock := func() {}
 	defer func() {
 		if err != nil {
 			os.RemoveAll(tmp)
 		}
+		unlock()
 	}()
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("create temporary output: %w", err)
 	}
+	release, err := lockTemp(tmp)
+	if err != nil {
+		return err
+	}
+	unlock = release
 
 	total := cfg.NumLayers + 3 // embed, layers, head, manifest
 	if opts.Full {
@@ -179,6 +192,8 @@ func Export(ctx context.Context, opts Options) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	unlock()
+	unlock = func() {}
 	if err := replace(tmp, out); err != nil {
 		return err
 	}
