@@ -12,9 +12,9 @@ import (
 	"testing"
 
 	"github.com/strata-llm/strata/export/llama2c"
-	"github.com/strata-llm/strata/internal/filelock"
 	"github.com/strata-llm/strata/export/safetensors"
 	"github.com/strata-llm/strata/export/synth"
+	"github.com/strata-llm/strata/internal/filelock"
 	"github.com/strata-llm/strata/models/llama"
 	"github.com/strata-llm/strata/models/manifest"
 )
