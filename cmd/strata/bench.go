@@ -33,7 +33,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "reps", Value: bench.DefaultReps, Usage: "measured rounds (medians are reported)"},
 			&cli.IntFlag{Name: "warmup", Value: 1, Usage: "unmeasured rounds first"},
 			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "execution provider: cpu, cuda or webgpu"},
-			&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads per session (0: its default)"},
+			threadsFlag(),
 			&cli.Uint64Flag{Name: "seed", Value: bench.DefaultSeed, Usage: "seed of the prompt ids"},
 			&cli.BoolFlag{Name: "no-mono", Usage: "skip the monolithic model_full.onnx comparison"},
 			&cli.StringFlag{Name: "json", Usage: "write the rows as JSON to `FILE`"},
@@ -51,8 +51,16 @@ func runBench(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, r := range ratios {
+		if err := checkRatio("--ratios", r); err != nil {
+			return err
+		}
+	}
 	batches, err := benchList(c.String("batch"), "--batch", strconv.Atoi)
 	if err != nil {
+		return err
+	}
+	if err := checkThreads(c); err != nil {
 		return err
 	}
 	opts := bench.Options{

@@ -28,7 +28,7 @@ func verifyCommand() *cli.Command {
 			&cli.IntFlag{Name: "steps", Value: 8, Usage: "decode steps after the prefill"},
 			&cli.Float64Flag{Name: "tol", Usage: "tolerance (fp32: absolute; fp16/int4: relative); 0 = the dtype's default"},
 			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "execution provider: cpu, cuda or webgpu"},
-			&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads (0: its default)"},
+			threadsFlag(),
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 		},
 		Action: runVerify,
@@ -43,6 +43,9 @@ func runVerify(c *cli.Context) error {
 		Device:     c.String("device"),
 		Threads:    c.Int("threads"),
 		ORTLib:     c.String("ort-lib"),
+	}
+	if err := checkThreads(c); err != nil {
+		return err
 	}
 	if opts.Steps < 0 {
 		return fmt.Errorf("--steps %d must not be negative", opts.Steps)
