@@ -49,6 +49,7 @@ func newApp() *cli.App {
 			generateCommand(),
 			batchCommand(),
 			exportCommand(),
+			synthCommand(),
 			verifyCommand(),
 			benchCommand(),
 			evalCommand(),
