@@ -28,7 +28,7 @@ func threadsFlag() cli.Flag {
 // checkThreads validates --threads.
 func checkThreads(c *cli.Context) error {
 	if n := c.Int("threads"); n < 0 || n > maxThreads() {
-		return fmt.Errorf("--threads %d is out of range (0..%d: at most %d × the %d CPUs, and %d)", n, maxThreads(), maxThreadsPerCPU, runtime.NumCPU(), maxThreadsCap)
+		return fmt.Errorf("--threads %d is out of range (0, or 1 to %d × the CPU count and at most %d)", n, maxThreadsPerCPU, maxThreadsCap)
 	}
 	return nil
 }
