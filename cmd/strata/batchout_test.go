@@ -1,12 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/strata-llm/strata/engine"
 	"github.com/strata-llm/strata/models/manifest"
 )
 
@@ -150,5 +152,27 @@ func TestBatchProgressLines(t *testing.T) {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)
 		}
+	}
+}
+
+// TestUserMessage checks the CLI's advice on non-finite logits.
+func TestUserMessage(t *testing.T) {
+	err := fmt.Errorf("generate: %w", engine.ErrNonFiniteLogits)
+	if msg := userMessage(err); !strings.Contains(msg, "NaN or Inf") || !strings.Contains(msg, "strata verify") {
+		t.Errorf("userMessage = %q", msg)
+	}
+}
+
+// TestNoORTTelemetryFiles checks that running a model leaves no ONNX
+// Runtime telemetry database under $XDG_CACHE_HOME/Microsoft.
+func TestNoORTTelemetryFiles(t *testing.T) {
+	pkg := testPackage(t)
+	cache := t.TempDir()
+	env := []string{"XDG_CACHE_HOME=" + cache} // the CLI sets ORT_DISABLE_TELEMETRY itself
+	if code, stderr := runBinary(t, env, "generate", "--model", pkg, "--prompt-ids", "1,2", "-n", "2"); code != 0 {
+		t.Fatalf("generate: exit %d, %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "Microsoft")); !os.IsNotExist(err) {
+		t.Errorf("%s/Microsoft exists (%v)", cache, err)
 	}
 }
