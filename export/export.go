@@ -20,6 +20,10 @@ import (
 	"github.com/strata-llm/strata/models/manifest"
 )
 
+// ErrOutputNotEmpty is wrapped by the error for an output directory that
+// exists and holds files while Options.Force is off.
+var ErrOutputNotEmpty = errors.New("exists and is not empty")
+
 // ReferenceFile is the name of the optional fp32 copy of the weights.
 const ReferenceFile = "reference.safetensors"
 
@@ -221,7 +225,7 @@ func checkOut(out string, force bool) error {
 		return fmt.Errorf("output %s: %w", out, err)
 	}
 	if len(entries) > 0 && !force {
-		return fmt.Errorf("output %s exists and is not empty (use --force to replace it)", out)
+		return fmt.Errorf("output %s: %w", out, ErrOutputNotEmpty)
 	}
 	return nil
 }

@@ -307,7 +307,7 @@ func TestExportOutput(t *testing.T) {
 	os.MkdirAll(out, 0o755)
 	os.WriteFile(filepath.Join(out, "keep.txt"), []byte("x"), 0o644)
 	err := Export(context.Background(), Options{In: in, Out: out, MaxSeqLen: 32})
-	if err == nil || !strings.Contains(err.Error(), "--force") {
+	if !errors.Is(err, ErrOutputNotEmpty) || strings.Contains(err.Error(), "--") {
 		t.Fatalf("non-empty out: err = %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(out, "keep.txt")); err != nil {

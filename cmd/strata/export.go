@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -83,6 +84,9 @@ func runExport(c *cli.Context) error {
 			bar.Exit()
 			fmt.Fprintln(c.App.ErrWriter) // the error goes on a line of its own
 		}
+	}
+	if errors.Is(err, export.ErrOutputNotEmpty) {
+		return fmt.Errorf("%w (use --force to replace it)", err)
 	}
 	if err != nil {
 		return err
