@@ -1,6 +1,10 @@
 package manifest
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/strata-llm/strata/models/onnx"
+)
 
 // File names of a package's graphs (docs/design.md, "The package format").
 const (
@@ -84,4 +88,19 @@ func (m *Manifest) CheckLayerGraph(file string, inputs []LayerInput) error {
 		return fmt.Errorf("%s lacks the inputs of a strata layer graph (%s, %s, %s)", file, Hidden, PastKey, PastValue)
 	}
 	return nil
+}
+
+// CheckLayerGraphFile reads the declared inputs of the layer graph at path
+// (without ONNX Runtime) and checks them with CheckLayerGraph, naming the
+// file as name (its path in the manifest).
+func (m *Manifest) CheckLayerGraphFile(path, name string) error {
+	ins, _, err := onnx.GraphIO(path)
+	if err != nil {
+		return err
+	}
+	inputs := make([]LayerInput, len(ins))
+	for i, in := range ins {
+		inputs[i] = LayerInput{Name: in.Name, Dims: in.Shape()}
+	}
+	return m.CheckLayerGraph(name, inputs)
 }

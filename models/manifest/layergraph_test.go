@@ -56,6 +56,14 @@ func TestCheckLayerGraph(t *testing.T) {
 	if err := good.CheckLayerGraph(path, inputs[:1]); err == nil || !strings.Contains(err.Error(), "lacks the inputs") {
 		t.Errorf("missing inputs: %v", err)
 	}
+	bad := good
+	bad.MaxSeqLen = 64
+	if err := bad.CheckLayerGraphFile(path, "layer_00.onnx"); err == nil || !strings.Contains(err.Error(), "layer_00.onnx: input past_key dimension 2 is 128 but manifest.json max_seq_len is 64") {
+		t.Errorf("CheckLayerGraphFile: %v", err)
+	}
+	if err := good.CheckLayerGraphFile(path, "layer_00.onnx"); err != nil {
+		t.Errorf("CheckLayerGraphFile of a matching graph: %v", err)
+	}
 	if _, _, err := onnx.GraphIO(filepath.Join(t.TempDir(), "nope.onnx")); err == nil {
 		t.Error("GraphIO of a missing file succeeded")
 	}
