@@ -260,6 +260,16 @@ func badInputs(t *testing.T, root string) []badInput {
 		m.Files.Tokenizer = "tokenizer.json"
 		replaceFile(t, filepath.Join(dir, "tokenizer.json"), []byte(`{"model": {"type": "BPE", "vocab": [`))
 	})
+	seqMismatch := badPackage(t, root, "pkg-seq-mismatch", func(_ string, m *manifest.Manifest) { m.MaxSeqLen = 128 })
+	randomWeights := badPackage(t, root, "pkg-random-weights", func(dir string, m *manifest.Manifest) {
+		// Every float of the head's weights becomes 0xffffffff, a NaN.
+		path := filepath.Join(dir, m.Files.Head+".data")
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		replaceFile(t, path, bytes.Repeat([]byte{0xff}, int(st.Size())))
+	})
 	notALib := writeFile(t, root, "libonnxruntime.so.1", "this is not a shared library\n")
 	notAPkg := writeFile(t, root, "not-a-package", "hello\n")
 
@@ -386,6 +396,9 @@ func badInputs(t *testing.T, root string) []badInput {
 		{name: "manifest hidden_size differs from the graphs'", args: gen(bigHidden, ids...), want: "hidden"},
 		{name: "manifest sizes asking for a 2^55-byte KV cache", args: gen(hugeKV, ids...), want: "KV cache would exceed"},
 		{name: "manifest sizes whose KV cache size overflows int64", args: gen(overflowKV, ids...), want: "KV cache"},
+		{name: "manifest max_seq_len differs from the layer graphs'", args: gen(seqMismatch, ids...), want: "manifest.json max_seq_len is 128",
+			known: "engine.Load does not call manifest.CheckLayerGraphFile yet: ONNX Runtime's shape error"},
+		{name: "weights file of random bytes (NaN)", args: gen(randomWeights, ids...), want: "strata verify"},
 		{name: "layer file is the head graph", args: gen(wrongGraph, ids...), want: "head.onnx"},
 		// Tokenizer and prompt.
 		{name: "text prompt, package has no tokenizer", args: gen(pkg, "hello"), want: "no tokenizer"},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -174,5 +175,28 @@ func TestNoORTTelemetryFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(cache, "Microsoft")); !os.IsNotExist(err) {
 		t.Errorf("%s/Microsoft exists (%v)", cache, err)
+	}
+}
+
+// TestProgressWithoutTokens checks that a progress that does not count
+// tokens (eval, export) never prints "0 tokens, 0.0 tok/s", and that lines
+// are rate-limited by progressInterval.
+func TestProgressWithoutTokens(t *testing.T) {
+	defer func(d time.Duration) { progressInterval = d }(progressInterval)
+	var buf bytes.Buffer
+	progressInterval = time.Hour
+	p := newProgress(&buf, "translations", 4, 0)
+	p.tokens = -1
+	p.set(1, 4)
+	p.set(2, 4)
+	if buf.Len() != 0 {
+		t.Errorf("printed within the interval: %q", buf.String())
+	}
+	progressInterval = 0
+	p.set(3, 4)
+	p.finish()
+	out := buf.String()
+	if strings.Contains(out, "tok") || !strings.Contains(out, "strata: 3/4 translations") || !strings.Contains(out, "strata: 3/4 translations done") {
+		t.Errorf("progress output %q", out)
 	}
 }
