@@ -313,6 +313,12 @@ func badInputs(t *testing.T, root string) []badInput {
 		os.Remove(filepath.Join(dir, "config.json"))
 	})
 	badBin := writeFile(t, root, "model.bin", "\x01\x00\x00")
+	endlessConfig := badCheckpoint(t, root, "ckpt-endless-config", func(dir string) {
+		os.Remove(filepath.Join(dir, "config.json"))
+		if err := os.Symlink("/dev/zero", filepath.Join(dir, "config.json")); err != nil {
+			t.Fatal(err)
+		}
+	})
 	hugeLayers := badCheckpoint(t, root, "ckpt-huge-layers", func(dir string) {
 		editJSON(t, filepath.Join(dir, "config.json"), func(v map[string]any) { v["num_hidden_layers"] = 1 << 40 })
 	})
@@ -428,6 +434,10 @@ func badInputs(t *testing.T, root string) []badInput {
 		{name: "--schedule top without --speedup, package without a fine-tuned ratio", args: gen(pkg, append(ids, "--schedule", "top")...), want: "--schedule top needs --speedup"},
 		{name: "--schedule layers:3 (one layer kept)", args: gen(pkg, append(ids, "--schedule", "layers:3")...), want: "at least 2 must remain"},
 		{name: "tokenizer.json regex that backtracks exponentially", args: []string{"tokenize", "--tokenizer", hostileTok, "--text", strings.Repeat("a", 40) + "!"}, want: "pattern matching took too long"},
+		{name: "eval --ratios NaN", args: []string{"eval", "--model", pkg, "--ratios", "1,NaN"}, want: "--ratios"},
+		{name: "eval --batch-size 0", args: []string{"eval", "--model", pkg, "--batch-size", "0"}, want: "--batch-size 0"},
+		{name: "bench --ratios Inf", args: []string{"bench", "--model", pkg, "--ratios", "Inf"}, want: "--ratios"},
+		{name: "bench --threads 100000", args: []string{"bench", "--model", pkg, "--threads", "100000"}, want: "--threads 100000"},
 		{name: "--log-level loud", args: append([]string{"--log-level", "loud"}, gen(pkg, ids...)...), want: "log-level"},
 		// Batch.
 		{name: "batch --in missing", args: []string{"batch", "--model", pkg, "--in", filepath.Join(root, "nope.jsonl"), "--out", out("missing")}, want: "open requests"},
@@ -451,6 +461,7 @@ func badInputs(t *testing.T, root string) []badInput {
 		{name: "export without config.json", args: exp(noConfig, "noconfig"), want: "config.json"},
 		{name: "export of a llama2.c .bin cut short", args: exp(badBin, "bin"), want: "model.bin"},
 		{name: "export --in missing", args: exp(filepath.Join(root, "nope"), "nope"), want: "no such file"},
+		{name: "export with config.json a symlink to /dev/zero", args: exp(endlessConfig, "endless"), want: "more than the 16777216-byte limit"},
 		{name: "export with num_hidden_layers 2^40 in config.json", args: exp(hugeLayers, "hugelayers"), want: "num_hidden_layers = 1099511627776 is out of range"},
 		{name: "export with a 2^40-value weight matrix in config.json", args: exp(hugeVocab, "hugeproduct"), want: "intermediate_size × hidden_size"},
 		{name: "export --max-seq-len 2^40", args: append(exp(noConfig, "maxseq"), "--max-seq-len", "1099511627776"), want: "--max-seq-len 1099511627776 is out of range"},

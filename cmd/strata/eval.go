@@ -61,6 +61,14 @@ func runEval(c *cli.Context) error {
 		}
 		ratios = append(ratios, r)
 	}
+	for _, f := range []struct {
+		name string
+		min  int
+	}{{"batch-size", 1}, {"max-tokens", 1}, {"limit", 0}} {
+		if v := c.Int(f.name); v < f.min {
+			return fmt.Errorf("--%s %d: must be at least %d", f.name, v, f.min)
+		}
+	}
 	schedules := strings.Split(c.String("schedules"), ",")
 	examples, err := load()
 	if err != nil {

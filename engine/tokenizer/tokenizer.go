@@ -5,6 +5,8 @@
 package tokenizer
 
 import (
+	"github.com/strata-llm/strata/internal/limitread"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -51,7 +53,7 @@ func Load(path string) (*Tokenizer, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		path = filepath.Join(path, "tokenizer.json")
 	}
-	data, err := os.ReadFile(path)
+	data, err := limitread.ReadFile(path, 1<<30)
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer: %w", err)
 	}

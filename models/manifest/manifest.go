@@ -4,6 +4,8 @@
 package manifest
 
 import (
+	"github.com/strata-llm/strata/internal/limitread"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,7 +100,7 @@ func (m *Manifest) FormatPrompt(text string) string {
 
 // Load reads and validates dir/manifest.json.
 func Load(dir string) (*Manifest, error) {
-	data, err := os.ReadFile(filepath.Join(dir, FileName))
+	data, err := limitread.ReadFile(filepath.Join(dir, FileName), 16<<20)
 	if err != nil {
 		return nil, fmt.Errorf("read model package %s: %w", dir, err)
 	}
