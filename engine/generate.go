@@ -137,7 +137,7 @@ func (m *Model) GenerateBatch(ctx context.Context, reqs []Request, onToken func(
 	}
 	seqs := make([]*sequence, len(reqs))
 	for i := range reqs {
-		s, err := m.newSequence(i, &reqs[i])
+		s, err := m.newSequence(ctx, i, &reqs[i])
 		if err != nil {
 			if len(reqs) > 1 {
 				err = fmt.Errorf("request %d: %w", i, err)
@@ -220,7 +220,7 @@ type sequence struct {
 	stats   Stats
 }
 
-func (m *Model) newSequence(index int, req *Request) (*sequence, error) {
+func (m *Model) newSequence(ctx context.Context, index int, req *Request) (*sequence, error) {
 	if err := req.SamplingOptions.Validate(); err != nil {
 		return nil, err
 	}
@@ -252,7 +252,7 @@ func (m *Model) newSequence(index int, req *Request) (*sequence, error) {
 		if m.Tokenizer == nil {
 			return nil, errors.New("the model package has no tokenizer: give prompt ids instead of text")
 		}
-		ids, err := m.Tokenizer.Encode(req.Prompt, true)
+		ids, err := encode(ctx, m.Tokenizer, req.Prompt)
 		if err != nil {
 			return nil, fmt.Errorf("encode prompt: %w", err)
 		}
@@ -535,6 +535,14 @@ func (m *Model) newRunner(batch int, kept []int) (*runner, error) {
 
 // Check reports whether a request is valid for this model without running it.
 func (m *Model) Check(req Request) error {
-	_, err := m.newSequence(0, &req)
+	_, err := m.newSequence(context.Background(), 0, &req)
 	return err
+}
+
+// encode encodes a text prompt, stopping when ctx ends if the tokenizer can.
+func encode(ctx context.Context, t Tokenizer, text string) ([]int, error) {
+	if ce, ok := t.(ContextEncoder); ok {
+		return ce.EncodeContext(ctx, text, true)
+	}
+	return t.Encode(text, true)
 }

@@ -9,12 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 	"sync"
 
 	"github.com/strata-llm/strata/engine/ort"
 	"github.com/strata-llm/strata/engine/ortdev"
+	"github.com/strata-llm/strata/models/hostmem"
 	"github.com/strata-llm/strata/models/manifest"
 	"github.com/strata-llm/strata/models/onnx"
 )
@@ -170,8 +169,10 @@ func resolveGraphs(dir string, man *manifest.Manifest, monolithic bool) (graphPa
 		}
 		p.layers = append(p.layers, path)
 	}
-	if err := checkLayerShapes(p.layers[0], man); err != nil {
-		return p, fmt.Errorf("model package %s: %w", dir, err)
+	for i, path := range p.layers {
+		if err := man.CheckLayerGraphFile(path, man.Files.Layers[i]); err != nil {
+			return p, fmt.Errorf("model package %s: %w", dir, err)
+		}
 	}
 	if err := checkHeadShape(p.head, man); err != nil {
 		return p, fmt.Errorf("model package %s: %w", dir, err)
@@ -229,45 +230,9 @@ func (m *Model) KVBytes(batch int, s Schedule) int64 {
 	return kvCacheBytes(m.Manifest, batch, len(s.Layers))
 }
 
-// checkLayerShapes compares a layer graph's declared inputs with the
-// manifest, so that a manifest that lies about sizes is caught before the
-// KV buffers it describes are allocated.
-func checkLayerShapes(path string, man *manifest.Manifest) error {
-	inputs, _, err := onnx.ReadInterface(path)
-	if err != nil {
-		return err
-	}
-	want := map[string][]int64{
-		manifest.Hidden:    {-1, -1, int64(man.HiddenSize)},
-		manifest.PastKey:   {-1, int64(man.NumKVHeads), -1, int64(man.HeadDim)},
-		manifest.PastValue: {-1, int64(man.NumKVHeads), -1, int64(man.HeadDim)},
-	}
-	found := 0
-	for _, in := range inputs {
-		w, ok := want[in.Name]
-		if !ok {
-			continue
-		}
-		found++
-		dims := dimValues(in.Dims)
-		if len(dims) != len(w) {
-			return fmt.Errorf("%s input %s has %d dimensions, the manifest implies %d", path, in.Name, len(dims), len(w))
-		}
-		for i := range w {
-			if w[i] >= 0 && dims[i] >= 0 && dims[i] != w[i] {
-				return fmt.Errorf("%s input %s has shape %v, the manifest says dimension %d is %d", path, in.Name, dims, i, w[i])
-			}
-		}
-	}
-	if found != len(want) {
-		return fmt.Errorf("%s lacks the inputs of a strata layer graph (hidden, past_key, past_value)", path)
-	}
-	return nil
-}
-
 // checkHeadShape compares the head graph's logits with the manifest's vocabulary.
 func checkHeadShape(path string, man *manifest.Manifest) error {
-	_, outputs, err := onnx.ReadInterface(path)
+	_, outputs, err := onnx.GraphIO(path)
 	if err != nil {
 		return err
 	}
@@ -275,7 +240,7 @@ func checkHeadShape(path string, man *manifest.Manifest) error {
 		if out.Name != manifest.Logits {
 			continue
 		}
-		d := dimValues(out.Dims)
+		d := out.Shape()
 		if len(d) != 3 || (d[2] >= 0 && d[2] != int64(man.VocabSize)) {
 			return fmt.Errorf("%s output logits has shape %v, the manifest says vocab_size %d", path, d, man.VocabSize)
 		}
@@ -284,38 +249,10 @@ func checkHeadShape(path string, man *manifest.Manifest) error {
 	return fmt.Errorf("%s has no logits output", path)
 }
 
-// dimValues returns a shape's sizes, -1 for a symbolic dimension.
-func dimValues(dims []onnx.Dim) []int64 {
-	out := make([]int64, len(dims))
-	for i, d := range dims {
-		out[i] = d.Value
-		if d.Param != "" || d.Value <= 0 {
-			out[i] = -1
-		}
-	}
-	return out
-}
-
-// availableMemory returns MemAvailable from /proc/meminfo, or 0 if unknown.
-func availableMemory() int64 {
-	data, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
-			var kb int64
-			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), &kb)
-			return kb * 1024
-		}
-	}
-	return 0
-}
-
 // checkKVMemory refuses a batch whose KV cache would not fit in memory.
 func (m *Model) checkKVMemory(batch int, s Schedule) error {
 	need := m.KVBytes(batch, s)
-	avail := availableMemory()
+	avail := hostmem.Available()
 	if need <= 0 || (avail > 0 && need > avail*9/10) {
 		return fmt.Errorf("the KV cache for batch %d at max_seq_len %d needs %.1f GiB but only %.1f GiB of memory is available; lower the batch size or export with a smaller max_seq_len",
 			batch, m.Manifest.MaxSeqLen, float64(need)/(1<<30), float64(avail)/(1<<30))

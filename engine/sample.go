@@ -70,7 +70,12 @@ func newSampler(opts SamplingOptions, history []int) *sampler {
 }
 
 // errNoCandidate means every logit was NaN or −Inf.
-var errNoCandidate = errors.New("sampling: no finite logit")
+var errNoCandidate = fmt.Errorf("sampling: no finite logit: %w", ErrNonFiniteLogits)
+
+// ErrNonFiniteLogits is wrapped by the error of a step whose logits are all
+// NaN or ±Inf: the package's weights hold non-finite values (a corrupt or
+// damaged file), which comparing the package with its reference shows.
+var ErrNonFiniteLogits = errors.New("the model's logits are not finite: its weights hold NaN or Inf (a corrupt file?)")
 
 // next returns the chosen token id and records it. logits may be modified.
 func (s *sampler) next(logits []float32) (int, error) {

@@ -134,7 +134,7 @@ func (sc *scheduler) receive(ctx context.Context, wait bool) error {
 		}
 		index := sc.arrived
 		sc.arrived++
-		s, err := sc.m.newSequence(index, &req)
+		s, err := sc.m.newSequence(ctx, index, &req)
 		if err != nil {
 			sc.done(Completion{Index: index, Err: err})
 			continue

@@ -17,7 +17,12 @@ import (
 
 	"github.com/strata-llm/strata/export/safetensors"
 	"github.com/strata-llm/strata/models/llama"
+	"github.com/strata-llm/strata/models/manifest"
 )
+
+// ErrOutputNotEmpty is wrapped by the error for an output directory that
+// exists and holds files while Options.Force is off.
+var ErrOutputNotEmpty = errors.New("exists and is not empty")
 
 // ReferenceFile is the name of the optional fp32 copy of the weights.
 const ReferenceFile = "reference.safetensors"
@@ -56,8 +61,8 @@ func Export(ctx context.Context, opts Options) (err error) {
 	if opts.Out == "" {
 		return errors.New("no output directory given")
 	}
-	if opts.MaxSeqLen < 0 {
-		return fmt.Errorf("max sequence length %d must be positive", opts.MaxSeqLen)
+	if opts.MaxSeqLen < 0 || opts.MaxSeqLen > manifest.MaxSeqLen {
+		return fmt.Errorf("max sequence length %d is out of range (1..%d)", opts.MaxSeqLen, manifest.MaxSeqLen)
 	}
 	out := filepath.Clean(opts.Out)
 	if err := checkOut(out, opts.Force); err != nil {
@@ -76,23 +81,35 @@ func Export(ctx context.Context, opts Options) (err error) {
 	if maxSeq > cfg.MaxPositionEmbeddings {
 		slog.Warn("max sequence length exceeds the model's max_position_embeddings", "max_seq_len", maxSeq, "max_position_embeddings", cfg.MaxPositionEmbeddings)
 	}
+	if err := checkMemory(cfg, maxSeq); err != nil {
+		return err
+	}
+	src.Weights = finiteSource{src.Weights}
 
 	parent := filepath.Dir(out)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("create output parent: %w", err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".tmp-")
+	cleanStale(out)
+	tmp, err := os.MkdirTemp(parent, tmpPrefix(out))
 	if err != nil {
 		return fmt.Errorf("create temporary output: %w", err)
 	}
+	unlock := func() {}
 	defer func() {
 		if err != nil {
 			os.RemoveAll(tmp)
 		}
+		unlock()
 	}()
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("create temporary output: %w", err)
 	}
+	release, err := lockTemp(tmp)
+	if err != nil {
+		return err
+	}
+	unlock = release
 
 	total := cfg.NumLayers + 3 // embed, layers, head, manifest
 	if opts.Full {
@@ -179,6 +196,8 @@ func Export(ctx context.Context, opts Options) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	unlock()
+	unlock = func() {}
 	if err := replace(tmp, out); err != nil {
 		return err
 	}
@@ -206,7 +225,7 @@ func checkOut(out string, force bool) error {
 		return fmt.Errorf("output %s: %w", out, err)
 	}
 	if len(entries) > 0 && !force {
-		return fmt.Errorf("output %s exists and is not empty (use --force to replace it)", out)
+		return fmt.Errorf("output %s: %w", out, ErrOutputNotEmpty)
 	}
 	return nil
 }

@@ -37,7 +37,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "reps", Value: bench.DefaultReps, Usage: "measured rounds (medians are reported)"},
 			&cli.IntFlag{Name: "warmup", Value: 1, Usage: "unmeasured rounds first"},
 			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "execution provider: cpu, cuda or webgpu"},
-			&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads per session (0: its default)"},
+			threadsFlag(),
 			&cli.Uint64Flag{Name: "seed", Value: bench.DefaultSeed, Usage: "seed of the prompt ids"},
 			&cli.BoolFlag{Name: "no-mono", Usage: "skip the monolithic model_full.onnx comparison"},
 			&cli.BoolFlag{Name: "no-roofline", Usage: "skip measuring memory bandwidth (the roofline columns)"},
@@ -68,6 +68,11 @@ func runBench(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, r := range ratios {
+		if err := checkRatio("--ratios", r); err != nil {
+			return err
+		}
+	}
 	batches, err := benchList(c.String("batch"), "--batch", strconv.Atoi)
 	if err != nil {
 		return err
@@ -78,6 +83,9 @@ func runBench(c *cli.Context) error {
 	}
 	if c.IsSet("draft") && !c.Bool("lossless") {
 		return fmt.Errorf("--draft needs --lossless")
+	}
+	if err := checkThreads(c); err != nil {
+		return err
 	}
 	opts := bench.Options{
 		Model: c.String("model"), Ratios: ratios, Batches: batches, Schedule: c.String("schedule"),

@@ -66,6 +66,7 @@ func runGenerate(c *cli.Context) error {
 		return err
 	}
 	defer m.Close()
+	requestRatio(m, &req)
 	if req.PromptIDs == nil {
 		req.Prompt = format(text)
 	}

@@ -4,6 +4,8 @@
 package hf
 
 import (
+	"github.com/strata-llm/strata/internal/limitread"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +17,10 @@ import (
 	"github.com/strata-llm/strata/models/llama"
 	"github.com/strata-llm/strata/models/manifest"
 )
+
+// MaxConfigBytes bounds config.json and generation_config.json (real ones
+// are a few KB).
+const MaxConfigBytes = 16 << 20
 
 // TokenizerFiles are the files copied into a model package when present.
 var TokenizerFiles = []string{"tokenizer.json", "tokenizer_config.json", "generation_config.json"}
@@ -42,7 +48,7 @@ type Checkpoint struct {
 // Open reads the checkpoint in dir and checks that its weights hold every
 // tensor the config needs, with the right shapes, before any data is read.
 func Open(dir string) (*Checkpoint, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	data, err := limitread.ReadFile(filepath.Join(dir, "config.json"), MaxConfigBytes)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
@@ -93,7 +99,7 @@ func Open(dir string) (*Checkpoint, error) {
 
 // readGenerationConfig applies generation_config.json's special token ids.
 func (c *Checkpoint) readGenerationConfig() error {
-	data, err := os.ReadFile(filepath.Join(c.Dir, "generation_config.json"))
+	data, err := limitread.ReadFile(filepath.Join(c.Dir, "generation_config.json"), MaxConfigBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}

@@ -84,6 +84,29 @@ func MistralLike() Spec {
 		Seed: 3, BOSID: 1, EOSIDs: []int{2}}
 }
 
+// Bench is the benchmark shape: 24 layers, hidden 1024, 16 heads over 4 KV
+// heads (head size 64), intermediate 2816, vocabulary 32000 (about 340 M
+// parameters), stored bf16 as most released checkpoints are.
+func Bench() Spec {
+	return Spec{Family: Llama, Layers: 24, Hidden: 1024, Heads: 16, KVHeads: 4, Intermediate: 2816,
+		Vocab: 32000, MaxPos: 4096, RopeTheta: 10000, NormEps: 1e-5, DType: safetensors.BF16, Shards: 2,
+		Seed: 20240410, BOSID: 1, EOSIDs: []int{2}}
+}
+
+// TinyLlama is TinyLlama-1.1B's shape: 22 layers, hidden 2048, 32 heads over
+// 4 KV heads, intermediate 5632, vocabulary 32000.
+func TinyLlama() Spec {
+	s := Bench()
+	s.Layers, s.Hidden, s.Heads, s.KVHeads, s.Intermediate = 22, 2048, 32, 4, 5632
+	return s
+}
+
+// Shapes maps the shape names of `strata synth` to their specs: tiny (a
+// 4-layer LLaMA-2 style model of a few hundred KB), bench and tinyllama.
+func Shapes() map[string]Spec {
+	return map[string]Spec{"tiny": Llama2Like(), "bench": Bench(), "tinyllama": TinyLlama()}
+}
+
 // Presets maps preset names to their specs.
 func Presets() map[string]Spec {
 	return map[string]Spec{"llama2": Llama2Like(), "qwen2": Qwen2Like(), "mistral": MistralLike()}

@@ -40,19 +40,54 @@ type Config struct {
 	EOSIDs        []int
 }
 
-// Validate checks that the sizes are positive and consistent.
+// MaxPositions bounds max_position_embeddings: positions are int32 in the
+// graphs. The KV buffer length actually allocated is bounded separately
+// (manifest.MaxSeqLen).
+const MaxPositions = 1 << 30
+
+// maxTensorElems bounds the element count of any one weight matrix (2^36
+// float32 values are 256 GiB), so products of in-range sizes cannot ask for
+// more.
+const maxTensorElems = 1 << 36
+
+// Validate checks that the sizes are positive, within strata's limits
+// (manifest.MaxLayers, manifest.MaxDim, manifest.MaxVocab, MaxPositions) and
+// consistent. It names the config.json key of the first bad size.
 func (c Config) Validate() error {
 	for _, f := range []struct {
 		name string
 		v    int
+		max  int
 	}{
-		{"num_hidden_layers", c.NumLayers}, {"hidden_size", c.HiddenSize},
-		{"num_attention_heads", c.NumHeads}, {"num_key_value_heads", c.NumKVHeads},
-		{"head_dim", c.HeadDim}, {"intermediate_size", c.IntermediateSize},
-		{"vocab_size", c.VocabSize}, {"max_position_embeddings", c.MaxPositionEmbeddings},
+		{"num_hidden_layers", c.NumLayers, manifest.MaxLayers}, {"hidden_size", c.HiddenSize, manifest.MaxDim},
+		{"num_attention_heads", c.NumHeads, manifest.MaxDim}, {"num_key_value_heads", c.NumKVHeads, manifest.MaxDim},
+		{"head_dim", c.HeadDim, manifest.MaxDim}, {"intermediate_size", c.IntermediateSize, manifest.MaxDim},
+		{"vocab_size", c.VocabSize, manifest.MaxVocab}, {"max_position_embeddings", c.MaxPositionEmbeddings, MaxPositions},
 	} {
-		if f.v <= 0 {
-			return fmt.Errorf("config %s = %d, want > 0", f.name, f.v)
+		if f.v <= 0 || f.v > f.max {
+			return fmt.Errorf("config %s = %d is out of range (1..%d)", f.name, f.v, f.max)
+		}
+	}
+	for _, p := range []struct {
+		name string
+		a, b int
+	}{
+		{"num_attention_heads × head_dim", c.NumHeads, c.HeadDim},
+		{"num_key_value_heads × head_dim", c.NumKVHeads, c.HeadDim},
+	} {
+		if int64(p.a)*int64(p.b) > manifest.MaxDim {
+			return fmt.Errorf("config %s = %d is out of range (1..%d)", p.name, int64(p.a)*int64(p.b), manifest.MaxDim)
+		}
+	}
+	for _, p := range []struct {
+		name string
+		a, b int
+	}{
+		{"vocab_size × hidden_size", c.VocabSize, c.HiddenSize},
+		{"intermediate_size × hidden_size", c.IntermediateSize, c.HiddenSize},
+	} {
+		if n := int64(p.a) * int64(p.b); n > maxTensorElems {
+			return fmt.Errorf("config %s = %d values in one weight matrix is above the limit of %d", p.name, n, int64(maxTensorElems))
 		}
 	}
 	if c.NumHeads%c.NumKVHeads != 0 {

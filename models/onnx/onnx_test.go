@@ -267,7 +267,7 @@ func TestFloat16(t *testing.T) {
 // com.microsoft.SkipSimplifiedLayerNormalization with external weights (one
 // of them fp16, cast inside the graph) and checks ORT's numbers against Go.
 
-func TestReadInterface(t *testing.T) {
+func TestGraphIO(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "io.onnx")
 	m := Model{Graph: Graph{
 		Name:    "io",
@@ -278,7 +278,7 @@ func TestReadInterface(t *testing.T) {
 	if err := m.WriteFile(path); err != nil {
 		t.Fatal(err)
 	}
-	in, out, err := ReadInterface(path)
+	in, out, err := GraphIO(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func TestReadInterface(t *testing.T) {
 	if err := os.WriteFile(path, []byte{0x3a, 0xff}, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := ReadInterface(path); err == nil {
+	if _, _, err := GraphIO(path); err == nil {
 		t.Error("a truncated file was read without error")
 	}
 }

@@ -19,18 +19,8 @@ import (
 	"strings"
 
 	"github.com/strata-llm/strata/export"
-	"github.com/strata-llm/strata/export/safetensors"
 	"github.com/strata-llm/strata/export/synth"
 )
-
-// benchSpec is the benchmark shape: 24 layers, hidden 1024, 16 heads over 4
-// KV heads (head size 64), intermediate 2816, vocabulary 32000 (about 340 M
-// parameters), stored bf16 as most released checkpoints are.
-func benchSpec() synth.Spec {
-	return synth.Spec{Family: synth.Llama, Layers: 24, Hidden: 1024, Heads: 16, KVHeads: 4, Intermediate: 2816,
-		Vocab: 32000, MaxPos: 4096, RopeTheta: 10000, NormEps: 1e-5, DType: safetensors.BF16, Shards: 2,
-		Seed: 20240410, BOSID: 1, EOSIDs: []int{2}}
-}
 
 func main() {
 	dir := flag.String("dir", "", "output directory (required)")
@@ -45,15 +35,6 @@ func main() {
 	}
 }
 
-// tinyLlamaSpec is TinyLlama-1.1B's shape (the GPU measurement of the
-// device-resident path): 22 layers, hidden 2048, 32 heads over 4 KV heads,
-// intermediate 5632, vocabulary 32000.
-func tinyLlamaSpec() synth.Spec {
-	s := benchSpec()
-	s.Layers, s.Hidden, s.Heads, s.KVHeads, s.Intermediate = 22, 2048, 32, 4, 5632
-	return s
-}
-
 func run(dir, shape string, dtypes []string, maxSeq, layers int) error {
 	if dir == "" {
 		return fmt.Errorf("-dir is required")
@@ -61,9 +42,9 @@ func run(dir, shape string, dtypes []string, maxSeq, layers int) error {
 	var spec synth.Spec
 	switch shape {
 	case "bench":
-		spec = benchSpec()
+		spec = synth.Bench()
 	case "tinyllama":
-		spec = tinyLlamaSpec()
+		spec = synth.TinyLlama()
 	default:
 		return fmt.Errorf("-shape %q: want bench or tinyllama", shape)
 	}
