@@ -49,6 +49,7 @@ func FullPastKey(i int) string      { return fmt.Sprintf("past_key_%d", i) }
 func FullPastValue(i int) string    { return fmt.Sprintf("past_value_%d", i) }
 func FullPresentKey(i int) string   { return fmt.Sprintf("present_key_%d", i) }
 func FullPresentValue(i int) string { return fmt.Sprintf("present_value_%d", i) }
+
 // LayerInput is a declared input of a layer graph, as read from the ONNX
 // file (onnx.GraphIO): its name and dimensions, -1 for a symbolic one.
 type LayerInput struct {
