@@ -439,6 +439,7 @@ func badInputs(t *testing.T, root string) []badInput {
 		{name: "bench --threads 100000", args: []string{"bench", "--model", pkg, "--threads", "100000"}, want: "--threads 100000"},
 		{name: "--log-level loud", args: append([]string{"--log-level", "loud"}, gen(pkg, ids...)...), want: "log-level"},
 		// Batch.
+		{name: "batch --deadline without a calibration", args: []string{"batch", "--model", pkg, "--in", okReqs, "--out", out("deadline"), "--deadline", "1m"}, want: "strata bench --model"},
 		{name: "batch --in missing", args: []string{"batch", "--model", pkg, "--in", filepath.Join(root, "nope.jsonl"), "--out", out("missing")}, want: "open requests"},
 		{name: "batch malformed JSONL line", args: []string{"batch", "--model", pkg, "--in", malformed, "--out", out("malformed")}, want: "line 2"},
 		{name: "batch duplicate ids", args: []string{"batch", "--model", pkg, "--in", dup, "--out", out("dup")}, want: "already used on line 1"},

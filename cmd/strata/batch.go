@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -23,7 +24,8 @@ func batchCommand() *cli.Command {
 		&cli.StringFlag{Name: "out", Usage: "results, one JSON object per line (appended; a rerun skips ids already there and retries failed ones)", Required: true},
 		&cli.BoolFlag{Name: "allow-mismatch", Usage: "append to an --out produced by another model package or other settings"},
 		&cli.BoolFlag{Name: "skip-failed", Usage: "on a rerun, leave requests whose last result is an error instead of retrying them"},
-		&cli.IntFlag{Name: "batch-size", Value: 8, Usage: "requests decoded together"},
+		&cli.IntFlag{Name: "batch-size", Value: 8, Usage: "rows decoded together (a finished request's row takes the next request at once)"},
+		&cli.DurationFlag{Name: "deadline", Usage: "finish within this time (e.g. 30m): pick the smallest speedup that meets it, from the package's calibration (strata bench --calibrate)"},
 	)
 	flags = append(flags, scheduleFlags()...)
 	flags = append(flags, samplingFlags()...)
@@ -99,41 +101,70 @@ func runBatch(c *cli.Context) error {
 	defer stop()
 
 	progress := newProgress(c.App.ErrWriter, "requests", len(reqs), len(reqs)-len(todo))
-	size := c.Int("batch-size")
-	for start := 0; start < len(todo); start += size {
-		chunk := todo[start:min(start+size, len(todo))]
-		var runnable []engine.Request
-		for _, r := range chunk {
-			requestRatio(m, &r)
-			if r.PromptIDs == nil {
-				r.Prompt = format(r.Prompt)
-			}
-			if err := m.Check(r); err != nil {
-				if err := results.write(r.ID, errorLine{ID: r.ID, Error: err.Error()}); err != nil {
-					return err
-				}
-				progress.add(0)
-				continue
-			}
-			runnable = append(runnable, r)
+	var runnable []engine.Request
+	for _, r := range todo {
+		requestRatio(m, &r)
+		if r.PromptIDs == nil {
+			r.Prompt = format(r.Prompt)
 		}
-		res, runErr := m.GenerateBatch(ctx, runnable, nil)
-		for _, r := range res {
-			if r.StopReason == "" { // interrupted before it finished
-				continue
-			}
-			if err := results.write(r.ID, r); err != nil {
+		if err := m.Check(r); err != nil {
+			if err := results.write(r.ID, errorLine{ID: r.ID, Error: err.Error()}); err != nil {
 				return err
 			}
-			progress.add(len(r.TokenIDs))
+			progress.add(0)
+			continue
 		}
-		if runErr != nil {
-			progress.finish()
-			if errors.Is(runErr, context.Canceled) {
-				return fmt.Errorf("interrupted; finished results are in %s, run the same command again to finish", c.String("out"))
+		runnable = append(runnable, r)
+	}
+	if d := c.Duration("deadline"); d > 0 && len(runnable) > 0 {
+		if c.IsSet("speedup") {
+			return fmt.Errorf("--deadline picks the speedup itself: leave out --speedup")
+		}
+		speedup, err := pickDeadline(c.App.ErrWriter, m, runnable, c.Int("batch-size"), d)
+		if err != nil {
+			return err
+		}
+		for i := range runnable {
+			if runnable[i].Speedup == 0 && !strings.HasPrefix(runnable[i].Schedule, "layers:") {
+				runnable[i].Speedup = speedup
 			}
-			return runErr
 		}
+	}
+	// Continuous batching over the whole job: a row freed by a finished
+	// request takes the next one at once.
+	in := make(chan engine.Request)
+	go func() {
+		defer close(in)
+		for _, r := range runnable {
+			select {
+			case in <- r:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var runErr error
+	for done := range m.Stream(ctx, in, nil) {
+		if done.Err != nil {
+			if ctx.Err() != nil || errors.Is(done.Err, context.Canceled) {
+				runErr = ctx.Err()
+				continue // not finished: the next run does it
+			}
+			id := runnable[done.Index].ID
+			if err := results.write(id, errorLine{ID: id, Error: done.Err.Error()}); err != nil {
+				return err
+			}
+			progress.add(0)
+			continue
+		}
+		if err := results.write(done.Result.ID, done.Result); err != nil {
+			return err
+		}
+		progress.add(len(done.Result.TokenIDs))
+	}
+	if runErr != nil {
+		progress.finish()
+		return fmt.Errorf("interrupted; finished results are in %s, run the same command again to finish", c.String("out"))
 	}
 	progress.finish()
 	return results.compact()
