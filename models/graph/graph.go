@@ -47,7 +47,8 @@ type Decoder interface {
 	// ShapeOf returns the expected shape of a named weight.
 	ShapeOf(name string) ([]int, error)
 	// Prepare adds what a graph's layers share (the rotary tables, the
-	// attention bias) and records it in io.
+	// attention bias) and records it in io. io.Hidden is then a [B, S, …]
+	// input of the graph (hidden states, or input_ids in the full graph).
 	Prepare(g *Builder, io *LayerIO)
 	// Embed adds the embedding of ids, named out.
 	Embed(g *Builder, ids, out string) string
@@ -215,6 +216,7 @@ func WriteFull(dir string, d Decoder, src WeightSource, opts Options) (string, e
 			g.Input(FullPastValue(i), onnx.Float, kv...)
 		}
 		io := LayerIO{
+			Hidden:  ids, // until the embedding: its shape gives Prepare the sequence length
 			SeqLens: g.Input(manifest.SeqLensK, onnx.Int32, DimBatch),
 			Total:   g.Input(manifest.TotalSeqLen, onnx.Int32),
 		}

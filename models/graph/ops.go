@@ -128,3 +128,28 @@ func (g *Builder) GQA(q, k, v string, a Attention, io LayerIO, out string) strin
 		Inputs: inputs, Outputs: []string{out, io.PresentK, io.PresentV}, Attrs: attrs})
 	return out
 }
+
+// SkipLayerNorm adds com.microsoft.SkipLayerNormalization: it returns
+// LayerNorm(x+skip+bias) and the sum x+skip+bias (its 4th output). bias
+// names a bias vector or is "".
+func (g *Builder) SkipLayerNorm(x, skip, weight, beta, bias string, eps float64, out, sum string) (string, string) {
+	inputs := []string{x, skip, g.Vector(weight), g.Vector(beta)}
+	if bias != "" {
+		inputs = append(inputs, g.Vector(bias))
+	}
+	g.Add(onnx.Node{OpType: "SkipLayerNormalization", Domain: "com.microsoft",
+		Inputs: inputs, Outputs: []string{out, "", "", sum},
+		Attrs: []onnx.Attr{onnx.FloatAttr("epsilon", float32(eps))}})
+	return out, sum
+}
+
+// FastGelu adds com.microsoft.FastGelu, the tanh approximation of GELU,
+// 0.5·x·(1+tanh(sqrt(2/π)·(x+0.044715·x³))), of x plus the named bias
+// vector (bias may be "").
+func (g *Builder) FastGelu(x, bias, out string) string {
+	inputs := []string{x}
+	if bias != "" {
+		inputs = append(inputs, g.Vector(bias))
+	}
+	return g.Add(onnx.Node{OpType: "FastGelu", Domain: "com.microsoft", Inputs: inputs, Outputs: []string{out}})[0]
+}

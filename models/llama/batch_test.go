@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/strata-llm/strata/engine/ort/orttest"
 	"github.com/strata-llm/strata/models/manifest"
 	ortgo "github.com/yalue/onnxruntime_go"
 )
@@ -38,7 +39,7 @@ func TestBatchRightPadding(t *testing.T) {
 		padded[1][i] = pad
 	}
 	lens := []int{len(prompts[0]), len(prompts[1])}
-	got := r.step(padded, []int32{int32(lens[0] - 1), int32(lens[1] - 1)}, int32(s), nil)
+	got := r.Step(padded, []int32{int32(lens[0] - 1), int32(lens[1] - 1)}, int32(s), nil)
 	for b := range prompts {
 		for p := 0; p < lens[b]; p++ {
 			if d, _ := maxDiff(got[b][p], want[b][p]); d > 1e-4 {
@@ -49,7 +50,7 @@ func TestBatchRightPadding(t *testing.T) {
 	for j := range decode[0] {
 		ids := [][]int{{decode[0][j]}, {decode[1][j]}}
 		seqlens := []int32{int32(lens[0]), int32(lens[1])}
-		got := r.step(ids, seqlens, int32(max(lens[0], lens[1])+1), kept)
+		got := r.Step(ids, seqlens, int32(max(lens[0], lens[1])+1), kept)
 		for b := range prompts {
 			if d, _ := maxDiff(got[b][0], want[b][len(prompts[b])+j]); d > 1e-4 {
 				t.Errorf("row %d decode position %d: max |Δlogit| = %.3g", b, lens[b], d)
@@ -89,15 +90,10 @@ func TestFullGraph(t *testing.T) {
 				outputs = append(outputs, FullPresentKey(i), FullPresentValue(i))
 			}
 			inputs = append(inputs, manifest.SeqLensK, manifest.TotalSeqLen)
-			s, err := ortSession(path, inputs, outputs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Destroy()
-			r := &runner{t: t, cfg: cfg, max: testMaxSeq, batch: 1}
+			s := ortSession(t, path, inputs, outputs)
 			var kv []*ortgo.Tensor[float32]
 			for i := 0; i < 2*cfg.NumLayers; i++ {
-				kv = append(kv, r.newKV())
+				kv = append(kv, orttest.KV(t, cfg.Decoder().Dims(), testMaxSeq, 1))
 			}
 			run := func(ids []int, pos int) [][]float32 {
 				flat := make([]int64, len(ids))
@@ -163,10 +159,8 @@ func TestWriteAllHeadLast(t *testing.T) {
 		}
 	}
 	initORT(t)
-	head := must(ortSession(filepath.Join(dir, manifest.HeadFile), []string{manifest.Hidden}, []string{manifest.Logits}))(t)
-	defer head.Destroy()
-	last := must(ortSession(filepath.Join(dir, manifest.HeadLastFile), []string{manifest.Hidden}, []string{manifest.Logits}))(t)
-	defer last.Destroy()
+	head := ortSession(t, filepath.Join(dir, manifest.HeadFile), []string{manifest.Hidden}, []string{manifest.Logits})
+	last := ortSession(t, filepath.Join(dir, manifest.HeadLastFile), []string{manifest.Hidden}, []string{manifest.Logits})
 	const b, s = 2, 3
 	hidden := make([]float32, b*s*cfg.HiddenSize)
 	for i := range hidden {
@@ -212,8 +206,8 @@ func TestChunkedPrefill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := r.step([][]int{prompt[:4]}, []int32{3}, 4, nil)[0]
-	got = append(got, r.step([][]int{prompt[4:]}, []int32{5}, 6, nil)[0]...)
+	got := r.Step([][]int{prompt[:4]}, []int32{3}, 4, nil)[0]
+	got = append(got, r.Step([][]int{prompt[4:]}, []int32{5}, 6, nil)[0]...)
 	for p := range want {
 		if d, _ := maxDiff(got[p], want[p]); d > 1e-4 {
 			t.Errorf("position %d: max |Δlogit| = %.3g", p, d)

@@ -49,10 +49,10 @@ func writePackage(t *testing.T, cfg Config, src WeightSource, opts GraphOptions)
 // It returns the logits of every prompt and decode position.
 func ulsRun(t *testing.T, r *runner, prompt, decode []int, kept []int) [][]float32 {
 	var logits [][]float32
-	logits = append(logits, r.step([][]int{prompt}, []int32{int32(len(prompt) - 1)}, int32(len(prompt)), nil)[0]...)
+	logits = append(logits, r.Step([][]int{prompt}, []int32{int32(len(prompt) - 1)}, int32(len(prompt)), nil)[0]...)
 	pos := len(prompt)
 	for _, tok := range decode {
-		logits = append(logits, r.step([][]int{{tok}}, []int32{int32(pos)}, int32(pos+1), kept)[0][0])
+		logits = append(logits, r.Step([][]int{{tok}}, []int32{int32(pos)}, int32(pos+1), kept)[0][0])
 		pos++
 	}
 	return logits
