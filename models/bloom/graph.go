@@ -44,7 +44,7 @@ func (d decoder) Prepare(g *graph.Builder, io *graph.LayerIO) {
 	one := g.Initializer("/alibi/one", onnx.Int32, nil, onnx.Int32Bytes([]int32{1}))
 	pos := g.Op("Range", "/alibi/positions", []string{zero, io.Total, one})
 	posf := g.Op("Cast", "/alibi/positions_f", []string{pos}, onnx.IntAttr("to", int64(onnx.Float)))
-	bias := g.Op("Mul", "/alibi/bias_h", []string{slopes, posf})                           // [N, 1, T]
+	bias := g.Op("Mul", "/alibi/bias_h", []string{slopes, posf})                             // [N, 1, T]
 	bias = g.Op("Unsqueeze", "/alibi/bias_1n1t", []string{bias, g.Int64s("/alibi/axes", 0)}) // [1, N, 1, T]
 	// GroupQueryAttention wants the query length as dimension 2: expand
 	// over [1, 1, S, 1] with S read off the graph's [B, S, …] input.
