@@ -9,11 +9,16 @@ import (
 )
 
 // Decoder returns the family's graph pieces for c.
-func (c Config) Decoder() graph.Decoder { return decoder{c} }
+func (c Config) Decoder() graph.Decoder { return decoder{cfg: c} }
 
 // decoder builds the BLOOM graphs: LayerNorm, packed-QKV GroupQueryAttention
 // with the ALiBi bias as attention_bias, tanh-approximated GELU MLP, tied head.
-type decoder struct{ cfg Config }
+type decoder struct {
+	cfg Config
+	// noALiBi leaves the bias out: not BLOOM any more, only the benchmarks'
+	// measure of what ALiBi costs.
+	noALiBi bool
+}
 
 func (d decoder) Dims() graph.Dims {
 	c := d.cfg
@@ -38,6 +43,9 @@ func (d decoder) ShapeOf(name string) ([]int, error) { return d.cfg.ShapeOf(name
 // sit at slots 0..seqlens_k (right padding); the causal limit is
 // GroupQueryAttention's.
 func (d decoder) Prepare(g *graph.Builder, io *graph.LayerIO) {
+	if d.noALiBi {
+		return
+	}
 	n := d.cfg.NumHeads
 	slopes := g.Float32("/alibi/slopes", []int64{int64(n), 1, 1}, Slopes(n))
 	zero := g.Initializer("/alibi/zero", onnx.Int32, nil, onnx.Int32Bytes([]int32{0}))

@@ -7,6 +7,7 @@ package family
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/strata-llm/strata/models/bloom"
@@ -65,6 +66,9 @@ func ParseHFConfig(data []byte) (Model, error) {
 		return Bloom(c), nil
 	}
 	c, err := llama.ParseHFConfig(data)
+	if errors.Is(err, llama.ErrUnsupportedArchitecture) {
+		return nil, fmt.Errorf("%w, the bloom family %s", err, bloom.Architecture)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -139,6 +139,10 @@ func ConfigFromManifest(m *manifest.Manifest, src WeightSource) (Config, error) 
 	return c, c.Validate()
 }
 
+// ErrUnsupportedArchitecture is returned (wrapped) by ParseHFConfig for a
+// config.json of another family.
+var ErrUnsupportedArchitecture = errors.New("unsupported architecture")
+
 // architectures maps HF "architectures" entries to model types.
 var architectures = map[string]string{
 	"LlamaForCausalLM":   "llama",
@@ -197,7 +201,7 @@ func ParseHFConfig(data []byte) (Config, error) {
 		if got == "" {
 			got = "none given"
 		}
-		return Config{}, fmt.Errorf("config.json: unsupported architecture (%s); the llama family reads LlamaForCausalLM, MistralForCausalLM and Qwen2ForCausalLM", got)
+		return Config{}, fmt.Errorf("config.json: %w (%s); the llama family reads LlamaForCausalLM, MistralForCausalLM and Qwen2ForCausalLM", ErrUnsupportedArchitecture, got)
 	}
 	required := []struct {
 		key string
