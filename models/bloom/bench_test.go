@@ -6,6 +6,7 @@ import (
 
 	"github.com/strata-llm/strata/engine/ort"
 	"github.com/strata-llm/strata/engine/ort/orttest"
+	"github.com/strata-llm/strata/internal/cputime"
 	"github.com/strata-llm/strata/models/graph"
 	"github.com/strata-llm/strata/models/llama"
 )
@@ -24,7 +25,8 @@ func benchConfigs() (Config, llama.Config) {
 // BenchmarkLayerDecodeStep is one decode step (batch 1, S=1, one thread) of
 // one layer graph at KV length pos+1: LLaMA (rotary GroupQueryAttention),
 // BLOOM (ALiBi as attention_bias) and BLOOM without the bias, whose
-// difference is what ALiBi costs.
+// difference is what ALiBi costs. cpu-ns/op is the process CPU time per
+// step.
 func BenchmarkLayerDecodeStep(b *testing.B) {
 	bc, lc := benchConfigs()
 	orttest.Init(b)
@@ -54,8 +56,13 @@ func BenchmarkLayerDecodeStep(b *testing.B) {
 					ls := orttest.NewLayerStep(b, dir, m.dec.Dims(), 1, benchMaxSeq, so)
 					b.ReportAllocs()
 					b.ResetTimer()
+					cpu0 := cputime.Process()
 					for i := 0; i < b.N; i++ {
 						ls.Step(b, pos)
+					}
+					// CPU time per step, steadier than wall time on a loaded machine.
+					if cpu := cputime.Process() - cpu0; cpu > 0 {
+						b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 					}
 				})
 			}

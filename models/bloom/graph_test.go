@@ -43,25 +43,6 @@ func TestSplitQKV(t *testing.T) {
 	}
 }
 
-// refRun runs the prompt at full depth and decode through kept on the
-// reference, returning the logits of every position.
-func refRun(t *testing.T, ref *Reference, prompt, decode, kept []int) [][]float32 {
-	t.Helper()
-	ref.Reset()
-	want, err := ref.Forward(prompt, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tok := range decode {
-		l, err := ref.Forward([]int{tok}, kept)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, l...)
-	}
-	return want
-}
-
 // TestGraphsMatchReference runs the fp32 graphs of both residual variants
 // through ORT (prefill at full depth, then decode through a subset of the
 // layers, as ULS does) against the plain-Go reference, and the fp16 and int4
@@ -98,13 +79,8 @@ func TestGraphsMatchReference(t *testing.T) {
 			}
 			var worst float64
 			for _, kept := range [][]int{nil, {0, 2}, {1, 3}} {
-				want := refRun(t, ref, prompt, decode, kept)
-				r := orttest.NewRunner(t, dir, cfg.Decoder().Dims(), testMaxSeq, 1)
-				got := r.Step([][]int{prompt}, []int32{int32(len(prompt) - 1)}, int32(len(prompt)), nil)[0]
-				for j, tok := range decode {
-					pos := len(prompt) + j
-					got = append(got, r.Step([][]int{{tok}}, []int32{int32(pos)}, int32(pos+1), kept)[0]...)
-				}
+				want := orttest.RefRun(t, ref, prompt, decode, kept)
+				got := orttest.NewRunner(t, dir, cfg.Decoder().Dims(), testMaxSeq, 1).ULSRun(prompt, decode, kept)
 				for p := range want {
 					d, scale := orttest.MaxDiff(got[p], want[p])
 					worst = max(worst, d)
@@ -135,7 +111,7 @@ func TestBatchRightPadding(t *testing.T) {
 	prompts := [][]int{{1, 17, 5, 33, 9, 12}, {1, 40, 2}}
 	decode := [][]int{{4, 22, 8}, {6, 13, 44}}
 	kept := []int{1, 2}
-	want := [][][]float32{refRun(t, ref, prompts[0], decode[0], kept), refRun(t, ref, prompts[1], decode[1], kept)}
+	want := [][][]float32{orttest.RefRun(t, ref, prompts[0], decode[0], kept), orttest.RefRun(t, ref, prompts[1], decode[1], kept)}
 
 	r := orttest.NewRunner(t, dir, cfg.Decoder().Dims(), testMaxSeq, 2)
 	s := len(prompts[0])

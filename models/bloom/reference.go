@@ -22,8 +22,7 @@ type Reference struct {
 	embLnW, embLnB []float32
 	lnfW, lnfB     []float32
 	layers         []refLayer
-	cache          []kvCache
-	pos            int
+	refmath.Caches
 }
 
 type refLayer struct {
@@ -33,19 +32,12 @@ type refLayer struct {
 	up, upB, down, downB   []float32
 }
 
-// kvCache holds, for one layer, the keys and values of the positions that
-// layer ran, in order ([heads*head_dim] each), and those positions.
-type kvCache struct {
-	pos  []int
-	k, v [][]float32
-}
-
 // NewReference loads every weight of cfg from src as float32.
 func NewReference(cfg Config, src WeightSource) (*Reference, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Reference{cfg: cfg, slopes: Slopes(cfg.NumHeads), layers: make([]refLayer, cfg.NumLayers), cache: make([]kvCache, cfg.NumLayers)}
+	r := &Reference{cfg: cfg, slopes: Slopes(cfg.NumHeads), layers: make([]refLayer, cfg.NumLayers), Caches: refmath.NewCaches(cfg.NumLayers)}
 	var err error
 	load := func(name string) []float32 {
 		if err != nil {
@@ -82,39 +74,15 @@ func NewReference(cfg Config, src WeightSource) (*Reference, error) {
 // Config returns the model's configuration.
 func (r *Reference) Config() Config { return r.cfg }
 
-// Pos is the number of tokens processed since the last Reset.
-func (r *Reference) Pos() int { return r.pos }
-
-// Reset empties the KV caches.
-func (r *Reference) Reset() {
-	r.pos = 0
-	for i := range r.cache {
-		r.cache[i] = kvCache{}
-	}
-}
-
 // Forward appends tokens at the next positions, running only the given
 // layers (nil: all; they must be increasing), and returns the logits of
 // every new token. Skipped layers pass the hidden state through and store
 // nothing, so a kept layer attends exactly to the positions it ran.
 func (r *Reference) Forward(tokens []int, layers []int) ([][]float32, error) {
-	kept, ok := refmath.Layers(layers, r.cfg.NumLayers)
-	if !ok {
-		return nil, fmt.Errorf("reference: layers %v must be increasing indices below %d", layers, r.cfg.NumLayers)
-	}
-	for _, t := range tokens {
-		if t < 0 || t >= r.cfg.VocabSize {
-			return nil, fmt.Errorf("reference: token %d is outside the vocabulary (size %d)", t, r.cfg.VocabSize)
-		}
-	}
-	logits := make([][]float32, len(tokens))
-	for j, tok := range tokens {
-		logits[j] = r.step(tok, kept)
-	}
-	return logits, nil
+	return r.Run(tokens, layers, r.cfg.VocabSize, r.step)
 }
 
-// step runs one token at position r.pos.
+// step runs one token at position r.Pos().
 func (r *Reference) step(tok int, layers []int) []float32 {
 	c := r.cfg
 	d := c.HiddenSize
@@ -123,9 +91,7 @@ func (r *Reference) step(tok int, layers []int) []float32 {
 		x = r.layer(l, x)
 	}
 	h := layerNorm(x, r.lnfW, r.lnfB, c.LayerNormEps)
-	out := refmath.MatVec(r.head, h, c.VocabSize, d)
-	r.pos++
-	return out
+	return refmath.MatVec(r.head, h, c.VocabSize, d)
 }
 
 // layer runs decoder layer l on the hidden state h and returns its output.
@@ -149,11 +115,11 @@ func (r *Reference) layer(l int, h []float32) []float32 {
 		copy(k[i*dh:(i+1)*dh], fused[base+dh:base+2*dh])
 		copy(v[i*dh:(i+1)*dh], fused[base+2*dh:base+3*dh])
 	}
-	kc := &r.cache[l]
-	kc.pos, kc.k, kc.v = append(kc.pos, r.pos), append(kc.k, k), append(kc.v, v)
+	kc := r.Layer(l)
+	kc.Append(r.Pos(), k, v)
 	// ALiBi: head i's score of the key at position p gets slope_i·p.
-	alibi := func(head, t int) float64 { return float64(r.slopes[head] * float32(kc.pos[t])) }
-	att := refmath.Attend(q, kc.k, kc.v, nh, nh, dh, alibi)
+	alibi := func(head, t int) float64 { return float64(r.slopes[head] * float32(kc.Pos[t])) }
+	att := refmath.Attend(q, kc.K, kc.V, nh, nh, dh, alibi)
 	a := refmath.AddBias(refmath.MatVec(w.dense, att, d, d), w.denseB)
 	for i := range a {
 		a[i] += residual[i]

@@ -29,7 +29,7 @@ func TestBatchRightPadding(t *testing.T) {
 
 	want := make([][][]float32, 2)
 	for b := range prompts {
-		want[b] = refRun(t, ref, prompts[b], decode[b], kept)
+		want[b] = orttest.RefRun(t, ref, prompts[b], decode[b], kept)
 	}
 
 	const pad = 0
@@ -80,7 +80,7 @@ func TestFullGraph(t *testing.T) {
 				t.Fatal(err)
 			}
 			prompt, decode := []int{1, 17, 5, 33}, []int{4, 22, 8}
-			want := refRun(t, ref, prompt, decode, nil)
+			want := orttest.RefRun(t, ref, prompt, decode, nil)
 
 			initORT(t)
 			inputs := []string{manifest.InputIDs}

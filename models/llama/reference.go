@@ -19,8 +19,7 @@ type Reference struct {
 	head    []float32 // [V, D]; the embedding when tied
 	norm    []float32
 	layers  []refLayer
-	cache   []kvCache
-	pos     int
+	refmath.Caches
 }
 
 type refLayer struct {
@@ -30,19 +29,12 @@ type refLayer struct {
 	gate, up, down []float32
 }
 
-// kvCache holds, for one layer, the keys and values of the positions that
-// layer ran, in order ([Hkv*Dh] each).
-type kvCache struct {
-	pos  []int
-	k, v [][]float32
-}
-
 // NewReference loads every weight of cfg from src as float32.
 func NewReference(cfg Config, src WeightSource) (*Reference, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Reference{cfg: cfg, invFreq: cfg.InvFreq(), layers: make([]refLayer, cfg.NumLayers), cache: make([]kvCache, cfg.NumLayers)}
+	r := &Reference{cfg: cfg, invFreq: cfg.InvFreq(), layers: make([]refLayer, cfg.NumLayers), Caches: refmath.NewCaches(cfg.NumLayers)}
 	var err error
 	load := func(name string) []float32 {
 		if err != nil {
@@ -86,17 +78,6 @@ func NewReference(cfg Config, src WeightSource) (*Reference, error) {
 // Config returns the model's configuration.
 func (r *Reference) Config() Config { return r.cfg }
 
-// Pos is the number of tokens processed since the last Reset.
-func (r *Reference) Pos() int { return r.pos }
-
-// Reset empties the KV caches.
-func (r *Reference) Reset() {
-	r.pos = 0
-	for i := range r.cache {
-		r.cache[i] = kvCache{}
-	}
-}
-
 // Forward appends tokens at the next positions, running only the given
 // layers (nil: all; they must be increasing), and returns the logits of
 // every new token. Skipped layers pass the hidden state through and store
@@ -105,24 +86,10 @@ func (r *Reference) Reset() {
 // (The ORT graphs attend to slots 0..seqlens_k of a layer's buffer, which
 // is the same thing as long as the schedule stays fixed for the decode.)
 func (r *Reference) Forward(tokens []int, layers []int) ([][]float32, error) {
-	kept, ok := refmath.Layers(layers, r.cfg.NumLayers)
-	if !ok {
-		return nil, fmt.Errorf("reference: layers %v must be increasing indices below %d", layers, r.cfg.NumLayers)
-	}
-	layers = kept
-	for _, t := range tokens {
-		if t < 0 || t >= r.cfg.VocabSize {
-			return nil, fmt.Errorf("reference: token %d is outside the vocabulary (size %d)", t, r.cfg.VocabSize)
-		}
-	}
-	logits := make([][]float32, len(tokens))
-	for j, tok := range tokens {
-		logits[j] = r.step(tok, layers)
-	}
-	return logits, nil
+	return r.Run(tokens, layers, r.cfg.VocabSize, r.step)
 }
 
-// step runs one token at position r.pos.
+// step runs one token at position r.Pos().
 func (r *Reference) step(tok int, layers []int) []float32 {
 	c := r.cfg
 	d := c.HiddenSize
@@ -132,9 +99,7 @@ func (r *Reference) step(tok int, layers []int) []float32 {
 		r.layer(l, x)
 	}
 	h := rmsNorm(x, r.norm, c.RMSNormEps)
-	out := refmath.MatVec(r.head, h, c.VocabSize, d)
-	r.pos++
-	return out
+	return refmath.MatVec(r.head, h, c.VocabSize, d)
 }
 
 // layer runs decoder layer l on the hidden state x in place.
@@ -148,17 +113,17 @@ func (r *Reference) layer(l int, x []float32) {
 	q := refmath.AddBias(refmath.MatVec(w.wq, h, nh*dh, d), w.bq)
 	k := refmath.AddBias(refmath.MatVec(w.wk, h, nkv*dh, d), w.bk)
 	v := refmath.AddBias(refmath.MatVec(w.wv, h, nkv*dh, d), w.bv)
-	cos, sin := ropeAt(r.invFreq, r.pos)
+	cos, sin := ropeAt(r.invFreq, r.Pos())
 	for i := 0; i < nh; i++ {
 		rotateHalf(q[i*dh:(i+1)*dh], cos, sin)
 	}
 	for i := 0; i < nkv; i++ {
 		rotateHalf(k[i*dh:(i+1)*dh], cos, sin)
 	}
-	kc := &r.cache[l]
-	kc.pos, kc.k, kc.v = append(kc.pos, r.pos), append(kc.k, k), append(kc.v, v)
+	kc := r.Layer(l)
+	kc.Append(r.Pos(), k, v)
 
-	att := refmath.Attend(q, kc.k, kc.v, nh, nkv, dh, nil)
+	att := refmath.Attend(q, kc.K, kc.V, nh, nkv, dh, nil)
 	o := refmath.MatVec(w.wo, att, d, nh*dh)
 	for i := range x {
 		x[i] += o[i]

@@ -4,7 +4,10 @@
 // over speed.
 package refmath
 
-import "math"
+import (
+	"fmt"
+	"math"
+)
 
 // MatVec returns W·x for W in [rows, cols] layout.
 func MatVec(w, x []float32, rows, cols int) []float32 {
@@ -95,4 +98,63 @@ func Layers(layers []int, n int) ([]int, bool) {
 		}
 	}
 	return layers, true
+}
+
+// KV holds, for one layer, the keys and values of the positions that layer
+// ran, in order, and those positions.
+type KV struct {
+	Pos  []int
+	K, V [][]float32
+}
+
+// Append stores the key and value of position pos.
+func (kv *KV) Append(pos int, k, v []float32) {
+	kv.Pos, kv.K, kv.V = append(kv.Pos, pos), append(kv.K, k), append(kv.V, v)
+}
+
+// Caches is a reference forward pass's state: one KV per layer and the
+// position of the next token. Embedded in a family's reference, it gives it
+// Pos and Reset and runs its Forward.
+type Caches struct {
+	layers []KV
+	pos    int
+}
+
+// NewCaches returns empty caches for n layers.
+func NewCaches(n int) Caches { return Caches{layers: make([]KV, n)} }
+
+// Pos is the number of tokens processed since the last Reset.
+func (c *Caches) Pos() int { return c.pos }
+
+// Reset empties the KV caches.
+func (c *Caches) Reset() {
+	c.pos = 0
+	for i := range c.layers {
+		c.layers[i] = KV{}
+	}
+}
+
+// Layer returns layer l's cache.
+func (c *Caches) Layer(l int) *KV { return &c.layers[l] }
+
+// Run appends tokens at the next positions: it checks the tokens against
+// the vocabulary size and the layers (nil: all; they must be increasing),
+// then calls step for each token, which runs it at Pos() through the layers
+// and returns its logits.
+func (c *Caches) Run(tokens, layers []int, vocab int, step func(tok int, layers []int) []float32) ([][]float32, error) {
+	kept, ok := Layers(layers, len(c.layers))
+	if !ok {
+		return nil, fmt.Errorf("reference: layers %v must be increasing indices below %d", layers, len(c.layers))
+	}
+	for _, t := range tokens {
+		if t < 0 || t >= vocab {
+			return nil, fmt.Errorf("reference: token %d is outside the vocabulary (size %d)", t, vocab)
+		}
+	}
+	logits := make([][]float32, len(tokens))
+	for j, tok := range tokens {
+		logits[j] = step(tok, kept)
+		c.pos++
+	}
+	return logits, nil
 }

@@ -175,3 +175,42 @@ func MaxDiff(a, b []float32) (diff, scale float64) {
 	}
 	return diff, scale
 }
+
+// Reference is a family's plain-Go forward pass.
+type Reference interface {
+	Reset()
+	Forward(tokens, layers []int) ([][]float32, error)
+}
+
+// RefRun does on the reference what the engine does for one sequence:
+// the prompt at full depth, then decode one token at a time through kept
+// only. It returns the logits of every prompt and decode position.
+func RefRun(t testing.TB, ref Reference, prompt, decode, kept []int) [][]float32 {
+	t.Helper()
+	ref.Reset()
+	logits, err := ref.Forward(prompt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range decode {
+		l, err := ref.Forward([]int{tok}, kept)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logits = append(logits, l...)
+	}
+	return logits
+}
+
+// ULSRun does what the engine does for one sequence: prefill the prompt at
+// full depth, then decode tokens one at a time through kept only (nil: all).
+// It returns the logits of every prompt and decode position.
+func (r *Runner) ULSRun(prompt, decode, kept []int) [][]float32 {
+	logits := r.Step([][]int{prompt}, []int32{int32(len(prompt) - 1)}, int32(len(prompt)), nil)[0]
+	pos := len(prompt)
+	for _, tok := range decode {
+		logits = append(logits, r.Step([][]int{{tok}}, []int32{int32(pos)}, int32(pos+1), kept)[0][0])
+		pos++
+	}
+	return logits
+}
