@@ -47,13 +47,12 @@ func (d decoder) Prepare(g *graph.Builder, io *graph.LayerIO) {
 		return
 	}
 	n := d.cfg.NumHeads
-	slopes := g.Float32("/alibi/slopes", []int64{int64(n), 1, 1}, Slopes(n))
+	slopes := g.Float32("/alibi/slopes", []int64{1, int64(n), 1, 1}, Slopes(n))
 	zero := g.Initializer("/alibi/zero", onnx.Int32, nil, onnx.Int32Bytes([]int32{0}))
 	one := g.Initializer("/alibi/one", onnx.Int32, nil, onnx.Int32Bytes([]int32{1}))
 	pos := g.Op("Range", "/alibi/positions", []string{zero, io.Total, one})
 	posf := g.Op("Cast", "/alibi/positions_f", []string{pos}, onnx.IntAttr("to", int64(onnx.Float)))
-	bias := g.Op("Mul", "/alibi/bias_h", []string{slopes, posf})                             // [N, 1, T]
-	bias = g.Op("Unsqueeze", "/alibi/bias_1n1t", []string{bias, g.Int64s("/alibi/axes", 0)}) // [1, N, 1, T]
+	bias := g.Op("Mul", "/alibi/bias_1n1t", []string{slopes, posf}) // [1, N, 1, T]
 	// GroupQueryAttention wants the query length as dimension 2: expand
 	// over [1, 1, S, 1] with S read off the graph's [B, S, …] input.
 	seq := g.Op("Shape", "/alibi/seq", []string{io.Hidden}, onnx.IntAttr("start", 1), onnx.IntAttr("end", 2))
