@@ -136,3 +136,26 @@ func TestBatchRightPadding(t *testing.T) {
 		}
 	}
 }
+
+// TestFullGraph runs model_full.onnx (the bias built once for every layer,
+// its sequence length read off input_ids) against the reference.
+func TestFullGraph(t *testing.T) {
+	cfg := testConfig(false)
+	src := RandomWeights(cfg, 3)
+	path, err := graph.WriteFull(t.TempDir(), cfg.Decoder(), src, GraphOptions{MaxSeqLen: testMaxSeq})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := NewReference(cfg, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt, decode := []int{1, 17, 5, 33}, []int{4, 22, 8}
+	want := orttest.RefRun(t, ref, prompt, decode, nil)
+	got := orttest.RunFull(t, path, cfg.Decoder().Dims(), testMaxSeq, prompt, decode)
+	for p := range want {
+		if d, _ := orttest.MaxDiff(got[p], want[p]); d > 1e-4 {
+			t.Errorf("position %d: max |Δlogit| = %.3g", p, d)
+		}
+	}
+}

@@ -82,54 +82,7 @@ func TestFullGraph(t *testing.T) {
 			prompt, decode := []int{1, 17, 5, 33}, []int{4, 22, 8}
 			want := orttest.RefRun(t, ref, prompt, decode, nil)
 
-			initORT(t)
-			inputs := []string{manifest.InputIDs}
-			outputs := []string{manifest.Logits}
-			for i := 0; i < cfg.NumLayers; i++ {
-				inputs = append(inputs, FullPastKey(i), FullPastValue(i))
-				outputs = append(outputs, FullPresentKey(i), FullPresentValue(i))
-			}
-			inputs = append(inputs, manifest.SeqLensK, manifest.TotalSeqLen)
-			s := ortSession(t, path, inputs, outputs)
-			var kv []*ortgo.Tensor[float32]
-			for i := 0; i < 2*cfg.NumLayers; i++ {
-				kv = append(kv, orttest.KV(t, cfg.Decoder().Dims(), testMaxSeq, 1))
-			}
-			run := func(ids []int, pos int) [][]float32 {
-				flat := make([]int64, len(ids))
-				for i, id := range ids {
-					flat[i] = int64(id)
-				}
-				idsT := must(ortgo.NewTensor(ortgo.NewShape(1, int64(len(ids))), flat))(t)
-				defer idsT.Destroy()
-				seqT := must(ortgo.NewTensor(ortgo.NewShape(1), []int32{int32(pos + len(ids) - 1)}))(t)
-				defer seqT.Destroy()
-				totalT := must(ortgo.NewScalar(int32(pos + len(ids))))(t)
-				defer totalT.Destroy()
-				logits := must(ortgo.NewEmptyTensor[float32](ortgo.NewShape(1, int64(len(ids)), int64(cfg.VocabSize))))(t)
-				defer logits.Destroy()
-				bind := must(s.CreateIoBinding())(t)
-				defer bind.Destroy()
-				errs := []error{bind.BindInput(manifest.InputIDs, idsT), bind.BindInput(manifest.SeqLensK, seqT), bind.BindInput(manifest.TotalSeqLen, totalT),
-					bind.BindOutput(manifest.Logits, logits)}
-				for i := 0; i < cfg.NumLayers; i++ {
-					errs = append(errs, bind.BindInput(FullPastKey(i), kv[2*i]), bind.BindInput(FullPastValue(i), kv[2*i+1]),
-						bind.BindOutput(FullPresentKey(i), kv[2*i]), bind.BindOutput(FullPresentValue(i), kv[2*i+1]))
-				}
-				for _, e := range errs {
-					if e != nil {
-						t.Fatal(e)
-					}
-				}
-				if err := s.RunWithBinding(bind); err != nil {
-					t.Fatal(err)
-				}
-				return split(logits.GetData(), 1, len(ids), cfg.VocabSize)[0]
-			}
-			got := run(prompt, 0)
-			for j, tok := range decode {
-				got = append(got, run([]int{tok}, len(prompt)+j)...)
-			}
+			got := orttest.RunFull(t, path, cfg.Decoder().Dims(), testMaxSeq, prompt, decode)
 			for p := range want {
 				if d, _ := maxDiff(got[p], want[p]); d > 1e-4 {
 					t.Errorf("position %d: max |Δlogit| = %.3g", p, d)
