@@ -16,7 +16,8 @@ import (
 	"path/filepath"
 
 	"github.com/strata-llm/strata/export/safetensors"
-	"github.com/strata-llm/strata/models/llama"
+	"github.com/strata-llm/strata/models/family"
+	"github.com/strata-llm/strata/models/graph"
 	"github.com/strata-llm/strata/models/manifest"
 )
 
@@ -36,7 +37,8 @@ type Options struct {
 	// DType of the graph weights: "fp32" (default), "fp16" or "int4".
 	DType string
 	// MaxSeqLen is the KV buffer length; 0 takes the model's
-	// max_position_embeddings, capped at llama.DefaultMaxSeqLen.
+	// max_position_embeddings, capped at graph.DefaultMaxSeqLen (models
+	// without a position table, such as BLOOM, take graph.DefaultMaxSeqLen).
 	MaxSeqLen int
 	// Full also writes model_full.onnx (embedding, every layer, head in one graph).
 	Full bool
@@ -53,9 +55,9 @@ type Options struct {
 // on any error or cancellation nothing is left behind.
 func Export(ctx context.Context, opts Options) (err error) {
 	if opts.DType == "" {
-		opts.DType = llama.DTypeFP32
+		opts.DType = graph.DTypeFP32
 	}
-	if err := llama.CheckDType(opts.DType); err != nil {
+	if err := graph.CheckDType(opts.DType); err != nil {
 		return err
 	}
 	if opts.Out == "" {
@@ -73,18 +75,24 @@ func Export(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 	defer src.Close()
-	cfg := src.Config
+	model := src.Model
+	maxPos := model.MaxPositions()
 	maxSeq := opts.MaxSeqLen
 	if maxSeq == 0 {
-		maxSeq = min(cfg.MaxPositionEmbeddings, llama.DefaultMaxSeqLen)
+		maxSeq = graph.DefaultMaxSeqLen
+		if maxPos > 0 {
+			maxSeq = min(maxPos, graph.DefaultMaxSeqLen)
+		}
 	}
-	if maxSeq > cfg.MaxPositionEmbeddings {
-		slog.Warn("max sequence length exceeds the model's max_position_embeddings", "max_seq_len", maxSeq, "max_position_embeddings", cfg.MaxPositionEmbeddings)
+	if maxPos > 0 && maxSeq > maxPos {
+		slog.Warn("max sequence length exceeds the model's max_position_embeddings", "max_seq_len", maxSeq, "max_position_embeddings", maxPos)
 	}
-	if err := checkMemory(cfg, maxSeq); err != nil {
+	if err := checkMemory(model, maxSeq); err != nil {
 		return err
 	}
 	src.Weights = finiteSource{src.Weights}
+	layers := model.NumLayers()
+	dec := model.Decoder()
 
 	parent := filepath.Dir(out)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -111,7 +119,7 @@ func Export(ctx context.Context, opts Options) (err error) {
 	}
 	unlock = release
 
-	total := cfg.NumLayers + 3 // embed, layers, head, manifest
+	total := layers + 3 // embed, layers, head, manifest
 	if opts.Full {
 		total++
 	}
@@ -130,16 +138,16 @@ func Export(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 
-	gopts := llama.GraphOptions{DType: opts.DType, MaxSeqLen: maxSeq}
-	m := cfg.Manifest()
+	gopts := graph.Options{DType: opts.DType, MaxSeqLen: maxSeq}
+	m := model.Manifest()
 	m.DType, m.MaxSeqLen = opts.DType, maxSeq
 	m.BOSID, m.EOSIDs, m.PadID, m.ULS = src.BOSID, src.EOSIDs, src.PadID, src.ULS
 	m.PromptTemplate = src.PromptTemplate
 	if m.EOSIDs == nil {
 		m.EOSIDs = []int{}
 	}
-	graph := func(what string, write func() (string, error)) (string, error) {
-		file, err := write()
+	write := func(what string, build func() (string, error)) (string, error) {
+		file, err := build()
 		if err != nil {
 			return "", fmt.Errorf("export %s: %w", what, err)
 		}
@@ -152,26 +160,26 @@ func Export(ctx context.Context, opts Options) (err error) {
 		}
 		return filepath.ToSlash(name), step()
 	}
-	if m.Files.Embed, err = graph("embedding", func() (string, error) { return llama.WriteEmbed(tmp, cfg, src.Weights, gopts) }); err != nil {
+	if m.Files.Embed, err = write("embedding", func() (string, error) { return graph.WriteEmbed(tmp, dec, src.Weights, gopts) }); err != nil {
 		return err
 	}
-	for l := 0; l < cfg.NumLayers; l++ {
-		name, err := graph(fmt.Sprintf("layer %d", l), func() (string, error) { return llama.WriteLayer(tmp, cfg, l, src.Weights, gopts) })
+	for l := 0; l < layers; l++ {
+		name, err := write(fmt.Sprintf("layer %d", l), func() (string, error) { return graph.WriteLayer(tmp, dec, l, src.Weights, gopts) })
 		if err != nil {
 			return err
 		}
 		m.Files.Layers = append(m.Files.Layers, name)
 	}
-	if m.Files.Head, err = graph("head", func() (string, error) { return llama.WriteHead(tmp, cfg, src.Weights, gopts) }); err != nil {
+	if m.Files.Head, err = write("head", func() (string, error) { return graph.WriteHead(tmp, dec, src.Weights, gopts) }); err != nil {
 		return err
 	}
 	if opts.Full {
-		if m.Files.Full, err = graph("full model", func() (string, error) { return llama.WriteFull(tmp, cfg, src.Weights, gopts) }); err != nil {
+		if m.Files.Full, err = write("full model", func() (string, error) { return graph.WriteFull(tmp, dec, src.Weights, gopts) }); err != nil {
 			return err
 		}
 	}
 	if opts.Reference {
-		if err := WriteReference(filepath.Join(tmp, ReferenceFile), cfg, src.Weights); err != nil {
+		if err := WriteReference(filepath.Join(tmp, ReferenceFile), model, src.Weights); err != nil {
 			return err
 		}
 		m.Files.Reference = ReferenceFile
@@ -203,7 +211,7 @@ func Export(ctx context.Context, opts Options) (err error) {
 	}
 	done = total - 1
 	step()
-	slog.Info("exported model package", "out", out, "dtype", opts.DType, "layers", cfg.NumLayers, "max_seq_len", maxSeq)
+	slog.Info("exported model package", "out", out, "dtype", opts.DType, "architecture", model.Family(), "layers", layers, "max_seq_len", maxSeq)
 	return nil
 }
 
@@ -271,15 +279,16 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-// WriteReference stores every weight cfg needs as F32 in a safetensors file,
-// one tensor at a time, with the config in its metadata.
-func WriteReference(path string, cfg llama.Config, src llama.WeightSource) error {
-	ws := cfg.Weights()
+// WriteReference stores every weight the model needs as F32 in a
+// safetensors file, one tensor at a time, under their canonical names, with
+// the family's config in its metadata (family.FromConfig reads it back).
+func WriteReference(path string, model family.Model, src graph.WeightSource) error {
+	ws := model.Weights()
 	specs := make([]safetensors.Spec, len(ws))
 	for i, w := range ws {
 		specs[i] = safetensors.Spec{Name: w.Name, DType: safetensors.F32, Shape: w.Shape}
 	}
-	js, err := json.Marshal(cfg)
+	js, err := json.Marshal(model.Config())
 	if err != nil {
 		return fmt.Errorf("reference weights: %w", err)
 	}
@@ -288,7 +297,7 @@ func WriteReference(path string, cfg llama.Config, src llama.WeightSource) error
 		return fmt.Errorf("reference weights: %w", err)
 	}
 	for _, spec := range ws {
-		data, err := llama.Load(src, spec.Name, spec.Shape)
+		data, err := graph.Load(src, spec.Name, spec.Shape)
 		if err == nil {
 			err = w.Write(spec.Name, data)
 		}

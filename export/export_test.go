@@ -15,6 +15,7 @@ import (
 	"github.com/strata-llm/strata/export/safetensors"
 	"github.com/strata-llm/strata/export/synth"
 	"github.com/strata-llm/strata/internal/filelock"
+	"github.com/strata-llm/strata/models/family"
 	"github.com/strata-llm/strata/models/llama"
 	"github.com/strata-llm/strata/models/manifest"
 )
@@ -121,9 +122,9 @@ func TestExport(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				cfg, err := referenceConfig(c, m)
-				if err != nil || cfg.NumLayers != m.NumLayers {
-					t.Errorf("reference config %+v %v", cfg, err)
+				model, err := family.FromConfig(m.Architecture, []byte(c.Metadata(configKey)))
+				if err != nil || model.NumLayers() != m.NumLayers {
+					t.Errorf("reference config %+v %v", model, err)
 				}
 				info, _ := c.Info(llama.EmbedName)
 				if info.DType != safetensors.F32 {

@@ -9,8 +9,9 @@ import (
 	"strings"
 
 	"github.com/strata-llm/strata/internal/filelock"
+	"github.com/strata-llm/strata/models/family"
+	"github.com/strata-llm/strata/models/graph"
 	"github.com/strata-llm/strata/models/hostmem"
-	"github.com/strata-llm/strata/models/llama"
 )
 
 // ErrNonFinite is wrapped by the error for a weight holding NaN or ±Inf.
@@ -20,7 +21,7 @@ var ErrNonFinite = errors.New("holds a non-finite value")
 // broken checkpoint fails at export, naming the tensor, instead of
 // producing a package whose logits are all NaN. The scan is one pass over
 // values that are about to be converted and written anyway.
-type finiteSource struct{ llama.WeightSource }
+type finiteSource struct{ graph.WeightSource }
 
 func (s finiteSource) Tensor(name string) ([]float32, []int, error) {
 	data, shape, err := s.WeightSource.Tensor(name)
@@ -47,10 +48,10 @@ func firstNonFinite(data []float32) int {
 // checkMemory refuses an export whose largest single allocation (one
 // weight matrix as float32 plus its converted copy, or the rotary tables
 // of maxSeq positions) would not fit in the machine's available memory.
-func checkMemory(cfg llama.Config, maxSeq int) error {
+func checkMemory(model family.Model, maxSeq int) error {
 	var largest int64
 	var name string
-	for _, w := range cfg.Weights() {
+	for _, w := range model.Weights() {
 		n := int64(1)
 		for _, d := range w.Shape {
 			n *= int64(d)
@@ -62,7 +63,7 @@ func checkMemory(cfg llama.Config, maxSeq int) error {
 	if err := hostmem.Check(fmt.Sprintf("exporting tensor %s (%d values)", name, largest), 2*4*largest); err != nil {
 		return err
 	}
-	rope := 2 * 4 * int64(maxSeq) * int64(cfg.HeadDim/2)
+	rope := 2 * 4 * int64(maxSeq) * int64(model.Manifest().HeadDim/2)
 	if err := hostmem.Check(fmt.Sprintf("the rotary tables for max sequence length %d", maxSeq), 2*rope); err != nil {
 		return err
 	}

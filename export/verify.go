@@ -2,14 +2,11 @@ package export
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"strings"
 
-	"github.com/strata-llm/strata/export/safetensors"
+	"github.com/strata-llm/strata/models/family"
 	"github.com/strata-llm/strata/models/llama"
 	"github.com/strata-llm/strata/models/manifest"
 )
@@ -207,9 +204,7 @@ func defaultPrompt(m *manifest.Manifest) []int {
 
 // openReference builds the reference forward pass over the checkpoint (or
 // the package's reference weights) and checks it matches the manifest.
-func openReference(pkgDir string, m *manifest.Manifest, checkpoint string) (*llama.Reference, error) {
-	var cfg llama.Config
-	var src llama.WeightSource
+func openReference(pkgDir string, m *manifest.Manifest, checkpoint string) (family.Reference, error) {
 	path := checkpoint
 	if path == "" {
 		if m.Files.Reference == "" {
@@ -221,59 +216,5 @@ func openReference(pkgDir string, m *manifest.Manifest, checkpoint string) (*lla
 		}
 		path = p
 	}
-	if st, err := os.Stat(path); err == nil && !st.IsDir() && strings.HasSuffix(path, ".safetensors") {
-		c, err := safetensors.OpenCheckpoint(path)
-		if err != nil {
-			return nil, fmt.Errorf("reference weights: %w", err)
-		}
-		defer c.Close()
-		if cfg, err = referenceConfig(c, m); err != nil {
-			return nil, err
-		}
-		src = c
-		return newReference(cfg, src, m)
-	}
-	s, err := OpenSource(path)
-	if err != nil {
-		return nil, fmt.Errorf("reference weights: %w", err)
-	}
-	defer s.Close()
-	return newReference(s.Config, s.Weights, m)
-}
-
-func newReference(cfg llama.Config, src llama.WeightSource, m *manifest.Manifest) (*llama.Reference, error) {
-	if cfg.NumLayers != m.NumLayers || cfg.HiddenSize != m.HiddenSize || cfg.VocabSize != m.VocabSize ||
-		cfg.NumHeads != m.NumHeads || cfg.NumKVHeads != m.NumKVHeads || cfg.HeadDim != m.HeadDim || cfg.IntermediateSize != m.IntermediateSize {
-		return nil, errors.New("reference weights do not describe the package's model (layers, sizes or vocabulary differ)")
-	}
-	ref, err := llama.NewReference(cfg, src)
-	if err != nil {
-		return nil, fmt.Errorf("reference weights: %w", err)
-	}
-	return ref, nil
-}
-
-// referenceConfig reads the config stored in a reference file's metadata,
-// or rebuilds it from the manifest and the tensors present.
-func referenceConfig(c *safetensors.Checkpoint, m *manifest.Manifest) (llama.Config, error) {
-	var cfg llama.Config
-	if js := c.Metadata(configKey); js != "" {
-		if err := json.Unmarshal([]byte(js), &cfg); err != nil {
-			return cfg, fmt.Errorf("reference weights: config metadata: %w", err)
-		}
-		return cfg, cfg.Validate()
-	}
-	if m.Architecture != llama.Family {
-		return cfg, fmt.Errorf("model package architecture %q is not %q", m.Architecture, llama.Family)
-	}
-	// Like llama.ConfigFromManifest, but tells bias and tying from the
-	// headers alone instead of reading tensors.
-	cfg = llama.Config{
-		ModelType: llama.Family, NumLayers: m.NumLayers, HiddenSize: m.HiddenSize, NumHeads: m.NumHeads,
-		NumKVHeads: m.NumKVHeads, HeadDim: m.HeadDim, IntermediateSize: m.IntermediateSize,
-		VocabSize: m.VocabSize, MaxPositionEmbeddings: m.MaxSeqLen, RopeTheta: m.Rope.Theta,
-		RopeScaling: m.Rope.Scaling, RMSNormEps: m.NormEps, TieWordEmbeddings: !c.Has(llama.LMHeadName),
-		AttentionBias: c.Has(llama.LayerPrefix(0) + "self_attn.q_proj.bias"), BOSID: m.BOSID, EOSIDs: m.EOSIDs,
-	}
-	return cfg, cfg.Validate()
+	return OpenReference(path, m)
 }

@@ -40,6 +40,8 @@ func TestVerify(t *testing.T) {
 		{"llama2 fp32", synth.Llama2Like(), "fp32", "abs", 1e-4},
 		{"qwen2 fp32", synth.Qwen2Like(), "fp32", "abs", 1e-4},
 		{"mistral fp32", synth.MistralLike(), "fp32", "abs", 1e-4},
+		{"bloom fp32", synth.BloomLike(), "fp32", "abs", 1e-4},
+		{"bloom f32 to fp16", synth.BloomLike(), "fp16", "rel", 2e-2},
 		{"llama2 bf16 sharded fp32", bf16, "fp32", "abs", 1e-4},
 		{"qwen2 f32 to fp16", f32(synth.Qwen2Like()), "fp16", "rel", 2e-2},
 		{"mistral f32 to fp16", f32(synth.MistralLike()), "fp16", "rel", 2e-2},

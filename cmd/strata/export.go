@@ -27,7 +27,7 @@ func exportCommand() *cli.Command {
 			&cli.StringFlag{Name: "in", Required: true, Usage: "`PATH` of a Hugging Face checkpoint directory or a llama2.c .bin file"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "model package `DIR` to create"},
 			&cli.StringFlag{Name: "dtype", Value: "fp32", Usage: "graph weight type: fp32, fp16 or int4"},
-			&cli.IntFlag{Name: "max-seq-len", Usage: "KV cache length (at most 4194304)", DefaultText: "the model's max_position_embeddings, at most 2048"},
+			&cli.IntFlag{Name: "max-seq-len", Usage: "KV cache length (at most 4194304)", DefaultText: "the model's max_position_embeddings, at most 2048 (2048 for ALiBi models such as BLOOM)"},
 			&cli.BoolFlag{Name: "full", Usage: "also write model_full.onnx, the whole model as one graph"},
 			&cli.BoolFlag{Name: "reference", Usage: "also write reference.safetensors (fp32 weights) for strata verify"},
 			&cli.BoolFlag{Name: "force", Usage: "replace an existing non-empty --out directory"},

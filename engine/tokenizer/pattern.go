@@ -105,7 +105,7 @@ var ErrPatternTimeout = errors.New("pattern matching took too long")
 type matchAbort struct{ err error }
 
 func compileRegex(pattern string) (regexMatcher, error) {
-	re, err := regexp2.Compile(pattern, regexp2.None)
+	re, err := regexp2.Compile(flattenClasses(pattern), regexp2.None)
 	if err != nil {
 		return regexMatcher{}, fmt.Errorf("regex %q: %w", truncate(pattern, 80), err)
 	}
@@ -149,4 +149,49 @@ func (r regexMatcher) find(s string, dst []span) []span {
 		r.timeout(len(s), err)
 	}
 	return dst
+}
+
+// flattenClasses rewrites Oniguruma's nested character classes, which are
+// unions ([^(\s|[.,!?])] excludes "(", whitespace, "|", ".", ",", "!", "?"
+// and ")", as in BLOOM's pre-tokenizer), into flat classes, since regexp2
+// reads "[" inside a class as a literal. Only non-negated nested classes are
+// flattened (a union distributes over the enclosing class, negated or not);
+// patterns without nesting are returned unchanged.
+func flattenClasses(p string) string {
+	var b strings.Builder
+	depth := 0     // class nesting depth
+	first := false // at the start of a class, where "]" is a literal
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == '\\' && i+1 < len(p):
+			b.WriteByte(c)
+			i++
+			b.WriteByte(p[i])
+			first = false
+			continue
+		case c == '[' && depth == 0:
+			depth = 1
+			b.WriteByte(c)
+			if i+1 < len(p) && p[i+1] == '^' {
+				i++
+				b.WriteByte('^')
+			}
+			first = true
+			continue
+		case c == '[' && depth > 0 && i+1 < len(p) && p[i+1] != '^' && p[i+1] != ':':
+			depth++ // a nested union: drop its brackets
+			first = true
+			continue
+		case c == ']' && depth > 0 && !first:
+			depth--
+			if depth > 0 {
+				first = false
+				continue
+			}
+		}
+		first = false
+		b.WriteByte(c)
+	}
+	return b.String()
 }

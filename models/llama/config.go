@@ -174,6 +174,10 @@ func ConfigFromManifest(m *manifest.Manifest, src WeightSource) (Config, error) 
 	return c, c.Validate()
 }
 
+// ErrUnsupportedArchitecture is returned (wrapped) by ParseHFConfig for a
+// config.json of another family.
+var ErrUnsupportedArchitecture = errors.New("unsupported architecture")
+
 // architectures maps HF "architectures" entries to model types.
 var architectures = map[string]string{
 	"LlamaForCausalLM":   "llama",
@@ -232,7 +236,7 @@ func ParseHFConfig(data []byte) (Config, error) {
 		if got == "" {
 			got = "none given"
 		}
-		return Config{}, fmt.Errorf("config.json: unsupported architecture (%s); the llama family reads LlamaForCausalLM, MistralForCausalLM and Qwen2ForCausalLM", got)
+		return Config{}, fmt.Errorf("config.json: %w (%s); the llama family reads LlamaForCausalLM, MistralForCausalLM and Qwen2ForCausalLM", ErrUnsupportedArchitecture, got)
 	}
 	required := []struct {
 		key string
@@ -309,21 +313,9 @@ func deref[T any](p *T, def T) T {
 	return *p
 }
 
-// ParseTokenIDs reads a Hugging Face token-id entry (bos_token_id,
-// eos_token_id, …) that may be absent, null, an int or a list of ints.
+// ParseTokenIDs reads a Hugging Face token-id entry (manifest.ParseTokenIDs).
 func ParseTokenIDs(key string, raw json.RawMessage) ([]int, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	var one int
-	if err := json.Unmarshal(raw, &one); err == nil {
-		return []int{one}, nil
-	}
-	var list []int
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, fmt.Errorf("%s must be an int or a list of ints, got %s", key, raw)
-	}
-	return list, nil
+	return manifest.ParseTokenIDs(key, raw)
 }
 
 func parseRopeScaling(raw json.RawMessage) (*manifest.RopeScaling, error) {

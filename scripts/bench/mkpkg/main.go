@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/strata-llm/strata/export"
+	"github.com/strata-llm/strata/export/safetensors"
 	"github.com/strata-llm/strata/export/synth"
 )
 
@@ -27,12 +28,20 @@ func main() {
 	dtypes := flag.String("dtypes", "fp32,int4", "package dtypes to export")
 	maxSeq := flag.Int("max-seq-len", 512, "KV buffer length of the packages")
 	layers := flag.Int("layers", 0, "override the layer count (0: the shape's)")
-	shape := flag.String("shape", "bench", "model shape: bench (24 layers, hidden 1024) or tinyllama (22 layers, hidden 2048, GQA 32:4)")
+	shape := flag.String("shape", "bench", "model shape: bench (24 layers, hidden 1024), tinyllama (22 layers, hidden 2048, GQA 32:4) or bloom (BLOOM, 24 layers, hidden 1024)")
 	flag.Parse()
 	if err := run(*dir, *shape, strings.Split(*dtypes, ","), *maxSeq, *layers); err != nil {
 		fmt.Fprintln(os.Stderr, "mkpkg:", err)
 		os.Exit(1)
 	}
+}
+
+// bloomSpec is bloom-560m's layer shape (24 layers, hidden 1024, 16 heads
+// of 64, ALiBi, tied head) with the benchmark's 32000-token vocabulary
+// instead of BLOOM's 250880.
+func bloomSpec() synth.Spec {
+	return synth.Spec{Family: synth.Bloom, Layers: 24, Hidden: 1024, Heads: 16, KVHeads: 16, Intermediate: 4096,
+		Vocab: 32000, NormEps: 1e-5, Tied: true, DType: safetensors.BF16, Shards: 2, Seed: 20240410, BOSID: 1, EOSIDs: []int{2}}
 }
 
 func run(dir, shape string, dtypes []string, maxSeq, layers int) error {
@@ -45,8 +54,10 @@ func run(dir, shape string, dtypes []string, maxSeq, layers int) error {
 		spec = synth.Bench()
 	case "tinyllama":
 		spec = synth.TinyLlama()
+	case "bloom":
+		spec = bloomSpec()
 	default:
-		return fmt.Errorf("-shape %q: want bench or tinyllama", shape)
+		return fmt.Errorf("-shape %q: want bench, tinyllama or bloom", shape)
 	}
 	if layers > 0 {
 		spec.Layers = layers

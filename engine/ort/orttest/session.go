@@ -1,8 +1,8 @@
-// Package graphtest opens a single ONNX graph on host tensors through
-// github.com/yalue/onnxruntime_go, for tests of the graphs an exporter
-// writes (models/...). The engine never uses it: it runs packages through
-// engine/ortdev alone (docs/design.md, "Dependencies").
-package graphtest
+package orttest
+
+// Sessions on host tensors through github.com/yalue/onnxruntime_go, for the
+// graph tests of models/...; the engine never uses them: it runs packages
+// through engine/ortdev alone (docs/design.md, "Dependencies").
 
 import (
 	"fmt"
@@ -20,11 +20,11 @@ var (
 	initLib *ort.Library
 )
 
-// Init resolves the ONNX Runtime library (see the package doc; libPath is
+// LoadLibrary resolves the ONNX Runtime library (see the package doc; libPath is
 // an explicit library path or "") and initialises onnxruntime_go's environment.
 // It is idempotent and safe for concurrent use: later calls return the
 // first successful result (a different libPath then is an error).
-func Init(libPath string) error {
+func LoadLibrary(libPath string) error {
 	_, err := Initialized(libPath)
 	return err
 }
