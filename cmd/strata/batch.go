@@ -26,6 +26,7 @@ func batchCommand() *cli.Command {
 	)
 	flags = append(flags, scheduleFlags()...)
 	flags = append(flags, samplingFlags()...)
+	flags = append(flags, shardFlags()...)
 	return &cli.Command{
 		Name:  "batch",
 		Usage: "generate for many requests (JSONL in, JSONL out), resumable",
@@ -56,6 +57,10 @@ func runBatch(c *cli.Context) error {
 	}
 	reqs, err := readRequests(c.String("in"), defaults)
 	if err != nil {
+		return err
+	}
+	reqs, merged, err := shardRequests(c, reqs)
+	if err != nil || merged {
 		return err
 	}
 	done, err := finishedIDs(c.String("out"))
