@@ -253,3 +253,45 @@ func TestWorkerThreads(t *testing.T) {
 		}
 	}
 }
+
+// TestAcquireSharesOneModel checks DoFn instances in one process share one
+// load of the package, and the last release closes it.
+func TestAcquireSharesOneModel(t *testing.T) {
+	pkg := testPackage(t)
+	o := Options{Model: pkg, Concurrency: 3}.withDefaults()
+	loads = 0
+	a, _, err := acquire(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := acquire(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != b || loads != 1 || cap(a.sem) != 3 {
+		t.Errorf("two acquires: same model %v, %d loads, %d slots; want the same model, 1 load, 3 slots", a == b, loads, cap(a.sem))
+	}
+	if a.model.Manifest == nil {
+		t.Fatal("no manifest")
+	}
+	if err := release(a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.generate(context.Background(), []engine.Request{{PromptIDs: []int{1, 2}, MaxTokens: 2}}); err != nil {
+		t.Errorf("the model closed while still in use: %v", err)
+	}
+	if err := release(b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.generate(context.Background(), []engine.Request{{PromptIDs: []int{1, 2}, MaxTokens: 2}}); err == nil {
+		t.Error("the model still runs after its last release")
+	}
+	c, _, err := acquire(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release(c)
+	if loads != 2 {
+		t.Errorf("%d loads after the model was closed and acquired again, want 2", loads)
+	}
+}
