@@ -29,6 +29,7 @@ func batchCommand() *cli.Command {
 	)
 	flags = append(flags, scheduleFlags()...)
 	flags = append(flags, samplingFlags()...)
+	flags = append(flags, shardFlags()...)
 	return &cli.Command{
 		Name:  "batch",
 		Usage: "generate for many requests (JSONL in, JSONL out), resumable",
@@ -65,6 +66,10 @@ func runBatch(c *cli.Context) error {
 	}
 	reqs, err := readRequests(c.String("in"), defaults)
 	if err != nil {
+		return err
+	}
+	reqs, merged, err := shardRequests(c, reqs)
+	if err != nil || merged {
 		return err
 	}
 	results, err := openResults(c.String("in"), c.String("out"))
