@@ -387,7 +387,7 @@ func TestManifestMustMatchGraphs(t *testing.T) {
 	}{
 		{"kv heads", func(m *manifest.Manifest) { m.NumKVHeads, m.NumHeads = 4, 4 }, "past_key", true},
 		{"hidden size", func(m *manifest.Manifest) { m.HiddenSize = 128 }, "hidden", true},
-		{"huge max_seq_len", func(m *manifest.Manifest) { m.MaxSeqLen = 1 << 22 }, "KV cache for batch 8", false},
+		{"huge max_seq_len", func(m *manifest.Manifest) { m.MaxSeqLen = 1 << 22 }, "manifest.json max_seq_len is 4194304", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
