@@ -48,7 +48,7 @@ func TestFindExplicitWins(t *testing.T) {
 }
 
 func TestCorruptedCacheIsDiscarded(t *testing.T) {
-	plat, err := currentPlatform()
+	b, err := cpuBuild()
 	if err != nil {
 		t.Skip(err) // no pinned build for this platform
 	}
@@ -56,11 +56,11 @@ func TestCorruptedCacheIsDiscarded(t *testing.T) {
 	t.Setenv(EnvLibrary, "")
 	dir, _ := CacheDir()
 	os.MkdirAll(dir, 0o755)
-	lib := filepath.Join(dir, plat.file)
+	lib := filepath.Join(dir, b.lib)
 	os.WriteFile(lib, []byte("not a library"), 0o644)
 	// A stale stamp claiming the right hash must not be trusted: size differs.
-	os.WriteFile(stampPath(lib), []byte(plat.sha256+" 1 1\n"), 0o644)
-	_, ok, err := cached()
+	os.WriteFile(stampPath(lib), []byte(b.files()[0].sha256+" 1 1\n"), 0o644)
+	_, ok, err := b.cached(nil)
 	if err != nil || ok {
 		t.Fatalf("cached() = ok %v, err %v; want a rejected corrupted file", ok, err)
 	}

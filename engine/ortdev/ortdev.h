@@ -108,12 +108,14 @@ typedef void *(*sd_fn_pps)(void *, void *, size_t);
 typedef void (*sd_fn_void_p)(void *);
 typedef void (*sd_fn_void_pp)(void *, void *);
 
-static inline sd_table sd_load(void *get_api_base, uint32_t version,
-                               const char **ort_version) {
+static inline const char *sd_version_string(void *get_api_base) {
   sd_api_base *base = (sd_api_base *)((sd_get_api_base_fn)get_api_base)();
-  if (base == NULL) return NULL;
-  *ort_version = base->get_version_string();
-  return base->get_api(version);
+  return base == NULL ? NULL : base->get_version_string();
+}
+
+static inline sd_table sd_get_api(void *get_api_base, uint32_t version) {
+  sd_api_base *base = (sd_api_base *)((sd_get_api_base_fn)get_api_base)();
+  return base == NULL ? NULL : base->get_api(version);
 }
 
 // Generic callers by slot and argument shape.
