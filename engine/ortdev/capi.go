@@ -29,6 +29,11 @@ var slotSince = map[string]int{
 	"ReleaseCUDAProviderOptions":                    11,
 	"SessionOptionsAppendExecutionProvider":         12,
 	"MemoryInfoGetDeviceType":                       14,
+	"RegisterExecutionProviderLibrary":              22,
+	"UnregisterExecutionProviderLibrary":            22,
+	"GetEpDevices":                                  22,
+	"SessionOptionsAppendExecutionProvider_V2":      22,
+	"EpDevice_EpName":                               22,
 	"CopyTensors":                                   23,
 }
 
