@@ -88,10 +88,14 @@ func loadModel(c *cli.Context) (*engine.Model, func(string) string, error) {
 			return nil, nil, err
 		}
 	}
+	ortLib, err := ortLibFor(c)
+	if err != nil {
+		return nil, nil, err
+	}
 	m, err := engine.Load(dir, engine.Options{
 		Device:   c.String("device"),
 		Threads:  c.Int("threads"),
-		ORTLib:   c.String("ort-lib"),
+		ORTLib:   ortLib,
 		Schedule: c.String("schedule"),
 		Speedup:  c.Float64("speedup"),
 		MaxBatch: c.Int("batch-size"),

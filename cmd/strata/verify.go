@@ -60,6 +60,11 @@ func runVerify(c *cli.Context) error {
 		}
 		opts.PromptIDs = ids
 	}
+	ortLib, err := ortLibFor(c)
+	if err != nil {
+		return err
+	}
+	opts.ORTLib = ortLib
 	out := c.App.Writer
 	jsonOut := c.Bool("json")
 	if !jsonOut {

@@ -206,7 +206,7 @@ func (e *MissingCUDAError) Error() string {
 	for i, d := range e.Missing {
 		names[i] = d.Name
 	}
-	return fmt.Sprintf("the CUDA execution provider needs %s, not found on this machine: %s (see `strata runtime info`)",
+	return fmt.Sprintf("the CUDA execution provider needs %s, not found on this machine: %s",
 		strings.Join(names, ", "), e.Missing[0].Fix)
 }
 

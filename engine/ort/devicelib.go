@@ -3,6 +3,7 @@ package ort
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	ortgo "github.com/yalue/onnxruntime_go"
 )
@@ -87,6 +88,12 @@ func InitFor(device, explicit string) (Library, error) {
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return Library{}, err
 		}
+		// A missing CUDA library is the more useful message.
+		if b, berr := cudaBuild(); device == "cuda" && explicit == "" && envLibrary() == "" && berr == nil {
+			if err := checkCUDADependencies(cudaSearchFor(b)); err != nil {
+				return Library{}, err
+			}
+		}
 		return Library{}, fmt.Errorf("the %s device needs its own ONNX Runtime library, but %s is loaded: %w",
 			deviceOrCPU(device), initLib.Path, ErrOtherLibrary)
 	}
@@ -116,4 +123,19 @@ func deviceOrCPU(device string) string {
 		return "cpu"
 	}
 	return device
+}
+
+// CUDAProviderFile is the file name of ONNX Runtime's CUDA execution-provider
+// library, which lives next to the core library.
+const CUDAProviderFile = "libonnxruntime_providers_cuda.so"
+
+// CUDAProvider is the CUDA execution-provider library next to the core
+// library (register it with the ORT environment to run on cuda), or "" when
+// there is none.
+func (l Library) CUDAProvider() string {
+	p := filepath.Join(filepath.Dir(l.Path), CUDAProviderFile)
+	if !fileExists(p) {
+		return ""
+	}
+	return p
 }
