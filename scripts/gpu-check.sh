@@ -34,7 +34,6 @@ prepare() {
 	local cuda130 cuda129
 	rm -rf "${PACK:?}"
 	mkdir -p "$PACK/bin" "$PACK/cuda" || die "cannot create $PACK"
-	grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo /.gpu/ >>"$(git rev-parse --git-common-dir)/info/exclude"
 	echo "gpu-check: building strata, the ortdev test binary and mkpkg for linux/amd64" >&2
 	GOOS=linux GOARCH=amd64 CGO_ENABLED=1 go build -o "$PACK/bin/strata" ./cmd/strata || die "build strata"
 	GOOS=linux GOARCH=amd64 CGO_ENABLED=1 go test -c -o "$PACK/bin/ortdev.test" ./engine/ortdev || die "build the ortdev tests"
@@ -51,25 +50,20 @@ prepare() {
 
 	if [ ! -d .gl ] || [ -z "$(ls .gl/*.deb 2>/dev/null)" ]; then
 		echo "gpu-check: downloading the Vulkan and GL loader packages into .gl/" >&2
-		grep -qx '/.gl/' .git/info/exclude 2>/dev/null || echo /.gl/ >>"$(git rev-parse --git-common-dir)/info/exclude"
 		mkdir -p .gl /tmp/amd64/partial
 		local o=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64)
 		apt-get "${o[@]}" update -qq && (cd .gl && apt-get "${o[@]}" download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2) ||
 			echo "gpu-check: could not download the loader packages; WebGPU needs them where the machine lacks libvulkan" >&2
 	fi
 	echo
-	echo "Carry plan (64 MiB per call, the working tree included):"
+	echo "Carry plan (64 MiB per call, the working tree included; make the calls back to back):"
 	local parts=("$PACK"/cuda/part-*)
-	local n=${#parts[@]} i=0 p
+	local i=0 p
 	for p in "${parts[@]}"; do
 		i=$((i + 1))
-		if [ "$i" -lt "$n" ]; then
-			echo "  call $i: carry [\".gpu/cuda/$(basename "$p")\"]  command: scripts/gpu-check.sh stage .gpu/cuda/$(basename "$p")"
-		else
-			echo "  call $i: carry [\".gpu/cuda/$(basename "$p")\", \".gpu/bin.tar.xz\", \".gpu/ort-cpu.tar.xz\", \".gl\"]"
-			echo "          command: scripts/gpu-check.sh stage .gpu/cuda/$(basename "$p") && scripts/gpu-check.sh run"
-		fi
+		echo "  call $i: carry [\".gpu/cuda/$(basename "$p")\"]  command: scripts/gpu-check.sh stage .gpu/cuda/$(basename "$p")"
 	done
+	echo "  call $((i + 1)): carry [\".gpu/bin.tar.xz\", \".gpu/ort-cpu.tar.xz\", \".gl\"]  command: scripts/gpu-check.sh run"
 	du -ch "$PACK"/bin.tar.xz "$PACK"/ort-cpu.tar.xz "$PACK"/cuda/part-* .gl 2>/dev/null | tail -n 1 | sed 's/^/  all carried files: /'
 }
 
