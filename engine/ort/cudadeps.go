@@ -232,3 +232,13 @@ func checkCUDADependencies(deps []CUDADependency) error {
 	}
 	return nil
 }
+
+// LoadCUDALibraries finds the libraries in CUDALibraries and loads those
+// that lie off the loader path by their full path, so that the CUDA
+// provider, loaded afterwards, finds them in the process. It returns a
+// *MissingCUDAError when one is not on this machine. LibraryFor does this for
+// the cuda device; call it before registering a CUDA provider library by
+// other means.
+func LoadCUDALibraries() error {
+	return checkCUDADependencies(FindCUDADependencies())
+}

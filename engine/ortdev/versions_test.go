@@ -143,14 +143,20 @@ func TestRegisterCUDAProvider(t *testing.T) {
 		t.Errorf("append before registering: %v", err)
 	}
 
-	provider := filepath.Join(filepath.Dir(a.Path()), "libonnxruntime_providers_cuda.so")
-	err = env.RegisterProviderLibrary("CUDA", provider)
 	var missing []string
 	for _, d := range ort.FindCUDADependencies() {
 		if !d.Found() {
 			missing = append(missing, d.Name)
 		}
 	}
+	if len(missing) == 0 {
+		// pip-installed CUDA libraries lie off the loader path.
+		if err := ort.LoadCUDALibraries(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	provider := filepath.Join(filepath.Dir(a.Path()), ort.CUDAProviderFile)
+	err = env.RegisterProviderLibrary("CUDA", provider)
 	if len(missing) > 0 {
 		if err == nil {
 			t.Fatalf("registering the CUDA provider succeeded although %v are missing", missing)
