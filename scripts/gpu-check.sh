@@ -15,7 +15,7 @@
 # Environment: STRATA_GPU_WORK (default /tmp/strata-gpu) holds staged chunks,
 # the unpacked libraries, packages and logs; OUT (when set) receives the logs
 # and JSON results too; STRATA_GPU_DEVICES (default "webgpu cuda") lists the
-# devices to check; CHUNK_MB (default 40) is the chunk size `prepare` cuts.
+# devices to check; CHUNK_MB (default 42) is the chunk size `prepare` cuts.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
@@ -46,7 +46,7 @@ prepare() {
 	cuda129=$(go run ./cmd/strata runtime fetch --provider cuda) || die "fetch the CUDA build"
 	echo "gpu-check: compressing the CUDA build (a few minutes)" >&2
 	tar -C "$(dirname "$cuda129")" -cf - libonnxruntime.so.1 libonnxruntime_providers_shared.so libonnxruntime_providers_cuda.so |
-		xz -T0 -6 | split -b "${CHUNK_MB:-40}M" -d -a 2 - "$PACK/cuda/part-" || die "pack the CUDA build"
+		xz -T0 -6 | split -b "${CHUNK_MB:-42}M" -d -a 2 - "$PACK/cuda/part-" || die "pack the CUDA build"
 
 	if [ ! -d .gl ] || [ -z "$(ls .gl/*.deb 2>/dev/null)" ]; then
 		echo "gpu-check: downloading the Vulkan and GL loader packages into .gl/" >&2
