@@ -73,6 +73,9 @@ type sessionOptions struct {
 	spin bool
 	// resident: see graphs.resident.
 	resident bool
+	// cudaProvider is the CUDA execution provider's library next to the
+	// ORT library, registered with the environment for the cuda device.
+	cudaProvider string
 }
 
 // openGraphs opens the package's graphs through the ORT library api.
@@ -115,7 +118,7 @@ func openGraphs(api *ortdev.API, so sessionOptions, man *manifest.Manifest, path
 		if err := opts.AddConfigEntry("session.disable_cpu_ep_fallback", "1"); err != nil {
 			return nil, err
 		}
-		if err := opts.AppendDevice(dev, nil); err != nil {
+		if err := appendProvider(gs.env, opts, so); err != nil {
 			return nil, &DeviceError{string(dev), "start the execution provider", err}
 		}
 	}
@@ -162,6 +165,20 @@ func openGraphs(api *ortdev.API, so sessionOptions, man *manifest.Manifest, path
 		return nil, &DeviceError{string(dev), "create an allocator", err}
 	}
 	return gs, nil
+}
+
+// appendProvider adds the device's execution provider. CUDA's build loads
+// the provider as a plugin library registered with the environment (which
+// also gives CopyTensors the provider's data transfer); a library with the
+// provider built in takes it directly.
+func appendProvider(env *ortdev.Env, opts *ortdev.SessionOptions, so sessionOptions) error {
+	if so.device == ortdev.DeviceCUDA && so.cudaProvider != "" {
+		if err := env.RegisterProviderLibrary("CUDA", so.cudaProvider); err != nil {
+			return err
+		}
+		return opts.AppendProvider(env, ortdev.CUDAProviderName, map[string]string{"device_id": "0"})
+	}
+	return opts.AppendDevice(so.device, nil)
 }
 
 // fullGraphNames are the inputs and outputs of model_full.onnx.

@@ -115,7 +115,7 @@ func Load(dir string, opts Options) (*Model, error) {
 			return nil, fmt.Errorf("model package %s: %w", dir, err)
 		}
 	}
-	lib, err := ort.Resolve(opts.ORTLib, ort.Progress)
+	lib, err := ort.InitFor(opts.Device, opts.ORTLib)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ func Load(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load ONNX Runtime from %s (%s): %w", lib.Path, lib.Source, err)
 	}
-	so := sessionOptions{device: dev, threads: opts.Threads, resident: opts.DeviceResident}
+	so := sessionOptions{device: dev, threads: opts.Threads, resident: opts.DeviceResident, cudaProvider: lib.CUDAProvider()}
 	if m.g, err = openGraphs(api, so, man, paths); err != nil {
 		return nil, fmt.Errorf("model package %s: %w", dir, err)
 	}

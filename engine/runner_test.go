@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/strata-llm/strata/engine/ort"
 	"github.com/strata-llm/strata/engine/ortdev"
 	"github.com/strata-llm/strata/models/llama"
 )
@@ -319,8 +320,9 @@ func TestRunnerErrors(t *testing.T) {
 	}
 }
 
-// TestDeviceUnavailable: without a GPU adapter or a CUDA build, both
-// devices fail at Load with one line naming the device.
+// TestDeviceUnavailable: without a GPU adapter or the CUDA libraries, both
+// devices fail at Load with one line: naming the device and carrying ORT's
+// error, or naming the CUDA libraries to install.
 func TestDeviceUnavailable(t *testing.T) {
 	dir, _, _ := testPackage(t)
 	for _, dev := range []string{"webgpu", "cuda"} {
@@ -331,13 +333,22 @@ func TestDeviceUnavailable(t *testing.T) {
 			continue
 		}
 		msg := err.Error()
-		if !strings.Contains(msg, "device "+dev+": ") || strings.Contains(msg, "\n") {
-			t.Errorf("%s: error is not one line naming the device: %q", dev, msg)
+		if strings.Contains(msg, "\n") {
+			t.Errorf("%s: error is not one line: %q", dev, msg)
 		}
-		var de *DeviceError
-		var oe *ortdev.Error
-		if !errors.As(err, &de) || !errors.As(err, &oe) {
-			t.Errorf("%s: error does not carry the ORT error: %v", dev, err)
+		var missing *ort.MissingCUDAError
+		if dev == "cuda" && errors.As(err, &missing) {
+			// Without the CUDA libraries Load stops before fetching or
+			// loading the CUDA build, naming what to install.
+			if !strings.Contains(msg, "libcudart.so.13") {
+				t.Errorf("cuda: %q does not name the missing library", msg)
+			}
+		} else {
+			var de *DeviceError
+			var oe *ortdev.Error
+			if !strings.Contains(msg, "device "+dev+": ") || !errors.As(err, &de) || !errors.As(err, &oe) {
+				t.Errorf("%s: error does not name the device or carry the ORT error: %v", dev, err)
+			}
 		}
 		t.Logf("%s: %s", dev, msg)
 	}

@@ -20,8 +20,11 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 go vet ./...
-# Fetch ONNX Runtime once, before the parallel test binaries start.
+# Fetch ONNX Runtime once, before the parallel test binaries start: the
+# CPU/WebGPU build, and the CUDA build (about 330 MB) whose fetch, unpacking
+# and loading the tests check on machines without a GPU too.
 go run ./cmd/strata runtime info
+go run ./cmd/strata runtime fetch --provider cuda
 go test ./...
 # The engine serves concurrent Generate calls: run it under the race detector too.
 go test -race ./engine/

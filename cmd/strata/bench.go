@@ -87,10 +87,14 @@ func runBench(c *cli.Context) error {
 	if err := checkThreads(c); err != nil {
 		return err
 	}
+	ortLib, err := ortLibFor(c)
+	if err != nil {
+		return err
+	}
 	opts := bench.Options{
 		Model: c.String("model"), Ratios: ratios, Batches: batches, Schedule: c.String("schedule"),
 		PromptLen: c.Int("prompt-len"), Gen: c.Int("gen"), Reps: c.Int("reps"), Warmup: c.Int("warmup"),
-		Device: c.String("device"), Threads: c.Int("threads"), ORTLib: c.String("ort-lib"),
+		Device: c.String("device"), Threads: c.Int("threads"), ORTLib: ortLib,
 		Seed: c.Uint64("seed"), NoMono: c.Bool("no-mono"), NoRoofline: c.Bool("no-roofline"), Lossless: c.Bool("lossless"), Drafts: drafts,
 	}
 	if !c.Bool("quiet") {

@@ -120,10 +120,14 @@ func loadModelDir(c *cli.Context, dir string) (*engine.Model, func(string) strin
 	if err != nil {
 		return nil, nil, err
 	}
+	ortLib, err := ortLibFor(c)
+	if err != nil {
+		return nil, nil, err
+	}
 	m, err := engine.Load(dir, engine.Options{
 		Device:   c.String("device"),
 		Threads:  c.Int("threads"),
-		ORTLib:   c.String("ort-lib"),
+		ORTLib:   ortLib,
 		Schedule: spec,
 		Speedup:  speedup,
 		MaxBatch: c.Int("batch-size"),

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/urfave/cli/v2"
 
@@ -10,50 +12,54 @@ import (
 )
 
 // ortLibFlag is the global --ort-lib flag; every command that loads ONNX
-// Runtime passes its value on as the library to load.
+// Runtime passes its value on as the explicit library path.
 var ortLibFlag = &cli.StringFlag{
-	Name:  "ort-lib",
-	Usage: "path to libonnxruntime (default: $" + ort.EnvLibrary + ", the user cache, system paths, else fetched with npm)",
+	Name: "ort-lib",
+	Usage: "path to libonnxruntime for every device (default: $" + ort.EnvLibrary + ", else the device's build in the user cache: " +
+		ort.Version + " for cpu and webgpu, " + ort.CUDAVersion + "'s CUDA build for cuda, fetched with npm on first use)",
 }
 
-// loadORT resolves (fetching it on first use) and loads the ONNX Runtime
-// library for a command.
-func loadORT(c *cli.Context) (ort.Library, *ortdev.API, error) {
-	lib, err := ort.Resolve(c.String("ort-lib"), ort.Progress)
+// ortLibFor resolves the ONNX Runtime library for the command's --device
+// (--ort-lib, $STRATA_ORT_LIB, else the device's pinned build, fetched on
+// first use) and loads it into the process. Its path goes on to the engine
+// as the library to use.
+func ortLibFor(c *cli.Context) (string, error) {
+	lib, err := ort.InitFor(c.String("device"), c.String("ort-lib"))
 	if err != nil {
-		return lib, nil, err
+		return "", err
 	}
-	api, err := ortdev.Open(lib.Path)
-	return lib, api, err
+	return lib.Path, nil
 }
 
 func runtimeCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "runtime",
-		Usage: "show or fetch the ONNX Runtime library strata uses",
+		Usage: "show or fetch the ONNX Runtime libraries strata uses",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "info",
-				Usage: "print which ONNX Runtime library is used, its version and where it came from",
+				Usage: "print each device's ONNX Runtime library, where it came from, and what each execution provider needs",
 				Action: func(c *cli.Context) error {
-					lib, api, err := loadORT(c)
-					if err != nil {
-						return err
-					}
-					verified := "not checked (not strata's pinned build)"
-					if lib.Verified {
-						verified = "matches the pinned " + ort.Version + " build"
-					}
-					fmt.Fprintf(c.App.Writer, "library: %s\nsource:  %s\nversion: %s (strata targets %s)\nsha256:  %s\ndevices: %v\n",
-						lib.Path, lib.Source, api.Version(), ort.Version, verified, []ortdev.Device{ortdev.DeviceCPU, ortdev.DeviceCUDA, ortdev.DeviceWebGPU})
-					return nil
+					return runtimeInfo(c.App.Writer, c.String("ort-lib"))
 				},
 			},
 			{
-				Name:  "fetch",
-				Usage: "download ONNX Runtime " + ort.Version + " into the user cache with npm pack and verify it",
+				Name: "fetch",
+				Usage: "download a pinned ONNX Runtime build into the user cache with npm pack and verify it " +
+					"(cpu/webgpu: " + ort.Version + ", about 110 MB; cuda: " + ort.CUDAVersion + "'s CUDA 13 build, about 330 MB)",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "provider", Value: "cpu", Usage: "the execution provider to fetch a build for: cpu, webgpu or cuda"},
+				},
 				Action: func(c *cli.Context) error {
-					lib, err := ort.Fetch(ort.Progress)
+					fetch := ort.Fetch
+					switch p := c.String("provider"); p {
+					case "cpu", "webgpu":
+					case "cuda":
+						fetch = ort.FetchCUDA
+					default:
+						return fmt.Errorf("--provider %q: want cpu, webgpu or cuda", p)
+					}
+					lib, err := fetch(ort.Progress)
 					if err != nil {
 						return err
 					}
@@ -63,4 +69,81 @@ func runtimeCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+// runtimeInfo loads the cpu/webgpu library (fetching it on first use) and
+// reports it, then reports the cuda library and the CUDA libraries its
+// provider needs, without fetching the 330 MB CUDA build.
+func runtimeInfo(w io.Writer, explicit string) error {
+	lib, err := ort.InitFor("cpu", explicit)
+	if err != nil {
+		return err
+	}
+	api, err := ortdev.Open(lib.Path)
+	if err != nil {
+		return fmt.Errorf("load ONNX Runtime from %s: %w", lib.Path, err)
+	}
+	fmt.Fprintf(w, "cpu, webgpu: ONNX Runtime %s (strata pins %s)\n", api.Version(), ort.Version)
+	fmt.Fprintf(w, "  library:   %s (%s)\n", lib.Path, lib.Source)
+	fmt.Fprintf(w, "  sha256:    %s\n", pinnedLine(lib))
+	fmt.Fprintf(w, "  cpu:       always available\n")
+	fmt.Fprintf(w, "  webgpu:    needs a GPU with a Vulkan driver (Metal on macOS, D3D12 on Windows); checked when a session starts\n")
+
+	fmt.Fprintf(w, "cuda: ONNX Runtime %s (CUDA 13 build)\n", ort.CUDAVersion)
+	cuda, err := ort.FindFor("cuda", explicit)
+	switch {
+	case errors.Is(err, ort.ErrNoPinnedBuild):
+		fmt.Fprintf(w, "  library:   none pinned for this platform; point --ort-lib or %s at an ONNX Runtime GPU build\n", ort.EnvLibrary)
+		return nil
+	case errors.Is(err, ort.ErrNotFound):
+		fmt.Fprintf(w, "  library:   not fetched yet: `strata runtime fetch --provider cuda` (about 330 MB), or fetched on the first --device cuda\n")
+	case err != nil:
+		return err
+	default:
+		fmt.Fprintf(w, "  library:   %s (%s)\n", cuda.Path, cuda.Source)
+		fmt.Fprintf(w, "  sha256:    %s\n", pinnedLine(cuda))
+		if cuda.CUDAProvider() == "" {
+			fmt.Fprintf(w, "  provider:  no %s next to it: this library cannot run cuda\n", ort.CUDAProviderFile)
+		}
+	}
+	deps := ort.FindCUDADependencies()
+	missing := 0
+	for i, d := range deps {
+		label := "  needs:     "
+		if i > 0 {
+			label = "             "
+		}
+		switch {
+		case !d.Found():
+			missing++
+			fmt.Fprintf(w, "%s%-18s missing: %s\n", label, d.Name, d.Fix)
+		case d.OnLoaderPath:
+			fmt.Fprintf(w, "%s%-18s %s\n", label, d.Name, d.Path)
+		default:
+			fmt.Fprintf(w, "%s%-18s %s (off the loader path; strata loads it from there)\n", label, d.Name, d.Path)
+		}
+	}
+	if missing > 0 {
+		fmt.Fprintf(w, "  cuda:      cannot run here: %d of the %d CUDA libraries above are missing\n", missing, len(deps))
+	} else {
+		fmt.Fprintf(w, "  cuda:      every CUDA library it needs is present; the GPU itself is checked when a session starts\n")
+	}
+	return nil
+}
+
+// pinnedLine says whether lib is one of strata's pinned builds, hashing it
+// when the resolver did not verify it already.
+func pinnedLine(lib ort.Library) string {
+	build := lib.Build
+	if !lib.Verified {
+		id, err := ort.Identify(lib.Path)
+		if err != nil {
+			return "could not be read: " + err.Error()
+		}
+		build = id
+	}
+	if build == "" {
+		return "not one of strata's pinned builds"
+	}
+	return "matches strata's pinned " + build + " build"
 }

@@ -66,6 +66,10 @@ func runVerify(c *cli.Context) error {
 		}
 		opts.PromptIDs = ids
 	}
+	ortLib, err := ortLibFor(c)
+	if err != nil {
+		return err
+	}
 	out := c.App.Writer
 	jsonOut := c.Bool("json")
 	if !jsonOut {
@@ -84,7 +88,7 @@ func runVerify(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m, err := engine.Load(c.String("model"), engine.Options{Device: c.String("device"), Threads: c.Int("threads"),
-		ORTLib: c.String("ort-lib"), Schedule: "uls", Speedup: 1, NoTokenizer: true})
+		ORTLib: ortLib, Schedule: "uls", Speedup: 1, NoTokenizer: true})
 	if err != nil {
 		return err
 	}

@@ -22,38 +22,55 @@ func npmAvailable() bool {
 }
 
 // Fetch downloads onnxruntime-node with `npm pack --ignore-scripts`, extracts
-// the library for this OS/architecture into the user cache, and checks its
-// pinned sha256. The file appears in the cache only once it is complete and
-// verified.
+// the library for this OS/architecture into the user cache, and checks the
+// pinned sha256 of the tarball and of the library. The file appears in the
+// cache only once it is complete and verified.
 func Fetch(progress func(string)) (Library, error) {
+	b, err := cpuBuild()
+	if err != nil {
+		return Library{}, err
+	}
+	return b.fetch(progress)
+}
+
+// FetchCUDA downloads the pinned CUDA build (two npm packages, about 330 MB)
+// the same way into $XDG_CACHE_HOME/strata/ort/<CUDAVersion>-cuda: the core
+// library and the shared and CUDA execution-provider libraries it loads from
+// its own directory.
+func FetchCUDA(progress func(string)) (Library, error) {
+	b, err := cudaBuild()
+	if err != nil {
+		return Library{}, err
+	}
+	return b.fetch(progress)
+}
+
+// fetch installs the build into its cache directory unless it is there and
+// intact already. Several processes (parallel test binaries, say) may fetch
+// at once: the first one fetches, the others wait and then find it cached.
+func (b *build) fetch(progress func(string)) (Library, error) {
 	say := func(format string, a ...any) {
 		if progress != nil {
 			progress(fmt.Sprintf(format, a...))
 		}
 	}
-	plat, err := currentPlatform()
-	if err != nil {
-		return Library{}, err
-	}
-	if !npmAvailable() {
-		return Library{}, fmt.Errorf("fetch ONNX Runtime %s: npm is not installed", Version)
-	}
-	dir, err := CacheDir()
+	dir, err := b.dir()
 	if err != nil {
 		return Library{}, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Library{}, fmt.Errorf("create ORT cache directory: %w", err)
 	}
-	// Several processes (parallel test binaries, say) may fetch at once:
-	// the first one fetches, the others wait and then find it cached.
 	unlock, err := lockDir(dir)
 	if err != nil {
 		return Library{}, err
 	}
 	defer unlock()
-	if lib, ok, err := cached(); err == nil && ok {
+	if lib, ok, err := b.cached(progress); err == nil && ok {
 		return lib, nil
+	}
+	if !npmAvailable() {
+		return Library{}, fmt.Errorf("fetch %s: npm is not installed", b.what)
 	}
 	work, err := os.MkdirTemp(dir, ".fetch-")
 	if err != nil {
@@ -61,42 +78,70 @@ func Fetch(progress func(string)) (Library, error) {
 	}
 	defer os.RemoveAll(work)
 
-	say("fetching ONNX Runtime %s: npm pack %s (about 110 MB)…", Version, npmPackage)
-	cmd := exec.Command("npm", "pack", "--ignore-scripts", "--silent", "--pack-destination", work, npmPackage)
-	cmd.Dir = work
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return Library{}, fmt.Errorf("npm pack %s failed: %v: %s", npmPackage, err, lastLine(string(out)))
+	say("fetching %s with npm pack (%s)…", b.what, b.size)
+	for i, p := range b.packages {
+		if err := p.fetch(filepath.Join(work, strconv.Itoa(i)), work, say); err != nil {
+			return Library{}, fmt.Errorf("fetch %s: %w", b.what, err)
+		}
 	}
-	tarballs, _ := filepath.Glob(filepath.Join(work, "*.tgz"))
-	if len(tarballs) != 1 {
-		return Library{}, fmt.Errorf("npm pack %s produced no tarball", npmPackage)
+	// Install the providers first and the core library last: a process that
+	// finds the core library finds everything it loads.
+	for _, f := range b.files() {
+		dst := filepath.Join(dir, f.file)
+		if err := os.Rename(filepath.Join(work, f.file), dst); err != nil {
+			return Library{}, fmt.Errorf("install %s: %w", f.file, err)
+		}
+		if err := writeStamp(dst, f.sha256); err != nil {
+			return Library{}, err
+		}
 	}
-	say("extracting %s…", plat.member)
-	tmp := filepath.Join(work, plat.file)
-	if err := extractMember(tarballs[0], plat.member, tmp, say); err != nil {
-		return Library{}, err
-	}
-	sum, err := fileSHA256(tmp)
-	if err != nil {
-		return Library{}, err
-	}
-	if sum != plat.sha256 {
-		return Library{}, fmt.Errorf("ONNX Runtime library from %s has sha256 %s, want %s; refusing to use it", npmPackage, sum, plat.sha256)
-	}
-	dst := filepath.Join(dir, plat.file)
-	if err := os.Rename(tmp, dst); err != nil {
-		return Library{}, fmt.Errorf("install ONNX Runtime library: %w", err)
-	}
-	if err := writeStamp(dst, sum); err != nil {
-		return Library{}, err
-	}
-	say("ONNX Runtime %s installed at %s (sha256 verified)", Version, dst)
-	return Library{Path: dst, Source: SourceFetched, Verified: true}, nil
+	lib := filepath.Join(dir, b.lib)
+	say("%s installed at %s (sha256 verified)", b.what, lib)
+	return Library{Path: lib, Source: SourceFetched, Verified: true, Build: b.id}, nil
 }
 
-// extractMember copies one file out of a .tgz.
-func extractMember(tgz, member, dst string, say func(string, ...any)) error {
+// fetch packs one npm package into tmp, checks the tarball's sha256,
+// extracts its pinned files into dst and checks each of theirs.
+func (p npmPackage) fetch(tmp, dst string, say func(string, ...any)) error {
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		return fmt.Errorf("create download directory: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	say("npm pack %s", p.spec)
+	cmd := exec.Command("npm", "pack", "--ignore-scripts", "--silent", "--pack-destination", tmp, p.spec)
+	cmd.Dir = tmp
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("npm pack %s failed: %w: %s", p.spec, err, lastLine(string(out)))
+	}
+	tarballs, _ := filepath.Glob(filepath.Join(tmp, "*.tgz"))
+	if len(tarballs) != 1 {
+		return fmt.Errorf("npm pack %s produced %d tarballs, want 1", p.spec, len(tarballs))
+	}
+	sum, err := fileSHA256(tarballs[0])
+	if err != nil {
+		return err
+	}
+	if sum != p.sha256 {
+		return fmt.Errorf("npm package %s has sha256 %s, want %s; refusing to use it", p.spec, sum, p.sha256)
+	}
+	if err := extractMembers(tarballs[0], p.spec, p.files, dst, say); err != nil {
+		return err
+	}
+	for _, f := range p.files {
+		sum, err := fileSHA256(filepath.Join(dst, f.file))
+		if err != nil {
+			return err
+		}
+		if sum != f.sha256 {
+			return fmt.Errorf("%s from %s has sha256 %s, want %s; refusing to use it", f.member, p.spec, sum, f.sha256)
+		}
+	}
+	return nil
+}
+
+// extractMembers copies the pinned files out of a .tgz into dir.
+func extractMembers(tgz, spec string, files []pinnedFile, dir string, say func(string, ...any)) error {
 	f, err := os.Open(tgz)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", tgz, err)
@@ -106,18 +151,27 @@ func extractMember(tgz, member, dst string, say func(string, ...any)) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", tgz, err)
 	}
+	want := map[string]string{}
+	for _, pf := range files {
+		want[pf.member] = pf.file
+	}
 	tr := tar.NewReader(gz)
-	for {
+	for len(want) > 0 {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("%s is not in the %s tarball", member, npmPackage)
+			for member := range want {
+				return fmt.Errorf("%s is not in the %s tarball", member, spec)
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("read %s: %w", tgz, err)
 		}
-		if hdr.Name != member {
+		name, ok := want[hdr.Name]
+		if !ok || hdr.Typeflag != tar.TypeReg {
 			continue
 		}
+		delete(want, hdr.Name)
+		dst := filepath.Join(dir, name)
 		out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
 		if err != nil {
 			return fmt.Errorf("create %s: %w", dst, err)
@@ -127,11 +181,11 @@ func extractMember(tgz, member, dst string, say func(string, ...any)) error {
 			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("extract %s: %w", member, err)
+			return fmt.Errorf("extract %s: %w", hdr.Name, err)
 		}
-		say("extracted %.1f MB", float64(n)/1e6)
-		return nil
+		say("extracted %s (%.1f MB)", name, float64(n)/1e6)
 	}
+	return nil
 }
 
 func fileSHA256(path string) (string, error) {
@@ -147,9 +201,9 @@ func fileSHA256(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// A stamp file next to the cached library records its size, modification
-// time and verified sha256, so that the 45 MB file is hashed again only when
-// it changed.
+// A stamp file next to each cached library records its size, modification
+// time and verified sha256, so that a library (45 MB, 230 MB for the CUDA
+// provider) is hashed again only when it changed.
 func stampPath(lib string) string { return lib + ".sha256" }
 
 func writeStamp(lib, sum string) error {

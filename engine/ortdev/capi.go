@@ -7,18 +7,45 @@ import "C"
 import (
 	"errors"
 	"fmt"
-	"log/slog"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
 )
 
-// APIVersion is the OrtApi version ortdev asks for first; MinAPIVersion is the
-// oldest it accepts (CopyTensors appeared in API 23, ORT 1.23).
-const (
-	APIVersion    = 24
-	MinAPIVersion = 23
-)
+// APIVersion is the newest OrtApi version ortdev knows: its slot declarations
+// (ortdev.h) are checked against the C API header of that version. Open asks
+// a library for min(APIVersion, the library's own API version).
+const APIVersion = 24
+
+// slotSince is the OrtApi version that added each slot ortdev calls, for the
+// slots added after version 1 (the "\since Version 1.N" notes of ORT's C API
+// header, which TestSlotNumbersMatchHeader compares against this table).
+var slotSince = map[string]int{
+	"SessionOptionsAppendExecutionProvider_CUDA_V2": 11,
+	"CreateCUDAProviderOptions":                     11,
+	"UpdateCUDAProviderOptions":                     11,
+	"ReleaseCUDAProviderOptions":                    11,
+	"SessionOptionsAppendExecutionProvider":         12,
+	"MemoryInfoGetDeviceType":                       14,
+	"RegisterExecutionProviderLibrary":              22,
+	"UnregisterExecutionProviderLibrary":            22,
+	"GetEpDevices":                                  22,
+	"SessionOptionsAppendExecutionProvider_V2":      22,
+	"EpDevice_EpName":                               22,
+	"CopyTensors":                                   23,
+}
+
+// MinAPIVersion is the oldest OrtApi version that serves every slot ortdev
+// calls (CopyTensors arrived with API 23, ONNX Runtime 1.23).
+var MinAPIVersion = func() int {
+	v := 1
+	for _, s := range slotSince {
+		v = max(v, s)
+	}
+	return v
+}()
 
 // ErrorCode is ONNX Runtime's OrtErrorCode.
 type ErrorCode int
@@ -52,10 +79,11 @@ var ErrClosed = errors.New("ortdev: object already closed")
 // safe for concurrent use and is never unloaded: the library stays mapped for
 // the life of the process (onnxruntime_go may share the same handle).
 type API struct {
-	path       string
-	table      C.sd_table
-	apiVersion int
-	ortVersion string
+	path          string
+	table         C.sd_table
+	apiVersion    int
+	libAPIVersion int
+	ortVersion    string
 
 	defaultAllocOnce sync.Once
 	defaultAlloc     unsafe.Pointer
@@ -63,9 +91,10 @@ type API struct {
 }
 
 // Open loads the ONNX Runtime shared library at libPath (dlopen of the same
-// path onnxruntime_go uses returns the same handle), fetches the OrtApi table
-// for API version 24, or 23 on an older library, and checks that ortdev's slot
-// declarations match the library before anything else uses them.
+// path onnxruntime_go uses returns the same handle), negotiates the OrtApi
+// version — the highest one both ortdev and the library know, refusing a
+// library too old to serve every slot ortdev calls — and checks that ortdev's
+// slot declarations match the library before anything else uses them.
 func Open(libPath string) (*API, error) {
 	if libPath == "" {
 		return nil, errors.New("ortdev: open: empty library path")
@@ -83,21 +112,30 @@ func Open(libPath string) (*API, error) {
 		return nil, fmt.Errorf("ortdev: open %s: no OrtGetApiBase symbol: %s", libPath, C.GoString(C.dlerror()))
 	}
 	a := &API{path: libPath}
-	for v := APIVersion; v >= MinAPIVersion; v-- {
-		var ver *C.char
-		t := C.sd_load(getAPIBase, C.uint32_t(v), &ver)
-		if ver != nil {
-			a.ortVersion = C.GoString(ver)
+	if v := C.sd_version_string(getAPIBase); v != nil {
+		a.ortVersion = C.GoString(v)
+	}
+	served, known := libraryAPIVersion(a.ortVersion)
+	want := APIVersion
+	if known {
+		a.libAPIVersion = served
+		if served < MinAPIVersion {
+			return nil, fmt.Errorf("ortdev: open %s: ONNX Runtime %s serves OrtApi up to version %d, but ortdev calls %s (API %d): use ONNX Runtime 1.%d or newer",
+				libPath, a.ortVersion, served, newestSlot(), MinAPIVersion, MinAPIVersion)
 		}
-		if t != nil {
+		want = min(want, served)
+	}
+	// GetApi returns NULL (and logs to stderr) for a version the library
+	// does not serve; with the library's version known that cannot happen,
+	// so the loop below only walks down for an unparsable version string.
+	for v := want; v >= MinAPIVersion && a.table == nil; v-- {
+		if t := C.sd_get_api(getAPIBase, C.uint32_t(v)); t != nil {
 			a.table, a.apiVersion = t, v
-			break
 		}
-		slog.Debug("ortdev: OrtApi version not offered, trying an older one", "version", v, "library", libPath)
 	}
 	if a.table == nil {
-		return nil, fmt.Errorf("ortdev: open %s: ONNX Runtime %q offers no OrtApi version %d..%d (need ORT 1.23 or newer)",
-			libPath, a.ortVersion, MinAPIVersion, APIVersion)
+		return nil, fmt.Errorf("ortdev: open %s: ONNX Runtime %q serves no OrtApi version in %d..%d (ortdev needs ONNX Runtime 1.%d or newer)",
+			libPath, a.ortVersion, MinAPIVersion, want, MinAPIVersion)
 	}
 	if err := a.selfCheck(); err != nil {
 		return nil, fmt.Errorf("ortdev: open %s (ORT %s, API %d): slot table does not match the library: %w",
@@ -106,14 +144,47 @@ func Open(libPath string) (*API, error) {
 	return a, nil
 }
 
+// libraryAPIVersion is the OrtApi version a library of ONNX Runtime version
+// v serves: ORT 1.N serves API versions 1..N. known is false when v is not of
+// the form 1.N[.P].
+func libraryAPIVersion(v string) (api int, known bool) {
+	major, rest, ok := strings.Cut(v, ".")
+	if !ok || major != "1" {
+		return 0, false
+	}
+	minor, _, _ := strings.Cut(rest, ".")
+	n, err := strconv.Atoi(minor)
+	if err != nil || n < 1 {
+		return 0, false
+	}
+	return n, true
+}
+
+// newestSlot names the slot (or slots) that need MinAPIVersion.
+func newestSlot() string {
+	var names []string
+	for name, v := range slotSince {
+		if v == MinAPIVersion {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
 // Path is the library path Open was given.
 func (a *API) Path() string { return a.path }
 
 // Version is the library's own version string, e.g. "1.30.0".
 func (a *API) Version() string { return a.ortVersion }
 
-// APIVersion is the OrtApi version in use (24, or 23 on older libraries).
+// APIVersion is the OrtApi version in use: the lower of APIVersion and the
+// library's own.
 func (a *API) APIVersion() int { return a.apiVersion }
+
+// LibraryAPIVersion is the newest OrtApi version the library serves (its
+// ONNX Runtime minor version), or 0 when its version string did not say.
+func (a *API) LibraryAPIVersion() int { return a.libAPIVersion }
 
 // selfCheck exercises the status and memory-info slots with known inputs and
 // compares what comes back, so a wrong slot number or signature shows up as

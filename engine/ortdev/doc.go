@@ -9,7 +9,11 @@
 //
 // No ONNX Runtime header is used. Open dlopens the library at the given path
 // (the same path onnxruntime_go loads yields the same handle), calls
-// OrtGetApiBase and asks GetApi for API version 24, then 23. The result is
+// OrtGetApiBase, reads the library's version (ONNX Runtime 1.N serves OrtApi
+// versions 1..N) and asks GetApi for the highest version both the library and
+// ortdev know (APIVersion, 24: the C API header its slot numbers are checked
+// against); a library older than the newest slot ortdev calls (MinAPIVersion)
+// is refused with one error. The result is
 // the OrtApi function table: an append-only struct of function pointers, so
 // every function keeps its index in all later versions. ortdev.h declares only
 // the entries ortdev calls, as slot numbers into that table with their
@@ -20,8 +24,19 @@
 // device type of a CPU memory info; any mismatch is one error from Open.
 //
 // Supported libraries: ONNX Runtime 1.23 and newer (API 23 brought
-// CopyTensors, the highest slot used); strata pins 1.30.0 (API 24). The
-// library stays loaded for the life of the process.
+// CopyTensors, the newest slot used); strata pins 1.30.0 for cpu and webgpu
+// and 1.29.0's CUDA build for cuda, both used through API 24. Several
+// libraries can be open in one process side by side; each stays loaded for
+// the life of the process.
+//
+// # Provider libraries
+//
+// An execution provider shipped as its own library (CUDA's
+// libonnxruntime_providers_cuda.so) is registered with the environment
+// (Env.RegisterProviderLibrary) and appended to session options by name
+// (SessionOptions.AppendProvider); this works with a core library built
+// without that provider and gives the environment the provider's
+// host↔device copies.
 //
 // # Ownership
 //

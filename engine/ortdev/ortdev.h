@@ -92,6 +92,11 @@ enum {
   SD_ReleaseCUDAProviderOptions = 208,  // void (OrtCUDAProviderOptionsV2*)
   SD_SessionOptionsAppendExecutionProvider = 216,  // (OrtSessionOptions*, const char* name, const char* const* keys, const char* const* values, size_t n)
   SD_MemoryInfoGetDeviceType = 225,     // void (const OrtMemoryInfo*, int*)
+  SD_RegisterExecutionProviderLibrary = 301,    // (OrtEnv*, const char* name, const char* path); API >= 22
+  SD_UnregisterExecutionProviderLibrary = 302,  // (OrtEnv*, const char* name); API >= 22
+  SD_GetEpDevices = 303,                        // (const OrtEnv*, const OrtEpDevice* const** devices, size_t* n); API >= 22
+  SD_SessionOptionsAppendExecutionProvider_V2 = 304,  // (OrtSessionOptions*, OrtEnv*, const OrtEpDevice* const*, size_t, const char* const* keys, const char* const* values, size_t n); API >= 22
+  SD_EpDevice_EpName = 312,                     // const char* (const OrtEpDevice*); API >= 22
   SD_CopyTensors = 386,  // (const OrtEnv*, const OrtValue* const* src, OrtValue* const* dst, OrtSyncStream* stream, size_t n); API >= 23
 };
 
@@ -109,12 +114,14 @@ typedef void *(*sd_fn_pps)(void *, void *, size_t);
 typedef void (*sd_fn_void_p)(void *);
 typedef void (*sd_fn_void_pp)(void *, void *);
 
-static inline sd_table sd_load(void *get_api_base, uint32_t version,
-                               const char **ort_version) {
+static inline const char *sd_version_string(void *get_api_base) {
   sd_api_base *base = (sd_api_base *)((sd_get_api_base_fn)get_api_base)();
-  if (base == NULL) return NULL;
-  *ort_version = base->get_version_string();
-  return base->get_api(version);
+  return base == NULL ? NULL : base->get_version_string();
+}
+
+static inline sd_table sd_get_api(void *get_api_base, uint32_t version) {
+  sd_api_base *base = (sd_api_base *)((sd_get_api_base_fn)get_api_base)();
+  return base == NULL ? NULL : base->get_api(version);
 }
 
 // Generic callers by slot and argument shape.
@@ -185,6 +192,17 @@ static inline void *sd_ProviderOptions(sd_table t, int s, void *target, const ch
   }
   return ((void *(*)(void *, const char *const *, const char *const *, size_t))t[s])(
       target, keys, values, n);
+}
+static inline const char *sd_EpDevice_EpName(sd_table t, const void *dev) {
+  return ((const char *(*)(const void *))t[SD_EpDevice_EpName])(dev);
+}
+static inline void *sd_AppendExecutionProvider_V2(sd_table t, void *opts, void *env,
+                                                  void *const *devices, size_t n_devices,
+                                                  const char *const *keys,
+                                                  const char *const *values, size_t n) {
+  return ((void *(*)(void *, void *, void *const *, size_t, const char *const *,
+                     const char *const *, size_t))t[SD_SessionOptionsAppendExecutionProvider_V2])(
+      opts, env, devices, n_devices, keys, values, n);
 }
 static inline void *sd_CopyTensors(sd_table t, void *env, void *const *src, void *const *dst,
                                    size_t n) {

@@ -1,6 +1,7 @@
 package ortdev
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -72,5 +73,44 @@ func TestSlotNumbersMatchHeader(t *testing.T) {
 	}
 	if len(want) != 0 {
 		t.Errorf("slots not checked: %v", want)
+	}
+	checkSlotSince(t, header, matches)
+}
+
+// checkSlotSince compares slotSince with the "\since Version 1.N" note in the
+// doc comment of each declared function in ORT's header (no note: a function
+// of the first API versions, which slotSince leaves out).
+func checkSlotSince(t *testing.T, header string, slots [][]string) {
+	t.Helper()
+	text, err := os.ReadFile(header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := bytes.Index(text, []byte("struct OrtApi {"))
+	if start < 0 {
+		t.Fatal("no struct OrtApi in the header")
+	}
+	body := string(text[start:])
+	since := regexp.MustCompile(`\\since Version 1\.(\d+)`)
+	for _, m := range slots {
+		name := m[1]
+		short := strings.TrimPrefix(name, "Release")
+		decl := regexp.MustCompile(`ORT_API2_STATUS\(\s*` + name + `\s*,|ORT_API_CALL\s*\*\s*` + name +
+			`\s*\)|ORT_CLASS_RELEASE\(\s*` + short + `\s*\)`).FindStringIndex(body)
+		if decl == nil {
+			t.Errorf("%s: no declaration in the ORT header", name)
+			continue
+		}
+		comment := body[strings.LastIndex(body[:decl[0]], ";")+1 : decl[0]]
+		got := 0
+		if s := since.FindStringSubmatch(comment); s != nil {
+			got, _ = strconv.Atoi(s[1])
+		}
+		if slotSince[name] != got {
+			t.Errorf("%s: slotSince says API %d, the ORT header %d", name, slotSince[name], got)
+		}
+	}
+	if MinAPIVersion != 23 {
+		t.Errorf("MinAPIVersion = %d, want 23 (CopyTensors)", MinAPIVersion)
 	}
 }
