@@ -73,6 +73,9 @@ type sessionOptions struct {
 	spin bool
 	// resident: see graphs.resident.
 	resident bool
+	// shared runs every session on one intra-op thread pool of the
+	// environment, whose workers spin between runs.
+	shared bool
 	// cudaProvider is the CUDA execution provider's library next to the
 	// ORT library, registered with the environment for the cuda device.
 	cudaProvider string
@@ -90,7 +93,12 @@ func openGraphs(api *ortdev.API, so sessionOptions, man *manifest.Manifest, path
 			gs.close()
 		}
 	}()
-	if gs.env, err = gs.api.NewEnv(ortdev.LogError, "strata"); err != nil {
+	if so.shared {
+		gs.env, err = gs.api.NewEnvSharedThreads(ortdev.LogError, "strata", max(so.threads, 0), true)
+	} else {
+		gs.env, err = gs.api.NewEnv(ortdev.LogError, "strata")
+	}
+	if err != nil {
 		return nil, err
 	}
 	opts, err := gs.api.NewSessionOptions()
@@ -98,7 +106,11 @@ func openGraphs(api *ortdev.API, so sessionOptions, man *manifest.Manifest, path
 		return nil, err
 	}
 	defer opts.Close()
-	if err := opts.SetIntraOpNumThreads(max(so.threads, 0)); err != nil {
+	if so.shared {
+		if err := opts.DisablePerSessionThreads(); err != nil {
+			return nil, err
+		}
+	} else if err := opts.SetIntraOpNumThreads(max(so.threads, 0)); err != nil {
 		return nil, err
 	}
 	if err := opts.SetGraphOptimizationLevel(ortdev.OptAll); err != nil {
@@ -106,7 +118,7 @@ func openGraphs(api *ortdev.API, so sessionOptions, man *manifest.Manifest, path
 	}
 	// A step runs one session after another: threads of one session spinning
 	// after its run compete with the next session's.
-	if !so.spin {
+	if !so.spin && !so.shared {
 		if err := opts.AddConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
 			return nil, err
 		}

@@ -44,6 +44,11 @@ type Options struct {
 	// by ORT for the device and token ids and logits are copied in and out,
 	// so the code a GPU runs can be tested on any machine.
 	DeviceResident bool
+	// SharedThreadPool runs every session on one intra-op thread pool whose
+	// workers spin between runs, instead of a pool per session that sleeps
+	// between runs. ONNX Runtime's environment is created once per process,
+	// by the first Load: later Loads get the pool setting it was created with.
+	SharedThreadPool bool
 	// NoTokenizer skips loading the package's tokenizer: for callers that
 	// give token ids only (verification, benchmarks).
 	NoTokenizer bool
@@ -123,7 +128,7 @@ func Load(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load ONNX Runtime from %s (%s): %w", lib.Path, lib.Source, err)
 	}
-	so := sessionOptions{device: dev, threads: opts.Threads, resident: opts.DeviceResident, cudaProvider: lib.CUDAProvider()}
+	so := sessionOptions{device: dev, threads: opts.Threads, resident: opts.DeviceResident, shared: opts.SharedThreadPool, cudaProvider: lib.CUDAProvider()}
 	if m.g, err = openGraphs(api, so, man, paths); err != nil {
 		return nil, fmt.Errorf("model package %s: %w", dir, err)
 	}

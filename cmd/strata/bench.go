@@ -38,6 +38,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "warmup", Value: 1, Usage: "unmeasured rounds first"},
 			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "execution provider: cpu, cuda or webgpu"},
 			threadsFlag(),
+			sharedThreadsFlag,
 			&cli.Uint64Flag{Name: "seed", Value: bench.DefaultSeed, Usage: "seed of the prompt ids"},
 			&cli.BoolFlag{Name: "no-mono", Usage: "skip the monolithic model_full.onnx comparison"},
 			&cli.BoolFlag{Name: "no-roofline", Usage: "skip measuring memory bandwidth (the roofline columns)"},
@@ -96,6 +97,7 @@ func runBench(c *cli.Context) error {
 		PromptLen: c.Int("prompt-len"), Gen: c.Int("gen"), Reps: c.Int("reps"), Warmup: c.Int("warmup"),
 		Device: c.String("device"), Threads: c.Int("threads"), ORTLib: ortLib,
 		Seed: c.Uint64("seed"), NoMono: c.Bool("no-mono"), NoRoofline: c.Bool("no-roofline"), Lossless: c.Bool("lossless"), Drafts: drafts,
+		SharedThreads: c.Bool("shared-threads"),
 	}
 	if !c.Bool("quiet") {
 		opts.Progress = func(line string) { fmt.Fprintln(c.App.ErrWriter, "bench:", line) }

@@ -21,6 +21,7 @@ func modelFlags(required bool) []cli.Flag {
 		&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: usage, Required: required},
 		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "execution provider: cpu, cuda or webgpu"},
 		threadsFlag(),
+		sharedThreadsFlag,
 		&cli.BoolFlag{Name: "raw", Usage: "do not wrap text prompts in the package's prompt template"},
 	}
 }
@@ -131,6 +132,8 @@ func loadModelDir(c *cli.Context, dir string) (*engine.Model, func(string) strin
 		Schedule: spec,
 		Speedup:  speedup,
 		MaxBatch: c.Int("batch-size"),
+
+		SharedThreadPool: c.Bool("shared-threads"),
 	})
 	if err != nil {
 		return nil, nil, err
@@ -188,3 +191,7 @@ func parseIDs(s string) ([]int, error) {
 	}
 	return ids, nil
 }
+
+// sharedThreadsFlag selects one intra-op thread pool for all sessions.
+var sharedThreadsFlag = &cli.BoolFlag{Name: "shared-threads",
+	Usage: "run every graph on one intra-op thread pool whose threads spin between runs (instead of a sleeping pool per graph)"}

@@ -49,6 +49,8 @@ type Options struct {
 	Seed uint64
 	// NoMono skips the monolithic graph even when the package has one.
 	NoMono bool
+	// SharedThreads runs every session on one spinning thread pool.
+	SharedThreads bool
 	// NoRoofline skips measuring the memory bandwidth (and the roofline
 	// columns).
 	NoRoofline bool
@@ -222,7 +224,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	maxBatch := slices.Max(opts.Batches)
-	m, err := engine.Load(opts.Model, engine.Options{Device: opts.Device, Threads: opts.Threads, ORTLib: opts.ORTLib, MaxBatch: maxBatch, NoTokenizer: true})
+	m, err := engine.Load(opts.Model, engine.Options{Device: opts.Device, Threads: opts.Threads, ORTLib: opts.ORTLib, MaxBatch: maxBatch,
+		NoTokenizer: true, SharedThreadPool: opts.SharedThreads})
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +262,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		// The same runner over model_full.onnx: one session per step
 		// instead of one per layer, everything else equal.
 		if mono, err = engine.Load(opts.Model, engine.Options{Device: opts.Device, Threads: opts.Threads, ORTLib: opts.ORTLib,
-			MaxBatch: maxBatch, NoTokenizer: true, Schedule: "uls", Speedup: 1, Monolithic: true}); err != nil {
+			MaxBatch: maxBatch, NoTokenizer: true, Schedule: "uls", Speedup: 1, Monolithic: true, SharedThreadPool: opts.SharedThreads}); err != nil {
 			return nil, fmt.Errorf("monolithic graph: %w", err)
 		}
 		defer mono.Close()

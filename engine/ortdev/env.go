@@ -55,6 +55,43 @@ func (a *API) NewEnv(level LogLevel, logID string) (*Env, error) {
 	return e, nil
 }
 
+// NewEnvSharedThreads creates the ORT environment with one intra-op thread
+// pool shared by every session whose options call DisablePerSessionThreads
+// (threads: its size, 0 for ORT's default; spin: whether its workers spin
+// while waiting for work). The environment is a process singleton: when it
+// exists already, ORT returns it as it is, without a shared pool, and
+// SharedThreads reports false.
+func (a *API) NewEnvSharedThreads(level LogLevel, logID string, threads int, spin bool) (*Env, error) {
+	if level < LogVerbose || level > LogFatal {
+		return nil, fmt.Errorf("ortdev: create env: invalid log level %d", level)
+	}
+	var opts unsafe.Pointer
+	if err := a.check(C.sd_p(a.table, C.SD_CreateThreadingOptions, unsafe.Pointer(&opts)), "CreateThreadingOptions"); err != nil {
+		return nil, fmt.Errorf("ortdev: %w", err)
+	}
+	defer C.sd_void_p(a.table, C.SD_ReleaseThreadingOptions, opts)
+	if err := a.check(C.sd_pi(a.table, C.SD_SetGlobalIntraOpNumThreads, opts, C.int(threads)), "SetGlobalIntraOpNumThreads"); err != nil {
+		return nil, fmt.Errorf("ortdev: %w", err)
+	}
+	allow := 0
+	if spin {
+		allow = 1
+	}
+	if err := a.check(C.sd_pi(a.table, C.SD_SetGlobalSpinControl, opts, C.int(allow)), "SetGlobalSpinControl"); err != nil {
+		return nil, fmt.Errorf("ortdev: %w", err)
+	}
+	cID := C.CString(logID)
+	defer C.free(unsafe.Pointer(cID))
+	var p unsafe.Pointer
+	if err := a.check(C.sd_CreateEnvWithCustomLoggerAndGlobalThreadPools(a.table, C.int(level), cID, opts, &p),
+		"CreateEnvWithCustomLoggerAndGlobalThreadPools"); err != nil {
+		return nil, fmt.Errorf("ortdev: %w", err)
+	}
+	e := &Env{api: a, p: p}
+	e.life.release = func() { a.release(C.SD_ReleaseEnv, p) }
+	return e, nil
+}
+
 // Close releases this reference to the environment (once every session made
 // from it is closed). It is idempotent.
 func (e *Env) Close() { e.life.close() }

@@ -71,6 +71,9 @@ enum {
   SD_ReleaseRunOptions = 97,     // void (OrtRunOptions*)
   SD_ReleaseTensorTypeAndShapeInfo = 99,  // void (OrtTensorTypeAndShapeInfo*)
   SD_ReleaseSessionOptions = 100,         // void (OrtSessionOptions*)
+  SD_DisablePerSessionThreads = 120,     // (OrtSessionOptions*)
+  SD_CreateThreadingOptions = 121,       // (OrtThreadingOptions**)
+  SD_ReleaseThreadingOptions = 122,      // void (OrtThreadingOptions*)
   SD_AddSessionConfigEntry = 130,         // (OrtSessionOptions*, const char* key, const char* value)
   SD_CreateAllocator = 131,      // (const OrtSession*, const OrtMemoryInfo*, OrtAllocator**)
   SD_ReleaseAllocator = 132,     // void (OrtAllocator*)
@@ -83,6 +86,9 @@ enum {
   SD_GetBoundOutputValues = 140, // (const OrtIoBinding*, OrtAllocator*, OrtValue***, size_t*)
   SD_ClearBoundInputs = 141,     // void (OrtIoBinding*)
   SD_ClearBoundOutputs = 142,    // void (OrtIoBinding*)
+  SD_SetGlobalIntraOpNumThreads = 147,   // (OrtThreadingOptions*, int n)
+  SD_SetGlobalSpinControl = 149,         // (OrtThreadingOptions*, int allow_spinning)
+  SD_CreateEnvWithCustomLoggerAndGlobalThreadPools = 151,  // (OrtLoggingFunction, void* param, int level, const char* logid, const OrtThreadingOptions*, OrtEnv**)
   SD_GetTensorMemoryInfo = 194,  // (const OrtValue*, const OrtMemoryInfo**)
   SD_SynchronizeBoundInputs = 202,   // (OrtIoBinding*)
   SD_SynchronizeBoundOutputs = 203,  // (OrtIoBinding*)
@@ -163,6 +169,13 @@ static inline void *sd_CreateEnvWithCustomLogger(sd_table t, int level, const ch
                                                  void **out) {
   return ((void *(*)(void *, void *, int, const char *, void **))t[SD_CreateEnvWithCustomLogger])(
       (void *)strataOrtLog, NULL, level, logid, out);
+}
+static inline void *sd_CreateEnvWithCustomLoggerAndGlobalThreadPools(sd_table t, int level,
+                                                                     const char *logid,
+                                                                     void *threading, void **out) {
+  return ((void *(*)(void *, void *, int, const char *, void *, void **))
+              t[SD_CreateEnvWithCustomLoggerAndGlobalThreadPools])((void *)strataOrtLog, NULL, level,
+                                                                   logid, threading, out);
 }
 static inline void *sd_CreateCpuMemoryInfo(sd_table t, int alloc_type, int mem_type, void **out) {
   return ((sd_fn_iip)t[SD_CreateCpuMemoryInfo])(alloc_type, mem_type, out);

@@ -78,6 +78,14 @@ func (o *SessionOptions) SetGraphOptimizationLevel(l GraphOptLevel) error {
 	})
 }
 
+// DisablePerSessionThreads makes sessions use the environment's shared
+// thread pools (NewEnvSharedThreads) instead of pools of their own.
+func (o *SessionOptions) DisablePerSessionThreads() error {
+	return o.call("DisablePerSessionThreads", func() unsafe.Pointer {
+		return C.sd_p(o.api.table, C.SD_DisablePerSessionThreads, o.p)
+	})
+}
+
 // AddConfigEntry sets a session configuration key, e.g.
 // "session.disable_cpu_ep_fallback" = "1" so that every node must run on the
 // appended execution provider.
