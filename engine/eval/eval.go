@@ -1,6 +1,7 @@
-// Package eval measures translation quality and speed of a model package
-// under layer-skipping schedules: corpus BLEU (sacreBLEU's default) and
-// chrF on a held-out test set, and decode tokens/s, per schedule and ratio —
+// Package eval measures output quality and speed of a model package under
+// layer-skipping schedules: corpus BLEU (sacreBLEU's default), chrF and exact
+// match on a held-out test set (the built-in translation set or the user's
+// own prompt/reference pairs), and decode tokens/s, per schedule and ratio —
 // the shape of the paper's Table 4.
 package eval
 
@@ -18,11 +19,16 @@ import (
 	"github.com/strata-llm/strata/engine/metrics"
 )
 
-// Example is one source sentence with its reference translation.
+// Example is one test item: a prompt and the reference output.
 type Example struct {
-	Ref    string `json:"ref"`
+	Ref string `json:"ref"`
+	// Source is the text the package's prompt template wraps (the built-in
+	// translation set's English verse); unused when Prompt is set.
 	Source string `json:"en"`
+	// Target is the reference output.
 	Target string `json:"es"`
+	// Prompt, when set, is the whole prompt text, used without the template.
+	Prompt string `json:"prompt,omitempty"`
 }
 
 //go:embed data/bible-en-es-test.jsonl
@@ -35,7 +41,11 @@ var Tasks = map[string]func() ([]Example, error){
 	"bible-en-es": func() ([]Example, error) { return ReadExamples(bytes.NewReader(bibleTest)) },
 }
 
-// ReadExamples parses JSONL lines {"ref", "en", "es"}.
+// ReadExamples parses JSONL lines of either form: {"ref", "en", "es"} (a
+// source the package's prompt template wraps, and its reference), or
+// {"prompt", "reference"} (a whole prompt used as it is; "response", the
+// fine-tuning data's name, is read as the reference when "reference" is
+// absent). "ref" is an optional identifier.
 func ReadExamples(r io.Reader) ([]Example, error) {
 	var out []Example
 	sc := bufio.NewScanner(r)
@@ -44,24 +54,49 @@ func ReadExamples(r io.Reader) ([]Example, error) {
 		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
 			continue
 		}
-		var ex Example
-		if err := json.Unmarshal(sc.Bytes(), &ex); err != nil {
+		var rec struct {
+			Ref       string  `json:"ref"`
+			En        string  `json:"en"`
+			Es        string  `json:"es"`
+			Prompt    string  `json:"prompt"`
+			Reference *string `json:"reference"`
+			Response  *string `json:"response"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
 			return nil, fmt.Errorf("examples line %d: %w", line, err)
 		}
-		if ex.Source == "" || ex.Target == "" {
-			return nil, fmt.Errorf("examples line %d: empty source or target", line)
+		ex := Example{Ref: rec.Ref, Source: rec.En, Target: rec.Es, Prompt: rec.Prompt}
+		if ex.Prompt != "" {
+			switch {
+			case rec.Reference != nil:
+				ex.Target = *rec.Reference
+			case rec.Response != nil:
+				ex.Target = *rec.Response
+			}
+		}
+		if (ex.Source == "" && ex.Prompt == "") || strings.TrimSpace(ex.Target) == "" {
+			return nil, fmt.Errorf(`examples line %d: want {"prompt","reference"} or {"en","es"} with non-empty text`, line)
 		}
 		out = append(out, ex)
 	}
-	return out, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read examples: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no examples")
+	}
+	return out, nil
 }
 
 // Options choose what to evaluate.
 type Options struct {
 	Schedules []string  // e.g. uls, top, bottom
 	Ratios    []float64 // e.g. 1, 2, 3; 1 is full depth and shared by all schedules
-	MaxTokens int       // per translation (0: 160)
-	BatchSize int       // requests decoded together (0: the model's MaxBatch)
+	MaxTokens int       // per example (0: 160)
+	// Stop lists strings that end a hypothesis (the built-in translation
+	// set uses "\n"); decoding also stops at the model's EOS.
+	Stop      []string
+	BatchSize int // requests decoded together (0: the model's MaxBatch)
 	// BaselineBLEU is the BLEU that Row.BLEUKept is relative to, e.g. the
 	// full-depth BLEU of the model before ULS fine-tuning (0: this model's
 	// own full-depth BLEU).
@@ -78,16 +113,18 @@ type Row struct {
 	BLEU       float64 `json:"bleu"`
 	ChrF       float64 `json:"chrf"`
 	// BLEUKept is BLEU as a fraction of the full-depth BLEU.
-	BLEUKept  float64 `json:"bleu_kept"`
-	DecodeTPS float64 `json:"decode_tps"`
-	Sentences int     `json:"sentences"`
+	BLEUKept float64 `json:"bleu_kept"`
+	// ExactMatch is the fraction of hypotheses equal to their reference
+	// (white space at either end ignored).
+	ExactMatch float64 `json:"exact_match"`
+	DecodeTPS  float64 `json:"decode_tps"`
+	Sentences  int     `json:"sentences"`
 	// Samples are the first few hypotheses, for a look at the output.
 	Samples []string `json:"samples,omitempty"`
 }
 
-// Run translates every example under each schedule and ratio. The prompt
-// template of the package wraps each source sentence; decoding is greedy
-// and stops at the first newline.
+// Run decodes every example greedily under each schedule and ratio. The
+// package's prompt template wraps each Source; a Prompt is used as it is.
 func Run(ctx context.Context, m *engine.Model, examples []Example, opts Options) ([]Row, error) {
 	if len(examples) == 0 {
 		return nil, fmt.Errorf("no examples to evaluate")
@@ -129,8 +166,12 @@ func Run(ctx context.Context, m *engine.Model, examples []Example, opts Options)
 		for start := 0; start < len(examples); start += batch {
 			var reqs []engine.Request
 			for _, ex := range examples[start:min(start+batch, len(examples))] {
-				reqs = append(reqs, engine.Request{Prompt: m.Manifest.FormatPrompt(ex.Source), MaxTokens: maxTokens,
-					Stop: []string{"\n"}, Schedule: sched.String()})
+				prompt := ex.Prompt
+				if prompt == "" {
+					prompt = m.Manifest.FormatPrompt(ex.Source)
+				}
+				reqs = append(reqs, engine.Request{Prompt: prompt, MaxTokens: maxTokens,
+					Stop: opts.Stop, Schedule: sched.String()})
 			}
 			results, err := m.GenerateBatch(ctx, reqs, nil)
 			if err != nil {
@@ -161,8 +202,14 @@ func Run(ctx context.Context, m *engine.Model, examples []Example, opts Options)
 		if err != nil {
 			return rows, err
 		}
+		exact := 0
+		for i, h := range hyps {
+			if h == strings.TrimSpace(refs[i]) {
+				exact++
+			}
+		}
 		row := Row{Schedule: sched.Name, Ratio: j.ratio, KeptLayers: sched.Layers, BLEU: bleu.Score, ChrF: chrf,
-			Sentences: len(hyps), Samples: hyps[:min(3, len(hyps))]}
+			ExactMatch: float64(exact) / float64(len(hyps)), Sentences: len(hyps), Samples: hyps[:min(3, len(hyps))]}
 		if j.ratio == 1 {
 			row.Schedule = "full"
 		}
@@ -183,15 +230,15 @@ func Run(ctx context.Context, m *engine.Model, examples []Example, opts Options)
 }
 
 // Markdown renders rows as a table shaped like the paper's Table 4:
-// one row per schedule, BLEU (and its share of full depth), chrF and decode
-// tokens/s per ratio.
+// one row per schedule and ratio: BLEU (and its share of full depth), chrF,
+// exact match and decode tokens/s.
 func Markdown(title string, rows []Row) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### %s\n\n", title)
-	b.WriteString("| schedule | ratio | kept layers | BLEU | % of full BLEU | chrF | decode tok/s |\n|---|---|---|---|---|---|---|\n")
+	b.WriteString("| schedule | ratio | kept layers | BLEU | % of full BLEU | chrF | exact match | decode tok/s |\n|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %g | %s | %.2f | %.0f%% | %.2f | %.0f |\n", r.Schedule, r.Ratio, layerList(r.KeptLayers),
-			r.BLEU, 100*r.BLEUKept, r.ChrF, r.DecodeTPS)
+		fmt.Fprintf(&b, "| %s | %g | %s | %.2f | %.0f%% | %.2f | %.1f%% | %.0f |\n", r.Schedule, r.Ratio, layerList(r.KeptLayers),
+			r.BLEU, 100*r.BLEUKept, r.ChrF, 100*r.ExactMatch, r.DecodeTPS)
 	}
 	return b.String()
 }
