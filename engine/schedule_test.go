@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"encoding/json"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -75,6 +77,36 @@ func TestParseScheduleErrors(t *testing.T) {
 		_, err := ParseSchedule(tc.spec, tc.speedup, tc.layers)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseSchedule(%q, %g, %d) error = %v, want %q", tc.spec, tc.speedup, tc.layers, err, tc.want)
+		}
+	}
+}
+
+// TestULSScheduleTable checks the uls rule against testdata/uls_schedules.json,
+// the table the training scripts (scripts/train, model.uls_schedule) are
+// tested against too, so training and decoding keep the same layers.
+func TestULSScheduleTable(t *testing.T) {
+	data, err := os.ReadFile("testdata/uls_schedules.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []struct {
+		Layers int   `json:"layers"`
+		Ratio  int   `json:"ratio"`
+		Kept   []int `json:"kept"`
+	}
+	if err := json.Unmarshal(data, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) < 100 {
+		t.Fatalf("%d rows", len(rows))
+	}
+	for _, r := range rows {
+		s, err := ParseSchedule("uls", float64(r.Ratio), r.Layers)
+		switch {
+		case r.Kept == nil && err == nil:
+			t.Errorf("%d layers at %d×: got %v, want an error", r.Layers, r.Ratio, s.Layers)
+		case r.Kept != nil && (err != nil || !reflect.DeepEqual(s.Layers, r.Kept)):
+			t.Errorf("%d layers at %d×: got %v (%v), want %v", r.Layers, r.Ratio, s.Layers, err, r.Kept)
 		}
 	}
 }
