@@ -385,10 +385,10 @@ class BloomAttention(nn.Module):
         self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
         self.register_buffer("slopes", alibi_slopes(cfg.n_head), persistent=False)
 
-    def forward(self, x, positions, mask, past=None):
-        """x [B,S,D]; positions [S] or [B,S] of the new tokens; mask additive or None;
-        past (k, v) [B,H,P,hd]. ALiBi adds slope·key_position (softmax ignores the
-        per-query constant, so this equals the relative form)."""
+    def forward(self, x, mask, past=None):
+        """x [B,S,D]; mask additive [B,1,S,T] or None; past (k, v) [B,H,P,hd] or None.
+        ALiBi adds slope·key_position to the scores (softmax ignores the per-query
+        constant, so this equals the relative form and transformers' BLOOM)."""
         cfg = self.cfg
         b, s, _ = x.shape
         hd = cfg.head_dim
@@ -428,9 +428,9 @@ class BloomBlock(nn.Module):
         self.post_attention_layernorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_epsilon)
         self.mlp = BloomMLP(cfg)
 
-    def forward(self, x, positions, mask, past=None):
+    def forward(self, x, mask, past=None):
         ln = self.input_layernorm(x)
-        a, present = self.self_attention(ln, positions, mask, past)
+        a, present = self.self_attention(ln, mask, past)
         h = a + (ln if self.post_ln_residual else x)
         ln = self.post_attention_layernorm(h)
         return self.mlp(ln) + (ln if self.post_ln_residual else h), present
@@ -481,7 +481,7 @@ class BloomForCausalLM(nn.Module):
             skip = (pos >= skip_from[:, None])[..., None]
             kept = set(kept)
         for i, layer in enumerate(self.transformer.h):
-            out, _ = layer(h, pos, mask)
+            out, _ = layer(h, mask)
             h = out if skip is None or i in kept else torch.where(skip, h, out)
         if select is not None:
             h = h[select]
@@ -497,7 +497,7 @@ class BloomForCausalLM(nn.Module):
         h = self._embed(ids)
         cache = []
         for layer in self.transformer.h:
-            h, kv = layer(h, None, mask)
+            h, kv = layer(h, mask)
             cache.append(kv)
         layers = range(self.cfg.n_layer) if kept is None else sorted(kept)
         out = []
@@ -506,7 +506,7 @@ class BloomForCausalLM(nn.Module):
             out.append(tok)
             h = self._embed(torch.tensor([[tok]], device=dev))
             for i in layers:
-                h, cache[i] = self.transformer.h[i](h, None, None, cache[i])
+                h, cache[i] = self.transformer.h[i](h, None, cache[i])
             tok = int(self.lm_head(self.transformer.ln_f(h[:, -1])).argmax(-1))
         return out
 
