@@ -3,6 +3,8 @@
 checkpoint through strata export/verify/generate/eval, bit-exact load-then-save,
 resuming after a kill, and the ULS schedule shared with the Go engine."""
 
+import contextlib
+import io
 import json
 import os
 import random
@@ -289,17 +291,22 @@ class FinetuneLlamaTest(unittest.TestCase):
             (["--in", base, "--data", text_no_tok, "--ratio", "2"], "tokenizer.json"),
             (["--in", base, "--data", good, "--ratios", "1,2", "--default-ratio", "4"], "default-ratio"),
         ]
-        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "finetune.py")
         for i, (args, want) in enumerate(cases):
             with self.subTest(args=args):
                 out = os.path.join(d, "out%d" % i)
-                p = subprocess.run([sys.executable, script] + args + ["--out", out, "--steps", "2"], capture_output=True, text=True)
-                self.assertEqual(p.returncode, 2, p.stderr)
-                lines = p.stderr.strip().splitlines()
-                self.assertIn(want, lines[-1])
-                self.assertTrue(lines[-1].startswith("finetune: "), lines[-1])
-                self.assertNotIn("Traceback", p.stderr)
+                err = io.StringIO()
+                with contextlib.redirect_stderr(err):
+                    code = FT.main(args + ["--out", out, "--steps", "2", "--threads", "1", "--device", "cpu"])
+                self.assertEqual(code, 2, err.getvalue())
+                last = err.getvalue().strip().splitlines()[-1]
+                self.assertTrue(last.startswith("finetune: ") and want in last, last)
                 self.assertFalse(os.path.exists(os.path.join(out, "model.safetensors")))
+        # The script itself: one line, exit status 2, no traceback.
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "finetune.py")
+        p = subprocess.run([sys.executable, script] + cases[2][0] + ["--out", os.path.join(d, "o")], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 2)
+        self.assertEqual(p.stderr.strip().count("\n"), 0, p.stderr)
+        self.assertIn("fewer than 2", p.stderr)
 
 
 class BloomTest(unittest.TestCase):
