@@ -144,6 +144,8 @@ def rope_inv_freq(head_dim, theta, scaling=None, device=None):
     if not scaling:
         return inv_freq
     kind = scaling.get("rope_type") or scaling.get("type")
+    if kind == "default":
+        return inv_freq
     factor = float(scaling["factor"])
     if kind == "linear":
         return inv_freq / factor
