@@ -51,8 +51,8 @@ def strata(*args, check=True):
     return p
 
 
-def synth_checkpoint(d, preset="llama2", tokenizer=False):
-    args = [_BIN["synth"], "-preset", preset, "-out", d]
+def synth_checkpoint(d, preset="llama2", tokenizer=False, layers=0):
+    args = [_BIN["synth"], "-preset", preset, "-out", d, "-layers", str(layers)]
     if tokenizer:
         args.append("-tokenizer")
     subprocess.run(args, check=True)
@@ -238,6 +238,30 @@ class FinetuneLlamaTest(unittest.TestCase):
                 for f in ("config.json", "generation_config.json"):
                     with open(os.path.join(src, f)) as a, open(os.path.join(out, f)) as b:
                         self.assertEqual(json.load(a), json.load(b), f)
+
+    def test_model_code_decodes_as_strata(self):
+        """The PyTorch model code and strata decode the same tokens (q/k/v biases, tied
+        head, GQA and rope_theta of Qwen2; GQA of Mistral), at full depth and at 2x."""
+        for preset in ("qwen2", "mistral"):
+            with self.subTest(preset=preset):
+                d = tempfile.mkdtemp(dir=_TMP)
+                src = synth_checkpoint(os.path.join(d, "in"), preset, layers=4)
+                pkg = os.path.join(d, "pkg")
+                with open(os.path.join(src, "config.json")) as f:
+                    eos = json.load(f)["eos_token_id"]
+                eos = set(eos if isinstance(eos, list) else [eos])
+                strata("export", "--in", src, "--out", pkg)
+                model = FT.HFCheckpoint(src).model.eval()
+                prompt = [1, 17, 42, 99, 7, 64]
+                for ratio in (1, 2):
+                    kept = FT.kept_layers(model.cfg.num_hidden_layers, ratio)
+                    want = model.generate(prompt, 6, kept=kept)
+                    want = want[: next((i for i, t in enumerate(want) if t in eos), len(want))]
+                    self.assertGreaterEqual(len(want), 3)
+                    out = json.loads(
+                        strata("generate", "--model", pkg, "--prompt-ids", ",".join(map(str, prompt)), "--max-tokens", "6", "--speedup", str(ratio), "--json").stdout
+                    )
+                    self.assertEqual([t for t in out["token_ids"] if t not in eos][: len(want)], want, "ratio %d" % ratio)
 
     def test_resume_after_kill(self):
         d = tempfile.mkdtemp(dir=_TMP)
