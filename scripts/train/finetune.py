@@ -319,7 +319,7 @@ def build_parser():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--in", dest="inp", required=True, help="HF checkpoint directory (config.json + safetensors)")
     ap.add_argument("--data", required=True, help="training JSONL (prompt/response text or prompt_ids/response_ids)")
-    ap.add_argument("--dev", help="dev JSONL: loss at full depth and at each ratio is reported before and after")
+    ap.add_argument("--dev", help="dev JSONL: the loss at each trained ratio is reported before and after")
     ap.add_argument("--out", required=True, help="checkpoint directory to write")
     ap.add_argument("--ratio", type=int, help="ULS speedup ratio")
     ap.add_argument("--ratios", help="comma-separated ratios, one drawn per batch (e.g. 1,2,3)")
