@@ -333,6 +333,19 @@ class FinetuneLlamaTest(unittest.TestCase):
         self.assertIn("fewer than 2", p.stderr)
 
 
+class BuiltinCheckpointTest(unittest.TestCase):
+    def test_multi_ratio_checkpoint(self):
+        """models/default/uls123 is base fine-tuned by finetune.py at ratios 1,2,3:
+        same layout and frozen word embeddings, every other matrix moved."""
+        root = os.path.join(REPO, "models", "default")
+        base, multi = load_dir_raw(os.path.join(root, "base")), load_dir_raw(os.path.join(root, "uls123"))
+        self.assertEqual({k: v[:2] for k, v in base.items()}, {k: v[:2] for k, v in multi.items()})
+        self.assertEqual(base["model.embed_tokens.weight"], multi["model.embed_tokens.weight"])
+        self.assertNotEqual(base["lm_head.weight"], multi["lm_head.weight"])
+        with open(os.path.join(root, "uls123", "config.json")) as f:
+            self.assertEqual(json.load(f)["uls"], {"ratios": [1, 2, 3], "default_schedule": "uls:2"})
+
+
 class BloomTest(unittest.TestCase):
     def test_alibi_slopes(self):
         self.assertEqual(M.alibi_slopes(8).tolist(), [2.0**-i for i in range(1, 9)])
