@@ -9,9 +9,9 @@ import (
 
 // BenchmarkDecodeStep measures one decode step of the whole schedule (the
 // embedding, every kept layer, the head, logits back) with the KV already
-// holding a prompt, through the host executor and the device-resident one on
-// CPU memory, same model, same run: their difference is the orchestration
-// cost of the ortdev path (GPU numbers need a GPU machine, see device.go).
+// holding a prompt, through the runner on host memory and on ORT-allocated
+// memory with copies in and out as on a GPU, same model, same run: their
+// difference is what the device discipline costs on a CPU.
 // Besides ns/op and allocs/op (per step) it reports allocs/token and
 // B/token: a step must allocate a small constant amount whatever the
 // position, and never anything of the KV cache's size (kv-B/layer-row is
@@ -19,8 +19,8 @@ import (
 func BenchmarkDecodeStep(b *testing.B) {
 	dir, _, _ := testPackage(b)
 	prompt := []int{1, 5, 9, 33, 2, 7, 80, 11}
-	for _, path := range []string{"host", "device"} {
-		m, err := Load(dir, Options{Threads: 1, DeviceResident: path == "device"})
+	for _, path := range []string{"host", "resident"} {
+		m, err := Load(dir, Options{Threads: 1, DeviceResident: path == "resident"})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -41,21 +41,20 @@ func benchDecodeStep(b *testing.B, m *Model, prompt []int, ratio float64, batch 
 	if err != nil {
 		b.Fatal(err)
 	}
-	ex, err := m.newExecutor(batch, sched.Layers)
+	r, err := m.newRunner(batch, sched.Layers)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ex.close()
-	for row := 0; row < batch; row++ {
-		if err := ex.prefill(row, prompt); err != nil {
-			b.Fatal(err)
-		}
+	defer r.close()
+	prompts := make([][]int, batch)
+	for row := range prompts {
+		prompts[row] = prompt
 	}
-	if _, err := ex.logits(); err != nil {
+	if _, err := r.prefill(prompts, m.allLayers(), DefaultPrefillChunk); err != nil {
 		b.Fatal(err)
 	}
-	ids := make([]int, batch)
-	positions := make([]int, batch)
+	step := part{S: 1, ids: make([]int, batch), pos: make([]int, batch)}
+	steps := []part{step}
 	b.ReportAllocs()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -64,10 +63,10 @@ func benchDecodeStep(b *testing.B, m *Model, prompt []int, ratio float64, batch 
 		// Positions run from the prompt's end to max_seq_len and start
 		// over, so any b.N fits the KV buffers.
 		pos := len(prompt) + i%(man.MaxSeqLen-len(prompt))
-		for r := range ids {
-			ids[r], positions[r] = (i+r)%man.VocabSize, pos
+		for row := range step.ids {
+			step.ids[row], step.pos[row] = (i+row)%man.VocabSize, pos
 		}
-		if _, err := ex.decode(ids, positions); err != nil {
+		if _, err := r.step(steps, sched.Layers, true); err != nil {
 			b.Fatal(err)
 		}
 	}

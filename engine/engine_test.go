@@ -11,7 +11,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/strata-llm/strata/engine/ort"
 	"github.com/strata-llm/strata/models/llama"
 	"github.com/strata-llm/strata/models/manifest"
 )
@@ -61,9 +60,6 @@ func TestMain(m *testing.M) {
 
 // writePackage writes a strata/v1 package with the llama graph writers.
 func writePackage(dir string, cfg llama.Config, src llama.WeightSource, maxSeq int) error {
-	if err := ort.Init(""); err != nil {
-		return err
-	}
 	opts := llama.GraphOptions{DType: "fp32", MaxSeqLen: maxSeq}
 	man := cfg.Manifest()
 	man.DType, man.MaxSeqLen, man.PadID = "fp32", maxSeq, 0

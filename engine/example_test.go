@@ -7,16 +7,12 @@ import (
 	"os"
 
 	"github.com/strata-llm/strata/engine"
-	"github.com/strata-llm/strata/engine/ort"
 	"github.com/strata-llm/strata/models/llama"
 )
 
 // exportRandomModel writes a small random 8-layer model package; real
 // programs point engine.Load at a directory made by `strata export`.
 func exportRandomModel(dir string) error {
-	if err := ort.Init(""); err != nil {
-		return err
-	}
 	cfg := llama.Config{ModelType: "llama", NumLayers: 8, HiddenSize: 64, NumHeads: 4, NumKVHeads: 2, HeadDim: 16,
 		IntermediateSize: 128, VocabSize: 256, MaxPositionEmbeddings: 128, RopeTheta: 10000, RMSNormEps: 1e-5, BOSID: 1}
 	opts := llama.GraphOptions{DType: "fp32", MaxSeqLen: 128}

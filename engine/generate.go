@@ -42,6 +42,13 @@ type Request struct {
 	// model's default). Requests decoded together must agree on them.
 	Schedule string  `json:"schedule,omitempty"`
 	Speedup  float64 `json:"speedup,omitempty"`
+	// Lossless decodes with the schedule's layers as a draft that every
+	// layer verifies: the output is exactly full-depth decoding's
+	// (docs/design.md, "Lossless decoding"). Without a schedule that skips
+	// layers, the package's ULS default drafts, else uls:2.
+	Lossless bool `json:"lossless,omitempty"`
+	// Draft is the tokens drafted per lossless round (0: DefaultDraftTokens).
+	Draft int `json:"draft,omitempty"`
 }
 
 // Token is one generated token, reported while generation runs.
@@ -54,7 +61,9 @@ type Token struct {
 	Text string
 }
 
-// Stats are the timings of one batch.
+// Stats describe one request's run. PromptTokens and GeneratedTokens are
+// the request's own; the rates and times are those of the batch it decoded
+// in (Group), since its rows step together.
 type Stats struct {
 	PromptTokens    int     `json:"prompt_tokens"`
 	GeneratedTokens int     `json:"generated_tokens"`
@@ -63,6 +72,31 @@ type Stats struct {
 	TTFTMillis      float64 `json:"time_to_first_token_ms"`
 	BatchSize       int     `json:"batch_size"`
 	KVBytes         int64   `json:"kv_bytes"`
+	// LatencyMillis is the time from queueing to the last token
+	// (continuous batching).
+	LatencyMillis float64 `json:"latency_ms,omitempty"`
+	// Group holds the figures of the static batch the request decoded in.
+	Group GroupStats `json:"group"`
+	// Batching holds the continuous batching counters when the request
+	// finished.
+	Batching *BatchingStats `json:"batching,omitempty"`
+}
+
+// GroupStats are the figures of one batch of requests decoded together.
+type GroupStats struct {
+	BatchSize     int     `json:"batch_size"`
+	PrefillMillis float64 `json:"prefill_ms"`
+	TTFTMillis    float64 `json:"time_to_first_token_ms"`
+	PrefillTPS    float64 `json:"prefill_tokens_per_s"`
+	// DecodeSteps counts the decode steps; DecodeTokens the tokens they
+	// produced for rows still running.
+	DecodeSteps  int     `json:"decode_steps"`
+	DecodeTokens int     `json:"decode_tokens"`
+	DecodeMillis float64 `json:"decode_ms"`
+	DecodeTPS    float64 `json:"decode_tokens_per_s"`
+	KVBytes      int64   `json:"kv_bytes"`
+	// Lossless describes the drafting of a lossless batch.
+	Lossless *SpecStats `json:"lossless,omitempty"`
 }
 
 // Result is what one request produced.
@@ -102,10 +136,8 @@ func (m *Model) GenerateBatch(ctx context.Context, reqs []Request, onToken func(
 		return nil, ErrClosed
 	}
 	seqs := make([]*sequence, len(reqs))
-	groups := map[string][]*sequence{}
-	var order []string
 	for i := range reqs {
-		s, err := m.newSequence(i, &reqs[i])
+		s, err := m.newSequence(ctx, i, &reqs[i])
 		if err != nil {
 			if len(reqs) > 1 {
 				err = fmt.Errorf("request %d: %w", i, err)
@@ -113,7 +145,32 @@ func (m *Model) GenerateBatch(ctx context.Context, reqs []Request, onToken func(
 			return nil, err
 		}
 		seqs[i] = s
-		key := s.schedule.String()
+	}
+	if m.opts.StaticBatching {
+		err := m.generateStatic(ctx, seqs, onToken)
+		return results(seqs), err
+	}
+	var first error
+	now := time.Now()
+	for _, s := range seqs {
+		s.enqueued = now
+	}
+	sc := &scheduler{m: m, queue: slices.Clone(seqs), arrived: len(seqs), onToken: onToken, done: func(c Completion) {
+		if c.Err != nil && first == nil {
+			first = c.Err
+		}
+	}}
+	sc.run(ctx)
+	return results(seqs), first
+}
+
+// generateStatic decodes fixed batches: up to MaxBatch requests of one
+// schedule prefill together and decode until the last of them stops.
+func (m *Model) generateStatic(ctx context.Context, seqs []*sequence, onToken func(Token) error) error {
+	groups := map[string][]*sequence{}
+	var order []string
+	for _, s := range seqs {
+		key := s.groupKey()
 		if _, ok := groups[key]; !ok {
 			order = append(order, key)
 		}
@@ -124,11 +181,11 @@ func (m *Model) GenerateBatch(ctx context.Context, reqs []Request, onToken func(
 		for start := 0; start < len(group); start += m.opts.MaxBatch {
 			chunk := group[start:min(start+m.opts.MaxBatch, len(group))]
 			if err := m.decodeBatch(ctx, chunk, onToken); err != nil {
-				return results(seqs), err
+				return err
 			}
 		}
 	}
-	return results(seqs), nil
+	return nil
 }
 
 func results(seqs []*sequence) []Result {
@@ -147,8 +204,13 @@ type sequence struct {
 	req      *Request
 	prompt   []int
 	schedule Schedule
+	draft    int // tokens per lossless round; 0 when not lossless
 	sampler  *sampler
 	decoder  StreamDecoder // nil without a tokenizer
+
+	// enqueued, started and firstToken time the request: when it was
+	// queued, when its prefill began, when its first token came.
+	enqueued, started, firstToken time.Time
 
 	out     []int
 	text    strings.Builder
@@ -158,7 +220,7 @@ type sequence struct {
 	stats   Stats
 }
 
-func (m *Model) newSequence(index int, req *Request) (*sequence, error) {
+func (m *Model) newSequence(ctx context.Context, index int, req *Request) (*sequence, error) {
 	if err := req.SamplingOptions.Validate(); err != nil {
 		return nil, err
 	}
@@ -169,12 +231,28 @@ func (m *Model) newSequence(index int, req *Request) (*sequence, error) {
 	if err != nil {
 		return nil, err
 	}
+	draft := 0
+	if req.Lossless {
+		if draft = req.Draft; draft == 0 {
+			draft = DefaultDraftTokens
+		}
+		if draft < 1 || draft > maxDraftTokens {
+			return nil, fmt.Errorf("draft of %d tokens: want 1..%d", draft, maxDraftTokens)
+		}
+		if len(sched.Layers) == m.Manifest.NumLayers && req.Schedule == "" && req.Speedup == 0 {
+			if sched, err = ParseSchedule("uls:2", 0, m.Manifest.NumLayers); err != nil {
+				return nil, fmt.Errorf("lossless draft schedule: %w", err)
+			}
+		}
+	} else if req.Draft != 0 {
+		return nil, errors.New("a draft length is only meaningful for lossless decoding")
+	}
 	prompt := req.PromptIDs
 	if prompt == nil {
 		if m.Tokenizer == nil {
 			return nil, errors.New("the model package has no tokenizer: give prompt ids instead of text")
 		}
-		ids, err := m.Tokenizer.Encode(req.Prompt, true)
+		ids, err := encode(ctx, m.Tokenizer, req.Prompt)
 		if err != nil {
 			return nil, fmt.Errorf("encode prompt: %w", err)
 		}
@@ -192,13 +270,24 @@ func (m *Model) newSequence(index int, req *Request) (*sequence, error) {
 			return nil, fmt.Errorf("prompt token id %d is outside the vocabulary (0..%d)", id, man.VocabSize-1)
 		}
 	}
-	s := &sequence{index: index, req: req, prompt: slices.Clone(prompt), schedule: sched, out: []int{},
+	s := &sequence{index: index, req: req, prompt: slices.Clone(prompt), schedule: sched, draft: draft, out: []int{},
 		sampler: newSampler(req.SamplingOptions, prompt)}
 	if m.Tokenizer != nil {
 		s.decoder = m.Tokenizer.NewStreamDecoder()
 	}
 	return s, nil
 }
+
+// groupKey names what requests must share to decode in one batch.
+func (s *sequence) groupKey() string {
+	if s.draft > 0 {
+		return fmt.Sprintf("lossless %s draft %d", s.schedule, s.draft)
+	}
+	return s.schedule.String()
+}
+
+// pos is the position the sequence's next token will occupy.
+func (s *sequence) pos() int { return len(s.prompt) + len(s.out) }
 
 func (s *sequence) maxTokens() int {
 	if s.req.MaxTokens == 0 {
@@ -300,36 +389,46 @@ func (s *sequence) finish(reason string, textEnd int, onToken func(Token) error)
 // them together through the schedule's layers until each one stops.
 func (m *Model) decodeBatch(ctx context.Context, seqs []*sequence, onToken func(Token) error) error {
 	sched := seqs[0].schedule
-	ex, err := m.newExecutor(len(seqs), sched.Layers)
+	lossless := seqs[0].draft > 0
+	keep := sched.Layers
+	if lossless {
+		keep = m.allLayers() // the verify step writes every layer's KV
+	}
+	r, err := m.newRunner(len(seqs), keep)
 	if err != nil {
 		return err
 	}
-	defer ex.close()
+	defer r.close()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 
 	start := time.Now()
-	promptTokens := 0
+	prompts := make([][]int, len(seqs))
 	for b, s := range seqs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := ex.prefill(b, s.prompt); err != nil {
-			return err
-		}
-		promptTokens += len(s.prompt)
+		prompts[b] = s.prompt
 	}
-	logits, err := ex.logits()
+	logits, err := r.prefill(prompts, m.allLayers(), m.opts.PrefillChunk)
 	if err != nil {
 		return err
 	}
 	prefillDone := time.Now()
-	ids := make([]int, len(seqs))
-	positions := make([]int, len(seqs))
-	sampleAll := func(logits [][]float32) error {
+	if lossless {
+		spec, err := m.decodeLossless(ctx, r, seqs, logits, sched.Layers, seqs[0].draft, onToken)
+		if err != nil {
+			return err
+		}
+		end := time.Now()
+		m.finishStats(seqs, r, start, prefillDone, prefillDone, end, spec.Emitted, spec.VerifySteps, &spec)
+		return nil
+	}
+	step := part{S: 1, ids: make([]int, len(seqs)), pos: make([]int, len(seqs))}
+	sampleAll := func(logits *stepLogits) error {
 		for b, s := range seqs {
 			if s.done {
 				continue
 			}
-			id, err := s.sampler.next(logits[b])
+			id, err := s.sampler.next(logits.at(b, 0))
 			if err != nil {
 				return err
 			}
@@ -337,7 +436,7 @@ func (m *Model) decodeBatch(ctx context.Context, seqs []*sequence, onToken func(
 			if err := s.accept(m, id, pos, onToken); err != nil {
 				return err
 			}
-			ids[b], positions[b] = id, pos
+			step.ids[b], step.pos[b] = id, pos
 		}
 		return nil
 	}
@@ -345,7 +444,7 @@ func (m *Model) decodeBatch(ctx context.Context, seqs []*sequence, onToken func(
 		return err
 	}
 	firstToken := time.Now()
-	decodeTokens := 0
+	decodeTokens, steps := 0, 0
 	for {
 		active := 0
 		for _, s := range seqs {
@@ -361,46 +460,89 @@ func (m *Model) decodeBatch(ctx context.Context, seqs []*sequence, onToken func(
 		}
 		// Finished rows keep feeding their last token at their last position;
 		// rows are independent, so this changes nothing for the others.
-		if logits, err = ex.decode(ids, positions); err != nil {
+		if logits, err = r.step([]part{step}, sched.Layers, true); err != nil {
 			return err
 		}
 		decodeTokens += active
+		steps++
 		if err := sampleAll(logits); err != nil {
 			return err
 		}
 	}
-	end := time.Now()
-	stats := Stats{
-		PromptTokens: promptTokens,
-		PrefillTPS:   float64(promptTokens) / prefillDone.Sub(start).Seconds(),
-		TTFTMillis:   float64(firstToken.Sub(start).Microseconds()) / 1000,
-		BatchSize:    len(seqs),
-		KVBytes:      ex.kvBytes(),
-	}
-	if d := end.Sub(firstToken).Seconds(); d > 0 && decodeTokens > 0 {
-		stats.DecodeTPS = float64(decodeTokens) / d
-	}
-	for _, s := range seqs {
-		stats.GeneratedTokens += len(s.out)
-	}
-	for _, s := range seqs {
-		s.stats = stats
-	}
+	m.finishStats(seqs, r, start, prefillDone, firstToken, time.Now(), decodeTokens, steps, nil)
 	return nil
 }
 
-func (m *Model) newExecutor(batch int, kept []int) (executor, error) {
+// finishStats files the batch's figures in every sequence.
+func (m *Model) finishStats(seqs []*sequence, r *runner, start, prefillDone, firstToken, end time.Time, decodeTokens, steps int, spec *SpecStats) {
+	group := GroupStats{
+		BatchSize:     len(seqs),
+		PrefillMillis: millis(prefillDone.Sub(start)),
+		DecodeSteps:   steps,
+		DecodeTokens:  decodeTokens,
+		KVBytes:       r.kvBytes(),
+		PrefillTPS:    rate(totalPrompt(seqs), prefillDone.Sub(start)),
+		DecodeTPS:     rate(decodeTokens, end.Sub(firstToken)),
+		DecodeMillis:  millis(end.Sub(firstToken)),
+		TTFTMillis:    millis(firstToken.Sub(start)),
+		Lossless:      spec,
+	}
+	for _, s := range seqs {
+		s.stats = Stats{PromptTokens: len(s.prompt), GeneratedTokens: len(s.out), TTFTMillis: group.TTFTMillis,
+			PrefillTPS: group.PrefillTPS, DecodeTPS: group.DecodeTPS, BatchSize: len(seqs), KVBytes: group.KVBytes, Group: group}
+	}
+}
+
+func totalPrompt(seqs []*sequence) int {
+	n := 0
+	for _, s := range seqs {
+		n += len(s.prompt)
+	}
+	return n
+}
+
+// rate is n per second over d, 0 when d is not positive.
+func rate(n int, d time.Duration) float64 {
+	if d <= 0 || n == 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// allLayers lists every layer of the model, in order.
+func (m *Model) allLayers() []int {
+	l := make([]int, m.Manifest.NumLayers)
+	for i := range l {
+		l[i] = i
+	}
+	return l
+}
+
+// newRunner makes a runner for a batch decoding through kept, after
+// checking that its KV cache fits in memory.
+func (m *Model) newRunner(batch int, kept []int) (*runner, error) {
 	if err := m.checkKVMemory(batch, Schedule{Layers: kept}); err != nil {
 		return nil, err
 	}
-	if m.dev != nil {
-		return m.dev.newExecutor(batch, kept)
+	keep := make([]bool, m.Manifest.NumLayers)
+	for _, l := range kept {
+		keep[l] = true
 	}
-	return newHostExecutor(m, batch, kept)
+	return newRunner(m.g, batch, keep)
 }
 
 // Check reports whether a request is valid for this model without running it.
 func (m *Model) Check(req Request) error {
-	_, err := m.newSequence(0, &req)
+	_, err := m.newSequence(context.Background(), 0, &req)
 	return err
+}
+
+// encode encodes a text prompt, stopping when ctx ends if the tokenizer can.
+func encode(ctx context.Context, t Tokenizer, text string) ([]int, error) {
+	if ce, ok := t.(ContextEncoder); ok {
+		return ce.EncodeContext(ctx, text, true)
+	}
+	return t.Encode(text, true)
 }

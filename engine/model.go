@@ -1,7 +1,7 @@
-// Package engine runs strata model packages (DESIGN.md §3) with Unified
+// Package engine runs strata model packages (docs/design.md) with Unified
 // Layer Skipping: the prompt runs through every layer, and each generated
 // token runs only through the layers of a fixed schedule chosen from a
-// speedup ratio (DESIGN.md §4). A Model is safe for concurrent use; each
+// speedup ratio (docs/design.md, "The schedule"). A Model is safe for concurrent use; each
 // Generate call owns its KV buffers, so calls proceed independently.
 package engine
 
@@ -9,15 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 	"sync"
 
-	ortgo "github.com/yalue/onnxruntime_go"
-
 	"github.com/strata-llm/strata/engine/ort"
-	"github.com/strata-llm/strata/models/onnx"
+	"github.com/strata-llm/strata/engine/ortdev"
+	"github.com/strata-llm/strata/models/hostmem"
 	"github.com/strata-llm/strata/models/manifest"
+	"github.com/strata-llm/strata/models/onnx"
 )
 
 // Options configure how a package is loaded.
@@ -35,10 +33,24 @@ type Options struct {
 	Speedup float64
 	// MaxBatch bounds how many sequences decode together in GenerateBatch (default 8).
 	MaxBatch int
-	// DeviceResident runs the device-resident path (device.go: tensors
-	// allocated by ORT for the device, hidden states and KV never leave it)
-	// even for "cpu"; any other device implies it.
+	// StaticBatching makes GenerateBatch decode fixed batches (each runs
+	// until its longest request ends) instead of refilling rows as they
+	// free up; for comparison.
+	StaticBatching bool
+	// PrefillChunk bounds the prompt tokens per row in one part of a
+	// prefill step (0: DefaultPrefillChunk).
+	PrefillChunk int
+	// DeviceResident makes the CPU behave like a GPU: tensors are allocated
+	// by ORT for the device and token ids and logits are copied in and out,
+	// so the code a GPU runs can be tested on any machine.
 	DeviceResident bool
+	// NoTokenizer skips loading the package's tokenizer: for callers that
+	// give token ids only (verification, benchmarks).
+	NoTokenizer bool
+	// Monolithic runs the package's model_full.onnx (every layer in one
+	// graph) instead of the per-layer graphs: full depth only, for
+	// measuring what running layers as separate graphs costs.
+	Monolithic bool
 }
 
 // Model is a loaded package: one ORT session per graph, shared by all calls.
@@ -51,10 +63,7 @@ type Model struct {
 	dir      string
 	opts     Options
 	schedule Schedule
-
-	embed, head *ortgo.DynamicAdvancedSession
-	layers      []*ortgo.DynamicAdvancedSession
-	dev         *deviceModel // the device-resident path, when in use
+	g        *graphs
 
 	mu     sync.RWMutex // held for reading by every run, for writing by Close
 	closed bool
@@ -65,11 +74,18 @@ func Load(dir string, opts Options) (*Model, error) {
 	if opts.Device == "" {
 		opts.Device = "cpu"
 	}
-	if err := ort.CheckDevice(opts.Device); err != nil {
+	dev, err := ortdev.ParseDevice(opts.Device)
+	if err != nil {
 		return nil, err
+	}
+	if opts.Threads < 0 {
+		return nil, fmt.Errorf("%d intra-op threads: want ≥ 0", opts.Threads)
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 8
+	}
+	if opts.PrefillChunk <= 0 {
+		opts.PrefillChunk = DefaultPrefillChunk
 	}
 	man, err := manifest.Load(dir)
 	if err != nil {
@@ -83,24 +99,15 @@ func Load(dir string, opts Options) (*Model, error) {
 	if m.schedule, err = ParseSchedule(spec, opts.Speedup, man.NumLayers); err != nil {
 		return nil, err
 	}
-	// Resolve every path before ORT opens anything.
-	resolve := func(p string) (string, error) { return manifest.Resolve(dir, p) }
-	embedPath, err := resolve(man.Files.Embed)
+	if opts.Monolithic && len(m.schedule.Layers) != man.NumLayers {
+		return nil, errors.New("the monolithic graph runs at full depth only")
+	}
+	paths, err := resolveGraphs(dir, man, opts.Monolithic)
 	if err != nil {
 		return nil, err
 	}
-	headPath, err := resolve(man.Files.Head)
-	if err != nil {
-		return nil, err
-	}
-	layerPaths := make([]string, man.NumLayers)
-	for i, p := range man.Files.Layers {
-		if layerPaths[i], err = resolve(p); err != nil {
-			return nil, err
-		}
-	}
-	if man.Files.Tokenizer != "" {
-		tokPath, err := resolve(man.Files.Tokenizer)
+	if man.Files.Tokenizer != "" && !opts.NoTokenizer {
+		tokPath, err := manifest.Resolve(dir, man.Files.Tokenizer)
 		if err != nil {
 			return nil, err
 		}
@@ -108,57 +115,69 @@ func Load(dir string, opts Options) (*Model, error) {
 			return nil, fmt.Errorf("model package %s: %w", dir, err)
 		}
 	}
-
-	if err := ort.Init(opts.ORTLib); err != nil {
+	lib, err := ort.Resolve(opts.ORTLib, ort.Progress)
+	if err != nil {
 		return nil, err
 	}
-	// ORT follows external-data locations inside the graphs; make sure
-	// none leaves the package before ORT opens anything.
-	for _, p := range append([]string{embedPath, headPath}, layerPaths...) {
-		if err := onnx.CheckExternalData(p); err != nil {
-			return nil, fmt.Errorf("model package %s: %w", dir, err)
-		}
+	api, err := ortdev.Open(lib.Path)
+	if err != nil {
+		return nil, fmt.Errorf("load ONNX Runtime from %s (%s): %w", lib.Path, lib.Source, err)
 	}
-	if err := checkLayerShapes(layerPaths[0], man); err != nil {
+	so := sessionOptions{device: dev, threads: opts.Threads, resident: opts.DeviceResident}
+	if m.g, err = openGraphs(api, so, man, paths); err != nil {
 		return nil, fmt.Errorf("model package %s: %w", dir, err)
-	}
-	if err := checkHeadShape(headPath, man); err != nil {
-		return nil, fmt.Errorf("model package %s: %w", dir, err)
-	}
-	if err := m.openSessions(embedPath, layerPaths, headPath); err != nil {
-		m.release()
-		return nil, err
 	}
 	slog.Debug("loaded model package", "dir", dir, "layers", man.NumLayers, "dtype", man.DType, "device", opts.Device, "schedule", m.schedule.String())
 	return m, nil
 }
 
-// openSessions opens one session per graph: through onnxruntime_go for the
-// host path, through engine/ortdev for the device-resident one.
-func (m *Model) openSessions(embedPath string, layerPaths []string, headPath string) error {
-	opts := m.opts
-	if opts.Device != "cpu" || opts.DeviceResident {
-		lib, err := ort.Initialized(opts.ORTLib)
+// resolveGraphs resolves the package's graph files and checks them before
+// ORT opens any: external-data locations must stay inside the package (ORT
+// follows them wherever they point), and the declared shapes must agree with
+// the manifest, so that a manifest that lies about sizes is caught before
+// the KV buffers it describes are allocated.
+func resolveGraphs(dir string, man *manifest.Manifest, monolithic bool) (graphPaths, error) {
+	var p graphPaths
+	resolve := func(name string) (string, error) {
+		path, err := manifest.Resolve(dir, name)
 		if err != nil {
-			return err
+			return "", err
 		}
-		m.dev, err = openDevice(lib.Path, opts, m.Manifest, embedPath, layerPaths, headPath)
-		return err
+		if err := onnx.CheckExternalData(path); err != nil {
+			return "", fmt.Errorf("model package %s: %w", dir, err)
+		}
+		return path, nil
 	}
-	so := ort.Options{Device: opts.Device, Threads: opts.Threads}
 	var err error
-	if m.embed, err = ort.NewSession(embedPath, embedInputs, embedOutputs, so); err != nil {
-		return err
-	}
-	for _, p := range layerPaths {
-		s, err := ort.NewSession(p, layerInputs, layerOutputs, so)
-		if err != nil {
-			return err
+	if monolithic {
+		if man.Files.Full == "" {
+			return p, fmt.Errorf("model package %s has no monolithic graph (%s)", dir, manifest.FullFile)
 		}
-		m.layers = append(m.layers, s)
+		p.full, err = resolve(man.Files.Full)
+		return p, err
 	}
-	m.head, err = ort.NewSession(headPath, headInputs, headOutputs, so)
-	return err
+	if p.embed, err = resolve(man.Files.Embed); err != nil {
+		return p, err
+	}
+	if p.head, err = resolve(man.Files.Head); err != nil {
+		return p, err
+	}
+	for _, name := range man.Files.Layers {
+		path, err := resolve(name)
+		if err != nil {
+			return p, err
+		}
+		p.layers = append(p.layers, path)
+	}
+	for i, path := range p.layers {
+		if err := man.CheckLayerGraphFile(path, man.Files.Layers[i]); err != nil {
+			return p, fmt.Errorf("model package %s: %w", dir, err)
+		}
+	}
+	if err := checkHeadShape(p.head, man); err != nil {
+		return p, fmt.Errorf("model package %s: %w", dir, err)
+	}
+	return p, nil
 }
 
 // ErrClosed is returned by calls on a closed Model.
@@ -177,15 +196,9 @@ func (m *Model) Close() error {
 }
 
 func (m *Model) release() {
-	for _, s := range append([]*ortgo.DynamicAdvancedSession{m.embed, m.head}, m.layers...) {
-		if s != nil {
-			s.Destroy()
-		}
-	}
-	m.embed, m.head, m.layers = nil, nil, nil
-	if m.dev != nil {
-		m.dev.close()
-		m.dev = nil
+	if m.g != nil {
+		m.g.close()
+		m.g = nil
 	}
 }
 
@@ -211,71 +224,23 @@ func (m *Model) ResolveSchedule(spec string, speedup float64) (Schedule, error) 
 func (m *Model) Dir() string { return m.dir }
 
 // KVBytes returns the KV cache memory a batch of the given size needs with
-// schedule s: one pair per kept layer, plus the scratch pair that skipped
-// layers share during prefill.
+// schedule s: one pair per kept layer and row, plus the scratch pair that
+// skipped layers share during prefill.
 func (m *Model) KVBytes(batch int, s Schedule) int64 {
-	man := m.Manifest
-	pair := 2 * 4 * int64(man.NumKVHeads) * int64(man.MaxSeqLen) * int64(man.HeadDim)
-	n := int64(batch) * pair * int64(len(s.Layers))
-	if len(s.Layers) < man.NumLayers {
-		// The host path prefills one row at a time; the device path
-		// prefills the whole batch, so its scratch pair holds every row.
-		scratchRows := int64(1)
-		if m.dev != nil {
-			scratchRows = int64(batch)
-		}
-		n += scratchRows * pair
-	}
-	return n
-}
-
-// checkLayerShapes compares a layer graph's declared inputs with the
-// manifest, so that a manifest that lies about sizes is caught before the
-// KV buffers it describes are allocated.
-func checkLayerShapes(path string, man *manifest.Manifest) error {
-	inputs, _, err := ortgo.GetInputOutputInfo(path)
-	if err != nil {
-		return fmt.Errorf("read %s: %s", path, strings.Join(strings.Fields(err.Error()), " "))
-	}
-	want := map[string][]int64{
-		inHidden:    {-1, -1, int64(man.HiddenSize)},
-		inPastKey:   {-1, int64(man.NumKVHeads), -1, int64(man.HeadDim)},
-		inPastValue: {-1, int64(man.NumKVHeads), -1, int64(man.HeadDim)},
-	}
-	found := 0
-	for _, in := range inputs {
-		w, ok := want[in.Name]
-		if !ok {
-			continue
-		}
-		found++
-		dims := in.Dimensions
-		if len(dims) != len(w) {
-			return fmt.Errorf("%s input %s has %d dimensions, the manifest implies %d", path, in.Name, len(dims), len(w))
-		}
-		for i := range w {
-			if w[i] >= 0 && dims[i] >= 0 && dims[i] != w[i] {
-				return fmt.Errorf("%s input %s has shape %v, the manifest says dimension %d is %d", path, in.Name, dims, i, w[i])
-			}
-		}
-	}
-	if found != len(want) {
-		return fmt.Errorf("%s lacks the inputs of a strata layer graph (hidden, past_key, past_value)", path)
-	}
-	return nil
+	return kvCacheBytes(m.Manifest, batch, len(s.Layers))
 }
 
 // checkHeadShape compares the head graph's logits with the manifest's vocabulary.
 func checkHeadShape(path string, man *manifest.Manifest) error {
-	_, outputs, err := ortgo.GetInputOutputInfo(path)
+	_, outputs, err := onnx.GraphIO(path)
 	if err != nil {
-		return fmt.Errorf("read %s: %s", path, strings.Join(strings.Fields(err.Error()), " "))
+		return err
 	}
 	for _, out := range outputs {
-		if out.Name != outLogits {
+		if out.Name != manifest.Logits {
 			continue
 		}
-		d := out.Dimensions
+		d := out.Shape()
 		if len(d) != 3 || (d[2] >= 0 && d[2] != int64(man.VocabSize)) {
 			return fmt.Errorf("%s output logits has shape %v, the manifest says vocab_size %d", path, d, man.VocabSize)
 		}
@@ -284,29 +249,16 @@ func checkHeadShape(path string, man *manifest.Manifest) error {
 	return fmt.Errorf("%s has no logits output", path)
 }
 
-// availableMemory returns MemAvailable from /proc/meminfo, or 0 if unknown.
-func availableMemory() int64 {
-	data, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
-			var kb int64
-			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), &kb)
-			return kb * 1024
-		}
-	}
-	return 0
-}
-
 // checkKVMemory refuses a batch whose KV cache would not fit in memory.
 func (m *Model) checkKVMemory(batch int, s Schedule) error {
 	need := m.KVBytes(batch, s)
-	avail := availableMemory()
+	avail := hostmem.Available()
 	if need <= 0 || (avail > 0 && need > avail*9/10) {
-		return fmt.Errorf("the KV cache for batch %d at max_seq_len %d needs %.1f GiB but only %.1f GiB of memory is available; lower the batch size or export with a smaller --max-seq-len",
+		return fmt.Errorf("the KV cache for batch %d at max_seq_len %d needs %.1f GiB but only %.1f GiB of memory is available; lower the batch size or export with a smaller max_seq_len",
 			batch, m.Manifest.MaxSeqLen, float64(need)/(1<<30), float64(avail)/(1<<30))
 	}
 	return nil
 }
+
+// ORTVersion is the version of the ONNX Runtime library the model runs on.
+func (m *Model) ORTVersion() string { return m.g.api.Version() }

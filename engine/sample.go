@@ -47,8 +47,10 @@ func (o SamplingOptions) Validate() error {
 type sampler struct {
 	opts SamplingOptions
 	rng  *rand.Rand
-	seen map[int]bool // tokens subject to the repetition penalty
+	seen map[int]int // tokens subject to the repetition penalty, with counts
 	cand []candidate
+	// dense is scratch indexed by token id, zero between uses.
+	dense []float64
 }
 
 type candidate struct {
@@ -59,42 +61,75 @@ type candidate struct {
 func newSampler(opts SamplingOptions, history []int) *sampler {
 	s := &sampler{opts: opts, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))}
 	if opts.RepetitionPenalty > 0 && opts.RepetitionPenalty != 1 {
-		s.seen = make(map[int]bool, len(history))
+		s.seen = make(map[int]int, len(history))
 		for _, id := range history {
-			s.seen[id] = true
+			s.seen[id]++
 		}
 	}
 	return s
 }
 
 // errNoCandidate means every logit was NaN or −Inf.
-var errNoCandidate = errors.New("sampling: no finite logit")
+var errNoCandidate = fmt.Errorf("sampling: no finite logit: %w", ErrNonFiniteLogits)
 
-// next returns the chosen token id. logits may be modified.
+// ErrNonFiniteLogits is wrapped by the error of a step whose logits are all
+// NaN or ±Inf: the package's weights hold non-finite values (a corrupt or
+// damaged file), which comparing the package with its reference shows.
+var ErrNonFiniteLogits = errors.New("the model's logits are not finite: its weights hold NaN or Inf (a corrupt file?)")
+
+// next returns the chosen token id and records it. logits may be modified.
 func (s *sampler) next(logits []float32) (int, error) {
-	if s.seen != nil {
-		pen := float32(s.opts.RepetitionPenalty)
-		for id := range s.seen {
-			if id >= 0 && id < len(logits) {
-				if logits[id] > 0 {
-					logits[id] /= pen
-				} else {
-					logits[id] *= pen
-				}
-			}
-		}
-	}
 	var id int
 	var err error
 	if s.opts.Temperature == 0 {
+		s.penalize(logits)
 		id, err = argmax(logits)
 	} else {
-		id, err = s.sample(logits)
+		var d []candidate
+		if d, err = s.dist(logits); err == nil {
+			id = s.draw(d)
+		}
 	}
-	if err == nil && s.seen != nil {
-		s.seen[id] = true
+	if err == nil {
+		s.record(id)
 	}
 	return id, err
+}
+
+// greedy reports whether the sampler takes the argmax.
+func (s *sampler) greedy() bool { return s.opts.Temperature == 0 }
+
+// record adds a chosen token to the repetition penalty's history; forget
+// takes it out again (a rejected draft).
+func (s *sampler) record(id int) {
+	if s.seen != nil {
+		s.seen[id]++
+	}
+}
+
+func (s *sampler) forget(id int) {
+	if s.seen != nil {
+		if s.seen[id]--; s.seen[id] <= 0 {
+			delete(s.seen, id)
+		}
+	}
+}
+
+// penalize applies the repetition penalty to logits in place.
+func (s *sampler) penalize(logits []float32) {
+	if s.seen == nil {
+		return
+	}
+	pen := float32(s.opts.RepetitionPenalty)
+	for id := range s.seen {
+		if id >= 0 && id < len(logits) {
+			if logits[id] > 0 {
+				logits[id] /= pen
+			} else {
+				logits[id] *= pen
+			}
+		}
+	}
 }
 
 func argmax(logits []float32) (int, error) {
@@ -110,17 +145,26 @@ func argmax(logits []float32) (int, error) {
 	return bestID, nil
 }
 
-// sample draws from softmax(logits/T) after top-k, top-p and min-p, applied
-// in that order as Hugging Face's warpers are. Sorting is needed only for
-// top-p; top-k keeps a partial order, and plain or min-p sampling none.
-func (s *sampler) sample(logits []float32) (int, error) {
+// dist returns the distribution the sampler draws from, after the
+// repetition penalty, softmax(logits/T), top-k, top-p and min-p, applied in
+// that order as Hugging Face's warpers are: the candidates left, with
+// probabilities summing to 1. Greedy is the argmax with probability 1.
+// Sorting is needed only for top-p; top-k keeps a partial order, and plain
+// or min-p sampling none. The result aliases the sampler's scratch space
+// until the next call; logits may be modified.
+func (s *sampler) dist(logits []float32) ([]candidate, error) {
+	s.penalize(logits)
 	maxLogit, err := argmax(logits)
 	if err != nil {
-		return 0, err
+		return nil, err
+	}
+	s.cand = s.cand[:0]
+	if s.opts.Temperature == 0 {
+		s.cand = append(s.cand, candidate{maxLogit, 1})
+		return s.cand, nil
 	}
 	top := float64(logits[maxLogit])
 	invT := 1 / s.opts.Temperature
-	s.cand = s.cand[:0]
 	for i, v := range logits {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), -1) {
 			continue
@@ -160,14 +204,22 @@ func (s *sampler) sample(logits []float32) (int, error) {
 	for _, c := range cand {
 		total += c.p
 	}
-	r := s.rng.Float64() * total
-	for _, c := range cand {
+	for i := range cand {
+		cand[i].p /= total
+	}
+	return cand, nil
+}
+
+// draw picks a token from a distribution.
+func (s *sampler) draw(d []candidate) int {
+	r := s.rng.Float64()
+	for _, c := range d {
 		r -= c.p
 		if r <= 0 {
-			return c.id, nil
+			return c.id
 		}
 	}
-	return cand[len(cand)-1].id, nil
+	return d[len(d)-1].id
 }
 
 // byProbability orders candidates most likely first, ties by id.

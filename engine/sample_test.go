@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"errors"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -133,5 +135,13 @@ func TestSamplerTopKAndMinPDistribution(t *testing.T) {
 		if frac := float64(counts[3]) / n; math.Abs(frac-4.0/7) > 0.02 {
 			t.Errorf("%+v: token 3 frequency %.3f, want %.3f", opts, frac, 4.0/7)
 		}
+	}
+}
+
+// TestNonFiniteLogitsError checks that all-NaN logits give an error that
+// says the weights are non-finite.
+func TestNonFiniteLogitsError(t *testing.T) {
+	if !errors.Is(errNoCandidate, ErrNonFiniteLogits) || !strings.Contains(errNoCandidate.Error(), "NaN or Inf") {
+		t.Errorf("errNoCandidate = %v", errNoCandidate)
 	}
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -9,7 +10,7 @@ import (
 )
 
 // Schedule is the fixed set of layers every generated token runs through,
-// in ascending order (DESIGN.md §4). The prompt always runs all layers.
+// in ascending order (docs/design.md, "The schedule"). The prompt always runs all layers.
 type Schedule struct {
 	// Name is the rule that produced it: uls, balanced, top, bottom, layers or full.
 	Name string
@@ -37,25 +38,69 @@ func (s Schedule) String() string {
 // ScheduleNames lists the schedule rules.
 var ScheduleNames = []string{"uls", "balanced", "top", "bottom", "layers:…"}
 
+// MinKeptLayers is the fewest layers a decode schedule may keep, whether it
+// comes from a ratio or an explicit list (a model with fewer layers keeps
+// them all): the paper's rule always keeps the first and the last layer.
+const MinKeptLayers = 2
+
+// ErrNoRatio is returned by ParseSchedule for a rule name given without a
+// speedup ratio: running it at full depth would silently be another schedule
+// than the one asked for.
+var ErrNoRatio = errors.New("names no speedup ratio")
+
+// IsRule reports whether spec is a ratio rule (uls, balanced, top, bottom)
+// given without a ratio, e.g. "top" but not "top:2" or "layers:0,3".
+func IsRule(spec string) bool {
+	switch spec {
+	case "uls", "balanced", "top", "bottom":
+		return true
+	}
+	return false
+}
+
+// DefaultRatio returns the speedup ratio of a package's default schedule
+// spec ("uls:2" gives 2), or 0 when the spec carries none.
+func DefaultRatio(spec string) float64 {
+	name, arg, ok := strings.Cut(spec, ":")
+	if !ok || name == "layers" {
+		return 0
+	}
+	r, err := strconv.ParseFloat(arg, 64)
+	if err != nil || !(r >= 1) || math.IsInf(r, 0) {
+		return 0
+	}
+	return r
+}
+
 // ParseSchedule builds the schedule for numLayers layers. spec is a rule
-// name ("uls", "balanced", "top", "bottom"), optionally with its ratio
-// ("uls:2"), or an explicit list ("layers:0,3,7"). speedup, when > 0,
-// overrides a ratio given in spec; with neither, the ratio is 1 (all layers).
+// name ("uls", "balanced", "top", "bottom") with its ratio ("uls:2"), or an
+// explicit list ("layers:0,3,7"). speedup, when > 0, sets or overrides the
+// ratio given in spec. An empty spec is uls; an empty spec without a
+// speedup keeps every layer (full depth, nothing was asked for). A rule name
+// without any ratio is refused with ErrNoRatio rather than run at full
+// depth. speedup must be 0 or a finite number ≥ 1.
 func ParseSchedule(spec string, speedup float64, numLayers int) (Schedule, error) {
 	if numLayers < 1 {
 		return Schedule{}, fmt.Errorf("schedule: model has %d layers", numLayers)
 	}
+	if math.IsNaN(speedup) || math.IsInf(speedup, 0) || speedup < 0 || (speedup > 0 && speedup < 1) {
+		return Schedule{}, fmt.Errorf("speedup %g: must be at least 1", speedup)
+	}
+	asked := spec != ""
 	if spec == "" {
 		spec = "uls"
 	}
 	name, arg, hasArg := strings.Cut(spec, ":")
 	if name == "layers" {
 		if speedup > 0 && speedup != 1 {
-			return Schedule{}, fmt.Errorf("schedule %q: an explicit layer list cannot be combined with --speedup", spec)
+			return Schedule{}, fmt.Errorf("schedule %q: an explicit layer list cannot be combined with a speedup ratio", spec)
 		}
 		layers, err := parseLayerList(arg, numLayers)
 		if err != nil {
 			return Schedule{}, fmt.Errorf("schedule %q: %w", spec, err)
+		}
+		if need := min(MinKeptLayers, numLayers); len(layers) < need {
+			return Schedule{}, fmt.Errorf("schedule %q keeps %d of %d layers; at least %d must remain", spec, len(layers), numLayers, need)
 		}
 		return Schedule{Name: "layers", Layers: layers}, nil
 	}
@@ -69,6 +114,8 @@ func ParseSchedule(spec string, speedup float64, numLayers int) (Schedule, error
 	}
 	if speedup > 0 {
 		ratio = speedup
+	} else if asked && !hasArg && IsRule(name) {
+		return Schedule{}, fmt.Errorf("schedule %q %w (give one, e.g. %s:2)", spec, ErrNoRatio, name)
 	}
 	if math.IsNaN(ratio) || math.IsInf(ratio, 0) || ratio < 1 {
 		return Schedule{}, fmt.Errorf("speedup %g: must be at least 1", ratio)
@@ -81,8 +128,8 @@ func ParseSchedule(spec string, speedup float64, numLayers int) (Schedule, error
 			break
 		}
 		n := keptCount(name, ratio, numLayers)
-		if n < 2 {
-			return Schedule{}, fmt.Errorf("speedup %g leaves %d of %d layers; at least 2 must remain", ratio, n, numLayers)
+		if need := min(MinKeptLayers, numLayers); n < need {
+			return Schedule{}, fmt.Errorf("speedup %g leaves %d of %d layers; at least %d must remain", ratio, n, numLayers, need)
 		}
 		switch name {
 		case "uls":
@@ -113,7 +160,7 @@ func keptCount(name string, ratio float64, numLayers int) int {
 	if name != "balanced" && ratio == math.Trunc(ratio) {
 		return numLayers / int(ratio)
 	}
-	return max(2, int(math.Round(float64(numLayers)/ratio)))
+	return max(MinKeptLayers, int(math.Round(float64(numLayers)/ratio)))
 }
 
 // ulsLayers is the rule of the paper's released code: keep the first and the

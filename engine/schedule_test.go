@@ -2,6 +2,8 @@ package engine
 
 import (
 	"encoding/json"
+	"errors"
+	"math"
 	"os"
 	"reflect"
 	"strings"
@@ -31,7 +33,10 @@ func TestParseSchedule(t *testing.T) {
 		{"uls:2", 0, 32, append(seq(0, 28, 2), 31)},
 		{"uls:2", 3, 32, append(seq(0, 24, 3), 31)}, // --speedup wins
 		{"uls", 1, 4, []int{0, 1, 2, 3}},
-		{"uls", 0, 4, []int{0, 1, 2, 3}},
+		{"", 0, 4, []int{0, 1, 2, 3}}, // nothing asked: full depth
+		{"uls:1", 0, 4, []int{0, 1, 2, 3}},
+		{"layers:0", 0, 1, []int{0}}, // a one-layer model keeps its layer
+		{"layers:0,3", 0, 4, []int{0, 3}},
 		{"", 2, 8, []int{0, 2, 4, 7}},
 		// Non-integer ratio: n = round(L/r) evenly spaced.
 		{"uls", 1.5, 6, []int{0, 2, 3, 5}},
@@ -72,11 +77,39 @@ func TestParseScheduleErrors(t *testing.T) {
 		{"layers:a", 0, 8, "not a layer index"},
 		{"layers:1,2", 2, 8, "cannot be combined"},
 		{"uls:x", 0, 8, "not a number"},
+		// A rule without a ratio is refused rather than run at full depth.
+		{"top", 0, 8, "names no speedup ratio"},
+		{"uls", 0, 8, "names no speedup ratio"},
+		{"balanced", 0, 8, "names no speedup ratio"},
+		{"bottom", 0, 8, "names no speedup ratio"},
+		{"uls", math.NaN(), 8, "at least 1"},
+		{"", math.Inf(1), 8, "at least 1"},
+		{"uls:NaN", 0, 8, "at least 1"},
+		{"uls", -2, 8, "at least 1"},
+		// One rule for the fewest kept layers: ratios and lists alike.
+		{"layers:3", 0, 8, "at least 2 must remain"},
+		{"top:8", 0, 8, "at least 2 must remain"},
 	}
 	for _, tc := range tests {
 		_, err := ParseSchedule(tc.spec, tc.speedup, tc.layers)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseSchedule(%q, %g, %d) error = %v, want %q", tc.spec, tc.speedup, tc.layers, err, tc.want)
+		}
+	}
+}
+
+func TestScheduleHelpers(t *testing.T) {
+	if _, err := ParseSchedule("top", 0, 8); !errors.Is(err, ErrNoRatio) {
+		t.Errorf("ParseSchedule(top, 0) error %v, want ErrNoRatio", err)
+	}
+	for spec, want := range map[string]bool{"top": true, "uls": true, "top:2": false, "layers:0,1": false, "": false} {
+		if IsRule(spec) != want {
+			t.Errorf("IsRule(%q) = %v", spec, !want)
+		}
+	}
+	for spec, want := range map[string]float64{"uls:2": 2, "top:1.5": 1.5, "uls": 0, "layers:0,3": 0, "uls:0.5": 0, "uls:NaN": 0, "": 0} {
+		if got := DefaultRatio(spec); got != want {
+			t.Errorf("DefaultRatio(%q) = %g, want %g", spec, got, want)
 		}
 	}
 }

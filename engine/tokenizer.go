@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"context"
+
 	"github.com/strata-llm/strata/engine/tokenizer"
 )
 
@@ -42,6 +44,22 @@ func (h hfTokenizer) Encode(text string, addSpecial bool) ([]int, error) {
 		return nil, err
 	}
 	return enc.IDs, nil
+}
+
+// EncodeContext is Encode that stops when ctx is done and fails when a
+// tokenizer.json pattern runs past its time limit
+// (tokenizer.ErrPatternTimeout).
+func (h hfTokenizer) EncodeContext(ctx context.Context, text string, addSpecial bool) ([]int, error) {
+	enc, err := h.t.EncodeContext(ctx, text, addSpecial)
+	if err != nil {
+		return nil, err
+	}
+	return enc.IDs, nil
+}
+
+// ContextEncoder is implemented by tokenizers whose Encode can be cancelled.
+type ContextEncoder interface {
+	EncodeContext(ctx context.Context, text string, addSpecial bool) ([]int, error)
 }
 
 func (h hfTokenizer) Decode(ids []int) string { return h.t.Decode(ids, true) }

@@ -1,5 +1,5 @@
 // Package export turns a checkpoint (a Hugging Face directory or a llama2.c
-// .bin) into a strata model package (DESIGN.md §3): one ONNX graph for the
+// .bin) into a strata model package (docs/design.md, "The package format"): one ONNX graph for the
 // embedding, one per layer and one for the head, manifest.json and the
 // tokenizer files. It also verifies a package against the plain-Go
 // reference forward pass (Verify).
@@ -16,8 +16,14 @@ import (
 	"path/filepath"
 
 	"github.com/strata-llm/strata/export/safetensors"
-	"github.com/strata-llm/strata/models/llama"
+	"github.com/strata-llm/strata/models/family"
+	"github.com/strata-llm/strata/models/graph"
+	"github.com/strata-llm/strata/models/manifest"
 )
+
+// ErrOutputNotEmpty is wrapped by the error for an output directory that
+// exists and holds files while Options.Force is off.
+var ErrOutputNotEmpty = errors.New("exists and is not empty")
 
 // ReferenceFile is the name of the optional fp32 copy of the weights.
 const ReferenceFile = "reference.safetensors"
@@ -31,7 +37,8 @@ type Options struct {
 	// DType of the graph weights: "fp32" (default), "fp16" or "int4".
 	DType string
 	// MaxSeqLen is the KV buffer length; 0 takes the model's
-	// max_position_embeddings, capped at llama.DefaultMaxSeqLen.
+	// max_position_embeddings, capped at graph.DefaultMaxSeqLen (models
+	// without a position table, such as BLOOM, take graph.DefaultMaxSeqLen).
 	MaxSeqLen int
 	// Full also writes model_full.onnx (embedding, every layer, head in one graph).
 	Full bool
@@ -48,16 +55,16 @@ type Options struct {
 // on any error or cancellation nothing is left behind.
 func Export(ctx context.Context, opts Options) (err error) {
 	if opts.DType == "" {
-		opts.DType = llama.DTypeFP32
+		opts.DType = graph.DTypeFP32
 	}
-	if err := llama.CheckDType(opts.DType); err != nil {
+	if err := graph.CheckDType(opts.DType); err != nil {
 		return err
 	}
 	if opts.Out == "" {
 		return errors.New("no output directory given")
 	}
-	if opts.MaxSeqLen < 0 {
-		return fmt.Errorf("max sequence length %d must be positive", opts.MaxSeqLen)
+	if opts.MaxSeqLen < 0 || opts.MaxSeqLen > manifest.MaxSeqLen {
+		return fmt.Errorf("max sequence length %d is out of range (1..%d)", opts.MaxSeqLen, manifest.MaxSeqLen)
 	}
 	out := filepath.Clean(opts.Out)
 	if err := checkOut(out, opts.Force); err != nil {
@@ -68,33 +75,51 @@ func Export(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 	defer src.Close()
-	cfg := src.Config
+	model := src.Model
+	maxPos := model.MaxPositions()
 	maxSeq := opts.MaxSeqLen
 	if maxSeq == 0 {
-		maxSeq = min(cfg.MaxPositionEmbeddings, llama.DefaultMaxSeqLen)
+		maxSeq = graph.DefaultMaxSeqLen
+		if maxPos > 0 {
+			maxSeq = min(maxPos, graph.DefaultMaxSeqLen)
+		}
 	}
-	if maxSeq > cfg.MaxPositionEmbeddings {
-		slog.Warn("max sequence length exceeds the model's max_position_embeddings", "max_seq_len", maxSeq, "max_position_embeddings", cfg.MaxPositionEmbeddings)
+	if maxPos > 0 && maxSeq > maxPos {
+		slog.Warn("max sequence length exceeds the model's max_position_embeddings", "max_seq_len", maxSeq, "max_position_embeddings", maxPos)
 	}
+	if err := checkMemory(model, maxSeq); err != nil {
+		return err
+	}
+	src.Weights = finiteSource{src.Weights}
+	layers := model.NumLayers()
+	dec := model.Decoder()
 
 	parent := filepath.Dir(out)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("create output parent: %w", err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".tmp-")
+	cleanStale(out)
+	tmp, err := os.MkdirTemp(parent, tmpPrefix(out))
 	if err != nil {
 		return fmt.Errorf("create temporary output: %w", err)
 	}
+	unlock := func() {}
 	defer func() {
 		if err != nil {
 			os.RemoveAll(tmp)
 		}
+		unlock()
 	}()
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("create temporary output: %w", err)
 	}
+	release, err := lockTemp(tmp)
+	if err != nil {
+		return err
+	}
+	unlock = release
 
-	total := cfg.NumLayers + 3 // embed, layers, head, manifest
+	total := layers + 3 // embed, layers, head, manifest
 	if opts.Full {
 		total++
 	}
@@ -113,16 +138,16 @@ func Export(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 
-	gopts := llama.GraphOptions{DType: opts.DType, MaxSeqLen: maxSeq}
-	m := cfg.Manifest()
+	gopts := graph.Options{DType: opts.DType, MaxSeqLen: maxSeq}
+	m := model.Manifest()
 	m.DType, m.MaxSeqLen = opts.DType, maxSeq
 	m.BOSID, m.EOSIDs, m.PadID, m.ULS = src.BOSID, src.EOSIDs, src.PadID, src.ULS
 	m.PromptTemplate = src.PromptTemplate
 	if m.EOSIDs == nil {
 		m.EOSIDs = []int{}
 	}
-	graph := func(what string, write func() (string, error)) (string, error) {
-		file, err := write()
+	write := func(what string, build func() (string, error)) (string, error) {
+		file, err := build()
 		if err != nil {
 			return "", fmt.Errorf("export %s: %w", what, err)
 		}
@@ -135,26 +160,26 @@ func Export(ctx context.Context, opts Options) (err error) {
 		}
 		return filepath.ToSlash(name), step()
 	}
-	if m.Files.Embed, err = graph("embedding", func() (string, error) { return llama.WriteEmbed(tmp, cfg, src.Weights, gopts) }); err != nil {
+	if m.Files.Embed, err = write("embedding", func() (string, error) { return graph.WriteEmbed(tmp, dec, src.Weights, gopts) }); err != nil {
 		return err
 	}
-	for l := 0; l < cfg.NumLayers; l++ {
-		name, err := graph(fmt.Sprintf("layer %d", l), func() (string, error) { return llama.WriteLayer(tmp, cfg, l, src.Weights, gopts) })
+	for l := 0; l < layers; l++ {
+		name, err := write(fmt.Sprintf("layer %d", l), func() (string, error) { return graph.WriteLayer(tmp, dec, l, src.Weights, gopts) })
 		if err != nil {
 			return err
 		}
 		m.Files.Layers = append(m.Files.Layers, name)
 	}
-	if m.Files.Head, err = graph("head", func() (string, error) { return llama.WriteHead(tmp, cfg, src.Weights, gopts) }); err != nil {
+	if m.Files.Head, err = write("head", func() (string, error) { return graph.WriteHead(tmp, dec, src.Weights, gopts) }); err != nil {
 		return err
 	}
 	if opts.Full {
-		if m.Files.Full, err = graph("full model", func() (string, error) { return llama.WriteFull(tmp, cfg, src.Weights, gopts) }); err != nil {
+		if m.Files.Full, err = write("full model", func() (string, error) { return graph.WriteFull(tmp, dec, src.Weights, gopts) }); err != nil {
 			return err
 		}
 	}
 	if opts.Reference {
-		if err := WriteReference(filepath.Join(tmp, ReferenceFile), cfg, src.Weights); err != nil {
+		if err := WriteReference(filepath.Join(tmp, ReferenceFile), model, src.Weights); err != nil {
 			return err
 		}
 		m.Files.Reference = ReferenceFile
@@ -179,12 +204,14 @@ func Export(ctx context.Context, opts Options) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	unlock()
+	unlock = func() {}
 	if err := replace(tmp, out); err != nil {
 		return err
 	}
 	done = total - 1
 	step()
-	slog.Info("exported model package", "out", out, "dtype", opts.DType, "layers", cfg.NumLayers, "max_seq_len", maxSeq)
+	slog.Info("exported model package", "out", out, "dtype", opts.DType, "architecture", model.Family(), "layers", layers, "max_seq_len", maxSeq)
 	return nil
 }
 
@@ -206,7 +233,7 @@ func checkOut(out string, force bool) error {
 		return fmt.Errorf("output %s: %w", out, err)
 	}
 	if len(entries) > 0 && !force {
-		return fmt.Errorf("output %s exists and is not empty (use --force to replace it)", out)
+		return fmt.Errorf("output %s: %w", out, ErrOutputNotEmpty)
 	}
 	return nil
 }
@@ -252,15 +279,16 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-// WriteReference stores every weight cfg needs as F32 in a safetensors file,
-// one tensor at a time, with the config in its metadata.
-func WriteReference(path string, cfg llama.Config, src llama.WeightSource) error {
-	ws := cfg.Weights()
+// WriteReference stores every weight the model needs as F32 in a
+// safetensors file, one tensor at a time, under their canonical names, with
+// the family's config in its metadata (family.FromConfig reads it back).
+func WriteReference(path string, model family.Model, src graph.WeightSource) error {
+	ws := model.Weights()
 	specs := make([]safetensors.Spec, len(ws))
 	for i, w := range ws {
 		specs[i] = safetensors.Spec{Name: w.Name, DType: safetensors.F32, Shape: w.Shape}
 	}
-	js, err := json.Marshal(cfg)
+	js, err := json.Marshal(model.Config())
 	if err != nil {
 		return fmt.Errorf("reference weights: %w", err)
 	}
@@ -269,7 +297,7 @@ func WriteReference(path string, cfg llama.Config, src llama.WeightSource) error
 		return fmt.Errorf("reference weights: %w", err)
 	}
 	for _, spec := range ws {
-		data, err := llama.Load(src, spec.Name, spec.Shape)
+		data, err := graph.Load(src, spec.Name, spec.Shape)
 		if err == nil {
 			err = w.Write(spec.Name, data)
 		}

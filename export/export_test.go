@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,8 @@ import (
 	"github.com/strata-llm/strata/export/llama2c"
 	"github.com/strata-llm/strata/export/safetensors"
 	"github.com/strata-llm/strata/export/synth"
+	"github.com/strata-llm/strata/internal/filelock"
+	"github.com/strata-llm/strata/models/family"
 	"github.com/strata-llm/strata/models/llama"
 	"github.com/strata-llm/strata/models/manifest"
 )
@@ -119,9 +122,9 @@ func TestExport(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				cfg, err := referenceConfig(c, m)
-				if err != nil || cfg.NumLayers != m.NumLayers {
-					t.Errorf("reference config %+v %v", cfg, err)
+				model, err := family.FromConfig(m.Architecture, []byte(c.Metadata(configKey)))
+				if err != nil || model.NumLayers() != m.NumLayers {
+					t.Errorf("reference config %+v %v", model, err)
 				}
 				info, _ := c.Info(llama.EmbedName)
 				if info.DType != safetensors.F32 {
@@ -187,6 +190,15 @@ func TestExportErrors(t *testing.T) {
 			f.WriteAt(b[:], 0)
 			f.Close()
 		}, want: "beyond the file size"},
+		{name: "NaN weight", mutate: poke("model.layers.1.mlp.up_proj.weight", 5, float32(math.NaN())), want: `tensor "model.layers.1.mlp.up_proj.weight" holds a non-finite value (NaN at element 5)`},
+		{name: "Inf weight", mutate: poke("model.norm.weight", 0, float32(math.Inf(-1))), want: `tensor "model.norm.weight" holds a non-finite value (-Inf at element 0)`},
+		{name: "trailing garbage", mutate: func(t *testing.T, dir string) {
+			f, _ := os.OpenFile(filepath.Join(dir, "model.safetensors"), os.O_WRONLY|os.O_APPEND, 0)
+			f.Write([]byte("garbage"))
+			f.Close()
+		}, want: "7 bytes of trailing data"},
+		{name: "absurd layer count", mutate: editJSON("config.json", `"num_hidden_layers": 4`, `"num_hidden_layers": 100000000`), want: "num_hidden_layers = 100000000 is out of range"},
+		{name: "absurd max sequence length", opts: func(o *Options) { o.MaxSeqLen = 1 << 40 }, want: "max sequence length 1099511627776 is out of range"},
 		{name: "bad dtype", opts: func(o *Options) { o.DType = "int8" }, want: "int8"},
 		{name: "missing input", opts: func(o *Options) { o.In += "-nope" }, want: "no such file"},
 		{name: "file of an HF checkpoint", opts: func(o *Options) { o.In = filepath.Join(o.In, "model.safetensors") }, want: "checkpoint directory"},
@@ -216,6 +228,79 @@ func TestExportErrors(t *testing.T) {
 	}
 }
 
+// poke overwrites one float32 element of a tensor in dir/model.safetensors.
+func poke(tensor string, index int, v float32) func(t *testing.T, dir string) {
+	return func(t *testing.T, dir string) {
+		p := filepath.Join(dir, "model.safetensors")
+		f, err := safetensors.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, ok := f.Info(tensor)
+		start := f.Header().DataStart
+		f.Close()
+		if !ok || info.DType != safetensors.F32 {
+			t.Fatalf("no F32 tensor %s", tensor)
+		}
+		w, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		var b [4]byte
+		binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
+		if _, err := w.WriteAt(b[:], start+info.Begin+int64(4*index)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestExportCleansStaleTemporaries checks that an export removes the
+// temporary directory a killed export of the same output left behind, and
+// only that: not one still locked by a live export, not one without the
+// lock file, not one of another output.
+func TestExportCleansStaleTemporaries(t *testing.T) {
+	in := checkpoint(t, synth.Llama2Like())
+	parent := t.TempDir()
+	mk := func(name string, lock bool) string {
+		dir := filepath.Join(parent, name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "layer_00.onnx.data"), make([]byte, 1<<16), 0o644)
+		if lock {
+			os.WriteFile(filepath.Join(dir, lockName), []byte("12345\n"), 0o644)
+		}
+		return dir
+	}
+	dead := mk(".pkg.tmp-111", true)
+	live := mk(".pkg.tmp-222", true)
+	unknown := mk(".pkg.tmp-333", false)
+	other := mk(".other.tmp-444", true)
+	held, err := os.Open(filepath.Join(live, lockName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := filelock.TryLock(held); err != nil {
+		t.Fatal(err)
+	}
+	if err := Export(context.Background(), Options{In: in, Out: filepath.Join(parent, "pkg"), MaxSeqLen: 32}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dead); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the stale temporary %s is still there (%v)", dead, err)
+	}
+	for _, d := range []string{live, unknown, other} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s was removed: %v", d, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(parent, "pkg", lockName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the package holds the export lock file (%v)", err)
+	}
+}
+
 func TestExportOutput(t *testing.T) {
 	in := checkpoint(t, synth.Llama2Like())
 	parent := t.TempDir()
@@ -223,7 +308,7 @@ func TestExportOutput(t *testing.T) {
 	os.MkdirAll(out, 0o755)
 	os.WriteFile(filepath.Join(out, "keep.txt"), []byte("x"), 0o644)
 	err := Export(context.Background(), Options{In: in, Out: out, MaxSeqLen: 32})
-	if err == nil || !strings.Contains(err.Error(), "--force") {
+	if !errors.Is(err, ErrOutputNotEmpty) || strings.Contains(err.Error(), "--") {
 		t.Fatalf("non-empty out: err = %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(out, "keep.txt")); err != nil {

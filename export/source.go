@@ -8,6 +8,8 @@ import (
 
 	"github.com/strata-llm/strata/export/hf"
 	"github.com/strata-llm/strata/export/llama2c"
+	"github.com/strata-llm/strata/models/family"
+	"github.com/strata-llm/strata/models/graph"
 	"github.com/strata-llm/strata/models/llama"
 	"github.com/strata-llm/strata/models/manifest"
 )
@@ -15,8 +17,12 @@ import (
 // Source is an open checkpoint: its configuration, special tokens and
 // weights in Hugging Face names and layout.
 type Source struct {
+	// Model is the checkpoint's configuration, whatever its family.
+	Model family.Model
+	// Config is the configuration of a LLaMA-family checkpoint (zero for
+	// other families).
 	Config  llama.Config
-	Weights llama.WeightSource
+	Weights graph.WeightSource
 	BOSID   int
 	EOSIDs  []int
 	PadID   int
@@ -46,7 +52,7 @@ func OpenSource(path string) (*Source, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &Source{Config: c.Config, Weights: c, BOSID: c.BOSID, EOSIDs: c.EOSIDs, PadID: c.PadID, ULS: c.ULS, PromptTemplate: c.PromptTemplate, close: c.Close}
+		s := &Source{Model: c.Model, Config: c.Config, Weights: c, BOSID: c.BOSID, EOSIDs: c.EOSIDs, PadID: c.PadID, ULS: c.ULS, PromptTemplate: c.PromptTemplate, close: c.Close}
 		for _, f := range c.Files {
 			s.Files = append(s.Files, filepath.Join(path, f))
 		}
@@ -60,7 +66,7 @@ func OpenSource(path string) (*Source, error) {
 		return nil, err
 	}
 	cfg := f.Config()
-	s := &Source{Config: cfg, Weights: f, BOSID: cfg.BOSID, EOSIDs: cfg.EOSIDs, PadID: -1, close: f.Close}
+	s := &Source{Model: family.Llama(cfg), Config: cfg, Weights: f, BOSID: cfg.BOSID, EOSIDs: cfg.EOSIDs, PadID: -1, close: f.Close}
 	// A llama2.c model may sit next to an HF tokenizer.json of its vocabulary.
 	for _, name := range hf.TokenizerFiles {
 		p := filepath.Join(filepath.Dir(path), name)

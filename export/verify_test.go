@@ -2,10 +2,11 @@ package export
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
-	"strings"
 	"testing"
 
+	"github.com/strata-llm/strata/engine"
 	"github.com/strata-llm/strata/export/safetensors"
 	"github.com/strata-llm/strata/export/synth"
 )
@@ -39,6 +40,8 @@ func TestVerify(t *testing.T) {
 		{"llama2 fp32", synth.Llama2Like(), "fp32", "abs", 1e-4},
 		{"qwen2 fp32", synth.Qwen2Like(), "fp32", "abs", 1e-4},
 		{"mistral fp32", synth.MistralLike(), "fp32", "abs", 1e-4},
+		{"bloom fp32", synth.BloomLike(), "fp32", "abs", 1e-4},
+		{"bloom f32 to fp16", synth.BloomLike(), "fp16", "rel", 2e-2},
 		{"llama2 bf16 sharded fp32", bf16, "fp32", "abs", 1e-4},
 		{"qwen2 f32 to fp16", f32(synth.Qwen2Like()), "fp16", "rel", 2e-2},
 		{"mistral f32 to fp16", f32(synth.MistralLike()), "fp16", "rel", 2e-2},
@@ -47,7 +50,7 @@ func TestVerify(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, pkg := exported(t, tc.spec, tc.dtype, true)
 			var seen int
-			rep, err := Verify(context.Background(), pkg, VerifyOptions{Steps: 8, OnStep: func(StepReport) { seen++ }})
+			rep, err := verifyPackage(t, pkg, VerifyOptions{Steps: 8, OnStep: func(StepReport) { seen++ }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -78,7 +81,7 @@ func TestVerifyInt4Peaked(t *testing.T) {
 	s := synth.Llama2Like()
 	s.Peaked = true
 	_, pkg := exported(t, s, "int4", true)
-	rep, err := Verify(context.Background(), pkg, VerifyOptions{Steps: 8})
+	rep, err := verifyPackage(t, pkg, VerifyOptions{Steps: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +98,7 @@ func TestVerifyInt4Peaked(t *testing.T) {
 		}
 	}
 	// A tolerance turns int4 into a relative check that this one fails.
-	rep, err = Verify(context.Background(), pkg, VerifyOptions{Steps: 2, Tol: 1e-9})
+	rep, err = verifyPackage(t, pkg, VerifyOptions{Steps: 2, Tol: 1e-9})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,17 +109,17 @@ func TestVerifyInt4Peaked(t *testing.T) {
 
 func TestVerifyCheckpoints(t *testing.T) {
 	ckpt, pkg := exported(t, synth.MistralLike(), "fp32", false)
-	if _, err := Verify(context.Background(), pkg, VerifyOptions{}); err == nil || !strings.Contains(err.Error(), "--checkpoint") {
+	if _, err := verifyPackage(t, pkg, VerifyOptions{}); err == nil || !errors.Is(err, ErrNoReference) {
 		t.Fatalf("no reference: err = %v", err)
 	}
-	rep, err := Verify(context.Background(), pkg, VerifyOptions{Checkpoint: ckpt, PromptIDs: []int{1, 5, 9}, Steps: 3})
+	rep, err := verifyPackage(t, pkg, VerifyOptions{Checkpoint: ckpt, PromptIDs: []int{1, 5, 9}, Steps: 3})
 	if err != nil || !rep.Pass || len(rep.Steps) != 4 || rep.Steps[0].Positions != 3 {
 		t.Fatalf("HF checkpoint: %+v %v", rep, err)
 	}
 	// Weights of another seed give other logits: the check must fail.
 	other := synth.MistralLike()
 	other.Seed = 99
-	rep, err = Verify(context.Background(), pkg, VerifyOptions{Checkpoint: checkpoint(t, other), Steps: 1})
+	rep, err = verifyPackage(t, pkg, VerifyOptions{Checkpoint: checkpoint(t, other), Steps: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,14 +127,14 @@ func TestVerifyCheckpoints(t *testing.T) {
 		t.Fatalf("wrong weights passed: %+v", rep)
 	}
 	// A checkpoint of another model is refused.
-	if _, err := Verify(context.Background(), pkg, VerifyOptions{Checkpoint: checkpoint(t, synth.Llama2Like())}); err == nil {
+	if _, err := verifyPackage(t, pkg, VerifyOptions{Checkpoint: checkpoint(t, synth.Llama2Like())}); err == nil {
 		t.Fatal("mismatched model: no error")
 	}
 	for _, o := range []VerifyOptions{
 		{Checkpoint: ckpt, PromptIDs: []int{100000}},
 		{Checkpoint: ckpt, Steps: 1000},
 	} {
-		if _, err := Verify(context.Background(), pkg, o); err == nil {
+		if _, err := verifyPackage(t, pkg, o); err == nil {
 			t.Errorf("%+v: no error", o)
 		}
 	}
@@ -143,7 +146,7 @@ func TestVerifyLlama2c(t *testing.T) {
 	if err := Export(context.Background(), Options{In: bin, Out: pkg, MaxSeqLen: 64}); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Verify(context.Background(), pkg, VerifyOptions{Checkpoint: bin, Steps: 8})
+	rep, err := verifyPackage(t, pkg, VerifyOptions{Checkpoint: bin, Steps: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,11 +176,27 @@ func TestVerifyReferenceWithoutConfig(t *testing.T) {
 	if err := safetensors.WriteFile(bare, ts, nil); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Verify(context.Background(), pkg, VerifyOptions{Checkpoint: bare, Steps: 2})
+	rep, err := verifyPackage(t, pkg, VerifyOptions{Checkpoint: bare, Steps: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !rep.Pass || rep.MaxAbs > 1e-4 {
 		t.Fatalf("report %+v", rep)
 	}
+}
+
+// verifyPackage verifies pkg through the engine's runner, as `strata verify` does.
+func verifyPackage(t *testing.T, pkg string, opts VerifyOptions) (Report, error) {
+	t.Helper()
+	m, err := engine.Load(pkg, engine.Options{Schedule: "uls", Speedup: 1, NoTokenizer: true, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	run, err := m.NewForward()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run.Close()
+	return Verify(context.Background(), pkg, run, opts)
 }

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +15,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/strata-llm/strata/export/safetensors"
 	"github.com/strata-llm/strata/export/synth"
+	"github.com/strata-llm/strata/internal/filelock"
 	"github.com/strata-llm/strata/models/manifest"
 	"github.com/strata-llm/strata/models/onnx"
 )
@@ -256,6 +260,16 @@ func badInputs(t *testing.T, root string) []badInput {
 		m.Files.Tokenizer = "tokenizer.json"
 		replaceFile(t, filepath.Join(dir, "tokenizer.json"), []byte(`{"model": {"type": "BPE", "vocab": [`))
 	})
+	seqMismatch := badPackage(t, root, "pkg-seq-mismatch", func(_ string, m *manifest.Manifest) { m.MaxSeqLen = 128 })
+	randomWeights := badPackage(t, root, "pkg-random-weights", func(dir string, m *manifest.Manifest) {
+		// Every float of the head's weights becomes 0xffffffff, a NaN.
+		path := filepath.Join(dir, m.Files.Head+".data")
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		replaceFile(t, path, bytes.Repeat([]byte{0xff}, int(st.Size())))
+	})
 	notALib := writeFile(t, root, "libonnxruntime.so.1", "this is not a shared library\n")
 	notAPkg := writeFile(t, root, "not-a-package", "hello\n")
 
@@ -299,6 +313,65 @@ func badInputs(t *testing.T, root string) []badInput {
 		os.Remove(filepath.Join(dir, "config.json"))
 	})
 	badBin := writeFile(t, root, "model.bin", "\x01\x00\x00")
+	endlessConfig := badCheckpoint(t, root, "ckpt-endless-config", func(dir string) {
+		os.Remove(filepath.Join(dir, "config.json"))
+		if err := os.Symlink("/dev/zero", filepath.Join(dir, "config.json")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	hugeLayers := badCheckpoint(t, root, "ckpt-huge-layers", func(dir string) {
+		editJSON(t, filepath.Join(dir, "config.json"), func(v map[string]any) { v["num_hidden_layers"] = 1 << 40 })
+	})
+	hugeVocab := badCheckpoint(t, root, "ckpt-huge-product", func(dir string) {
+		editJSON(t, filepath.Join(dir, "config.json"), func(v map[string]any) { v["hidden_size"], v["intermediate_size"] = 1<<20, 1<<20 })
+	})
+	nanST := badCheckpoint(t, root, "ckpt-nan", func(dir string) { pokeFloat(t, dir, "model.layers.1.self_attn.v_proj.weight", float32(math.NaN())) })
+	randomST := badCheckpoint(t, root, "ckpt-random-bytes", func(dir string) {
+		// Random bytes over a whole tensor: some decode as NaN or Inf.
+		path := filepath.Join(dir, "model.safetensors")
+		f, err := safetensors.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, _ := f.Info("model.norm.weight")
+		start := f.Header().DataStart
+		f.Close()
+		data, _ := os.ReadFile(path)
+		junk := data[start+info.Begin : start+info.End]
+		for i := range junk {
+			junk[i] = 0xff
+		}
+		replaceFile(t, path, data)
+	})
+	aliasST := badCheckpoint(t, root, "ckpt-alias", func(dir string) {
+		rewriteHeader(t, filepath.Join(dir, "model.safetensors"), func(h map[string]any) {
+			h["model.norm.weight"].(map[string]any)["data_offsets"] = h["model.layers.0.input_layernorm.weight"].(map[string]any)["data_offsets"]
+		})
+	})
+	trailingST := badCheckpoint(t, root, "ckpt-trailing", func(dir string) {
+		path := filepath.Join(dir, "model.safetensors")
+		data, _ := os.ReadFile(path)
+		replaceFile(t, path, append(data, "trailing garbage"...))
+	})
+	hostileTok := writeFile(t, root, "hostile-tokenizer.json", `{"version": "1.0", "added_tokens": [], "normalizer": null,
+"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(a+)+$"}, "behavior": "Isolated"},
+"post_processor": null, "decoder": null, "model": {"type": "BPE", "vocab": {"a": 0, "!": 1}, "merges": []}}`)
+	inIsOut := reqs("same.jsonl", `{"id": "a", "prompt_ids": [1, 2]}`+"\n")
+	inLink := filepath.Join(root, "same-link.jsonl")
+	if err := os.Symlink(inIsOut, inLink); err != nil {
+		t.Fatal(err)
+	}
+	lockedOut := writeFile(t, root, "locked.jsonl", "")
+	lockHolder, err := os.OpenFile(lockedOut, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lockHolder.Close() })
+	if err := filelock.TryLock(lockHolder); err != nil {
+		t.Fatal(err)
+	}
+	otherProducer := writeFile(t, root, "other-producer.jsonl",
+		`{"strata_batch":{"package":"sha256:0000","model":"/elsewhere/pkg","settings":{"max_tokens":128}}}`+"\n"+`{"id":"z","token_ids":[1],"text":"","stop_reason":"max_tokens","kept_layers":[0],"stats":{}}`+"\n")
 	exp := func(in, name string) []string { return []string{"export", "--in", in, "--out", out(name)} }
 
 	return []badInput{
@@ -329,6 +402,8 @@ func badInputs(t *testing.T, root string) []badInput {
 		{name: "manifest hidden_size differs from the graphs'", args: gen(bigHidden, ids...), want: "hidden"},
 		{name: "manifest sizes asking for a 2^55-byte KV cache", args: gen(hugeKV, ids...), want: "KV cache would exceed"},
 		{name: "manifest sizes whose KV cache size overflows int64", args: gen(overflowKV, ids...), want: "KV cache"},
+		{name: "manifest max_seq_len differs from the layer graphs'", args: gen(seqMismatch, ids...), want: "manifest.json max_seq_len is 128"},
+		{name: "weights file of random bytes (NaN)", args: gen(randomWeights, ids...), want: "strata verify"},
 		{name: "layer file is the head graph", args: gen(wrongGraph, ids...), want: "head.onnx"},
 		// Tokenizer and prompt.
 		{name: "text prompt, package has no tokenizer", args: gen(pkg, "hello"), want: "no tokenizer"},
@@ -351,8 +426,20 @@ func badInputs(t *testing.T, root string) []badInput {
 		{name: "--temperature not a number", args: gen(pkg, append(ids, "--temperature", "hot")...), want: "temperature"},
 		{name: "unknown flag", args: gen(pkg, append(ids, "--bogus")...), want: "bogus"},
 		{name: "unknown command", args: []string{"frobnicate"}, want: "frobnicate"},
+		{name: "--threads -1", args: gen(pkg, append(ids, "--threads", "-1")...), want: "--threads -1 is out of range"},
+		{name: "--threads 100000", args: gen(pkg, append(ids, "--threads", "100000")...), want: "--threads 100000 is out of range"},
+		{name: "--speedup NaN", args: gen(pkg, append(ids, "--speedup", "NaN")...), want: "--speedup NaN"},
+		{name: "--speedup 0", args: gen(pkg, append(ids, "--speedup", "0")...), want: "at least 1"},
+		{name: "--schedule top without --speedup, package without a fine-tuned ratio", args: gen(pkg, append(ids, "--schedule", "top")...), want: "--schedule top needs --speedup"},
+		{name: "--schedule layers:3 (one layer kept)", args: gen(pkg, append(ids, "--schedule", "layers:3")...), want: "at least 2 must remain"},
+		{name: "tokenizer.json regex that backtracks exponentially", args: []string{"tokenize", "--tokenizer", hostileTok, "--text", strings.Repeat("a", 40) + "!"}, want: "pattern matching took too long"},
+		{name: "eval --ratios NaN", args: []string{"eval", "--model", pkg, "--ratios", "1,NaN"}, want: "--ratios"},
+		{name: "eval --batch-size 0", args: []string{"eval", "--model", pkg, "--batch-size", "0"}, want: "--batch-size 0"},
+		{name: "bench --ratios Inf", args: []string{"bench", "--model", pkg, "--ratios", "Inf"}, want: "--ratios"},
+		{name: "bench --threads 100000", args: []string{"bench", "--model", pkg, "--threads", "100000"}, want: "--threads 100000"},
 		{name: "--log-level loud", args: append([]string{"--log-level", "loud"}, gen(pkg, ids...)...), want: "log-level"},
 		// Batch.
+		{name: "batch --deadline without a calibration", args: []string{"batch", "--model", pkg, "--in", okReqs, "--out", out("deadline"), "--deadline", "1m"}, want: "strata bench --model"},
 		{name: "batch --in missing", args: []string{"batch", "--model", pkg, "--in", filepath.Join(root, "nope.jsonl"), "--out", out("missing")}, want: "open requests"},
 		{name: "batch malformed JSONL line", args: []string{"batch", "--model", pkg, "--in", malformed, "--out", out("malformed")}, want: "line 2"},
 		{name: "batch duplicate ids", args: []string{"batch", "--model", pkg, "--in", dup, "--out", out("dup")}, want: "already used on line 1"},
@@ -360,6 +447,11 @@ func badInputs(t *testing.T, root string) []badInput {
 		{name: "batch request without a prompt", args: []string{"batch", "--model", pkg, "--in", noPrompt, "--out", out("noprompt")}, want: "neither prompt nor prompt_ids"},
 		{name: "batch --out is not a results file", args: []string{"batch", "--model", pkg, "--in", okReqs, "--out", badResults}, want: "not a result"},
 		{name: "batch --out in a missing directory", args: []string{"batch", "--model", pkg, "--in", okReqs, "--out", filepath.Join(root, "no", "dir", "r.jsonl")}, want: "no such file"},
+		{name: "batch --out is the --in file", args: []string{"batch", "--model", pkg, "--in", inIsOut, "--out", inIsOut}, want: "is the requests file"},
+		{name: "batch --out is a symlink to the --in file", args: []string{"batch", "--model", pkg, "--in", inIsOut, "--out", inLink}, want: "is the requests file"},
+		{name: "batch --out held by another batch run", args: []string{"batch", "--model", pkg, "--in", okReqs, "--out", lockedOut}, want: "in use by another strata batch"},
+		{name: "batch resume of an --out from another package and settings", args: []string{"batch", "--model", pkg, "--in", okReqs, "--out", otherProducer}, want: "produced with other settings"},
+		{name: "batch --threads -1", args: []string{"batch", "--model", pkg, "--in", okReqs, "--out", out("threads"), "--threads", "-1"}, want: "--threads"},
 		{name: "batch --batch-size 0", args: []string{"batch", "--model", pkg, "--in", okReqs, "--out", out("bs0"), "--batch-size", "0"}, want: "batch-size"},
 		// Export.
 		{name: "export of a truncated safetensors file", args: exp(truncST, "trunc"), want: "safetensors"},
@@ -369,11 +461,64 @@ func badInputs(t *testing.T, root string) []badInput {
 		{name: "export without config.json", args: exp(noConfig, "noconfig"), want: "config.json"},
 		{name: "export of a llama2.c .bin cut short", args: exp(badBin, "bin"), want: "model.bin"},
 		{name: "export --in missing", args: exp(filepath.Join(root, "nope"), "nope"), want: "no such file"},
+		{name: "export with config.json a symlink to /dev/zero", args: exp(endlessConfig, "endless"), want: "more than the 16777216-byte limit"},
+		{name: "export with num_hidden_layers 2^40 in config.json", args: exp(hugeLayers, "hugelayers"), want: "num_hidden_layers = 1099511627776 is out of range"},
+		{name: "export with a 2^40-value weight matrix in config.json", args: exp(hugeVocab, "hugeproduct"), want: "intermediate_size × hidden_size"},
+		{name: "export --max-seq-len 2^40", args: append(exp(noConfig, "maxseq"), "--max-seq-len", "1099511627776"), want: "--max-seq-len 1099511627776 is out of range"},
+		{name: "export of a checkpoint with a NaN weight", args: exp(nanST, "nan"), want: `tensor "model.layers.1.self_attn.v_proj.weight" holds a non-finite value`},
+		{name: "export of a checkpoint with random bytes in a weight", args: exp(randomST, "random"), want: `tensor "model.norm.weight" holds a non-finite value`},
+		{name: "export of safetensors whose tensors share bytes", args: exp(aliasST, "alias"), want: "overlap tensor"},
+		{name: "export of safetensors with trailing garbage", args: exp(trailingST, "trailing"), want: "16 bytes of trailing data"},
+		{name: "synth --shape huge", args: []string{"synth", "--shape", "huge", "--out", out("synth")}, want: "--shape \"huge\""},
 		{name: "export --dtype bf8", args: append(exp(noConfig, "dtype"), "--dtype", "bf8"), want: "bf8"},
 		// Tokenize.
 		{name: "tokenize with a missing tokenizer", args: []string{"tokenize", "--tokenizer", filepath.Join(root, "nope.json"), "--text", "hi"}, want: "nope.json"},
 		{name: "tokenize with an invalid tokenizer.json", args: []string{"tokenize", "--tokenizer", garbageTok, "--text", "hi"}, want: "tokenizer"},
 	}
+}
+
+// pokeFloat overwrites the first element of an F32 tensor in dir/model.safetensors.
+func pokeFloat(t *testing.T, dir, tensor string, v float32) {
+	t.Helper()
+	path := filepath.Join(dir, "model.safetensors")
+	f, err := safetensors.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, ok := f.Info(tensor)
+	start := f.Header().DataStart
+	f.Close()
+	if !ok || info.DType != safetensors.F32 {
+		t.Fatalf("no F32 tensor %s", tensor)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint32(data[start+info.Begin:], math.Float32bits(v))
+	replaceFile(t, path, data)
+}
+
+// rewriteHeader edits the JSON header of a safetensors file in place,
+// keeping its length (the header is padded with spaces).
+func rewriteHeader(t *testing.T, path string, edit func(map[string]any)) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := binary.LittleEndian.Uint64(data)
+	var h map[string]any
+	if err := json.Unmarshal(data[8:8+n], &h); err != nil {
+		t.Fatal(err)
+	}
+	edit(h)
+	js, err := json.Marshal(h)
+	if err != nil || uint64(len(js)) > n {
+		t.Fatalf("new header of %d bytes does not fit in %d (%v)", len(js), n, err)
+	}
+	copy(data[8:8+n], append(js, bytes.Repeat([]byte(" "), int(n)-len(js))...))
+	replaceFile(t, path, data)
 }
 
 // checkMessage reports what is wrong with a bad input's exit status and

@@ -7,11 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -21,8 +21,11 @@ import (
 func batchCommand() *cli.Command {
 	flags := append(modelFlags(false),
 		&cli.StringFlag{Name: "in", Usage: "requests, one JSON object per line", Required: true},
-		&cli.StringFlag{Name: "out", Usage: "results, one JSON object per line (appended; a rerun skips ids already there)", Required: true},
-		&cli.IntFlag{Name: "batch-size", Value: 8, Usage: "requests decoded together"},
+		&cli.StringFlag{Name: "out", Usage: "results, one JSON object per line (appended; a rerun skips ids already there and retries failed ones)", Required: true},
+		&cli.BoolFlag{Name: "allow-mismatch", Usage: "append to an --out produced by another model package or other settings"},
+		&cli.BoolFlag{Name: "skip-failed", Usage: "on a rerun, leave requests whose last result is an error instead of retrying them"},
+		&cli.IntFlag{Name: "batch-size", Value: 8, Usage: "rows decoded together (a finished request's row takes the next request at once)"},
+		&cli.DurationFlag{Name: "deadline", Usage: "finish within this time (e.g. 30m): pick the smallest speedup that meets it, from the package's calibration (strata bench --calibrate)"},
 	)
 	flags = append(flags, scheduleFlags()...)
 	flags = append(flags, samplingFlags()...)
@@ -34,7 +37,10 @@ func batchCommand() *cli.Command {
 			"\"schedule\": \"uls\", \"speedup\": R}; fields left out take the command-line values. Each output line is\n" +
 			"{\"id\", \"token_ids\", \"text\", \"stop_reason\", \"kept_layers\", \"stats\"} or {\"id\", \"error\"}.\n" +
 			"Results are appended and flushed per request: after a crash, run the same command again and it\n" +
-			"finishes the requests whose ids are not in the output yet. Ctrl-C stops at the next decode step.",
+			"finishes the requests whose ids are not in the output yet, and retries those that failed. The\n" +
+			"first output line, {\"strata_batch\": {…}}, records the model package and settings; a rerun with\n" +
+			"others is refused (--allow-mismatch appends anyway). One run at a time holds --out (a file lock).\n" +
+			"Ctrl-C stops at the next decode step.",
 		Flags:  flags,
 		Action: runBatch,
 	}
@@ -54,76 +60,151 @@ func runBatch(c *cli.Context) error {
 	if c.Int("batch-size") < 1 {
 		return fmt.Errorf("--batch-size %d: must be at least 1", c.Int("batch-size"))
 	}
+	if err := checkThreads(c); err != nil {
+		return err
+	}
 	reqs, err := readRequests(c.String("in"), defaults)
 	if err != nil {
 		return err
 	}
-	done, err := finishedIDs(c.String("out"))
+	results, err := openResults(c.String("in"), c.String("out"))
 	if err != nil {
 		return err
 	}
-	var todo []engine.Request
-	for _, r := range reqs {
-		if !done[r.ID] {
-			todo = append(todo, r)
-		}
+	defer results.Close()
+	dir, err := modelDir(c)
+	if err != nil {
+		return err
 	}
+	ident, err := batchProducer(c, dir, defaults)
+	if err != nil {
+		return err
+	}
+	todo, retried := pendingRequests(reqs, results, c.Bool("skip-failed"))
 	if len(todo) == 0 {
 		fmt.Fprintf(c.App.ErrWriter, "strata: all %d requests are already in %s\n", len(reqs), c.String("out"))
-		return nil
+		return results.compact()
 	}
-	m, format, err := loadModel(c)
+	if err := results.claim(ident, c.Bool("allow-mismatch")); err != nil {
+		return err
+	}
+	if retried > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "strata: retrying %d requests that failed before (--skip-failed leaves them)\n", retried)
+	}
+	m, format, err := loadModelDir(c, dir)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
 
-	out, err := os.OpenFile(c.String("out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("open results: %w", err)
-	}
-	defer out.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	progress := newProgress(c.App.ErrWriter, len(reqs), len(reqs)-len(todo))
-	size := c.Int("batch-size")
-	for start := 0; start < len(todo); start += size {
-		chunk := todo[start:min(start+size, len(todo))]
-		var runnable []engine.Request
-		for _, r := range chunk {
-			if r.PromptIDs == nil {
-				r.Prompt = format(r.Prompt)
-			}
-			if err := m.Check(r); err != nil {
-				if err := writeLine(out, errorLine{ID: r.ID, Error: err.Error()}); err != nil {
-					return err
-				}
-				progress.add(0)
-				continue
-			}
-			runnable = append(runnable, r)
+	progress := newProgress(c.App.ErrWriter, "requests", len(reqs), len(reqs)-len(todo))
+	var runnable []engine.Request
+	for _, r := range todo {
+		requestRatio(m, &r)
+		if r.PromptIDs == nil {
+			r.Prompt = format(r.Prompt)
 		}
-		results, runErr := m.GenerateBatch(ctx, runnable, nil)
-		for _, res := range results {
-			if res.StopReason == "" { // interrupted before it finished
-				continue
-			}
-			if err := writeLine(out, res); err != nil {
+		if err := m.Check(r); err != nil {
+			if err := results.write(r.ID, errorLine{ID: r.ID, Error: err.Error()}); err != nil {
 				return err
 			}
-			progress.add(len(res.TokenIDs))
+			progress.add(0)
+			continue
 		}
-		if runErr != nil {
-			progress.finish()
-			if errors.Is(runErr, context.Canceled) {
-				return fmt.Errorf("interrupted; finished results are in %s, run the same command again to finish", c.String("out"))
+		runnable = append(runnable, r)
+	}
+	if d := c.Duration("deadline"); d > 0 && len(runnable) > 0 {
+		if c.IsSet("speedup") {
+			return fmt.Errorf("--deadline picks the speedup itself: leave out --speedup")
+		}
+		speedup, err := pickDeadline(c.App.ErrWriter, m, runnable, c.Int("batch-size"), d)
+		if err != nil {
+			return err
+		}
+		for i := range runnable {
+			if runnable[i].Speedup == 0 && !strings.HasPrefix(runnable[i].Schedule, "layers:") {
+				runnable[i].Speedup = speedup
 			}
-			return runErr
 		}
 	}
+	// Continuous batching over the whole job: a row freed by a finished
+	// request takes the next one at once.
+	in := make(chan engine.Request)
+	go func() {
+		defer close(in)
+		for _, r := range runnable {
+			select {
+			case in <- r:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var runErr error
+	for done := range m.Stream(ctx, in, nil) {
+		if done.Err != nil {
+			if ctx.Err() != nil || errors.Is(done.Err, context.Canceled) {
+				runErr = ctx.Err()
+				continue // not finished: the next run does it
+			}
+			id := runnable[done.Index].ID
+			if err := results.write(id, errorLine{ID: id, Error: done.Err.Error()}); err != nil {
+				return err
+			}
+			progress.add(0)
+			continue
+		}
+		if err := results.write(done.Result.ID, done.Result); err != nil {
+			return err
+		}
+		progress.add(len(done.Result.TokenIDs))
+	}
+	if runErr != nil {
+		progress.finish()
+		return fmt.Errorf("interrupted; finished results are in %s, run the same command again to finish", c.String("out"))
+	}
 	progress.finish()
-	return nil
+	return results.compact()
+}
+
+// batchProducer describes this run for the results file's first line.
+func batchProducer(c *cli.Context, dir string, defaults engine.Request) (producerInfo, error) {
+	id, err := packageIdentity(dir)
+	if err != nil {
+		return producerInfo{}, err
+	}
+	spec, speedup, err := scheduleChoice(c, dir)
+	if err != nil {
+		return producerInfo{}, err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = dir
+	}
+	return producerInfo{Package: id, Model: abs, Settings: batchSettings{
+		MaxTokens: defaults.MaxTokens, Stop: defaults.Stop, SamplingOptions: defaults.SamplingOptions,
+		Schedule: spec, Speedup: speedup, Raw: c.Bool("raw"),
+	}}, nil
+}
+
+// pendingRequests returns the requests still to run: those without a line
+// in the results, and those whose last line is an error unless skipFailed.
+func pendingRequests(reqs []engine.Request, results *resultsFile, skipFailed bool) (todo []engine.Request, retried int) {
+	for _, r := range reqs {
+		switch {
+		case results.done[r.ID]:
+		case results.failed[r.ID] && skipFailed:
+		case results.failed[r.ID]:
+			retried++
+			todo = append(todo, r)
+		default:
+			todo = append(todo, r)
+		}
+	}
+	return todo, retried
 }
 
 // readRequests parses the JSONL input. A field a request leaves out takes
@@ -167,38 +248,6 @@ func readRequests(path string, defaults engine.Request) ([]engine.Request, error
 	return reqs, nil
 }
 
-// finishedIDs reads the ids already in the results file. A last line cut
-// short by a crash is removed so the file stays valid JSONL.
-func finishedIDs(path string) (map[string]bool, error) {
-	done := map[string]bool{}
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return done, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read results: %w", err)
-	}
-	if end := bytes.LastIndexByte(data, '\n') + 1; end < len(data) {
-		if err := os.Truncate(path, int64(end)); err != nil {
-			return nil, fmt.Errorf("drop the torn last line of %s: %w", path, err)
-		}
-		data = data[:end]
-	}
-	for i, line := range bytes.Split(data, []byte("\n")) {
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		var r struct {
-			ID string `json:"id"`
-		}
-		if err := json.Unmarshal(line, &r); err != nil {
-			return nil, fmt.Errorf("%s line %d is not a result: %w", path, i+1, err)
-		}
-		done[r.ID] = true
-	}
-	return done, nil
-}
-
 // writeLine appends one JSON line with a single write, so a crash never
 // leaves half a line behind, and syncs it to disk.
 func writeLine(f *os.File, v any) error {
@@ -212,50 +261,4 @@ func writeLine(f *os.File, v any) error {
 		return fmt.Errorf("write result: %w", err)
 	}
 	return f.Sync()
-}
-
-// progress draws a one-line progress bar on a terminal, and prints a
-// summary line elsewhere.
-type progress struct {
-	w           io.Writer
-	total, done int
-	tokens      int
-	start       time.Time
-	tty         bool
-}
-
-func newProgress(w io.Writer, total, done int) *progress {
-	p := &progress{w: w, total: total, done: done, start: time.Now()}
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			p.tty = true
-		}
-	}
-	p.draw()
-	return p
-}
-
-func (p *progress) add(tokens int) {
-	p.done++
-	p.tokens += tokens
-	p.draw()
-}
-
-func (p *progress) draw() {
-	if !p.tty {
-		return
-	}
-	const width = 30
-	filled := width * p.done / max(1, p.total)
-	bar := bytes.Repeat([]byte("="), filled)
-	bar = append(bar, bytes.Repeat([]byte(" "), width-filled)...)
-	fmt.Fprintf(p.w, "\r[%s] %d/%d requests, %.1f tok/s", bar, p.done, p.total, float64(p.tokens)/time.Since(p.start).Seconds())
-}
-
-func (p *progress) finish() {
-	if p.tty {
-		fmt.Fprintln(p.w)
-		return
-	}
-	fmt.Fprintf(p.w, "strata: %d/%d requests done, %d tokens in %.1fs\n", p.done, p.total, p.tokens, time.Since(p.start).Seconds())
 }

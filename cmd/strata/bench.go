@@ -1,15 +1,19 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/strata-llm/strata/engine"
 	"github.com/strata-llm/strata/engine/bench"
 )
 
@@ -33,9 +37,15 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "reps", Value: bench.DefaultReps, Usage: "measured rounds (medians are reported)"},
 			&cli.IntFlag{Name: "warmup", Value: 1, Usage: "unmeasured rounds first"},
 			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "execution provider: cpu, cuda or webgpu"},
-			&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads per session (0: its default)"},
+			threadsFlag(),
 			&cli.Uint64Flag{Name: "seed", Value: bench.DefaultSeed, Usage: "seed of the prompt ids"},
 			&cli.BoolFlag{Name: "no-mono", Usage: "skip the monolithic model_full.onnx comparison"},
+			&cli.BoolFlag{Name: "no-roofline", Usage: "skip measuring memory bandwidth (the roofline columns)"},
+			&cli.StringFlag{Name: "workload", Value: "ratios", Usage: "ratios: every ratio × batch; mixed: a job of requests of mixed lengths, static vs continuous batching"},
+			&cli.BoolFlag{Name: "calibrate", Usage: "store the measured throughput per ratio and batch in the package (calibration.json) for batch --deadline"},
+			&cli.IntFlag{Name: "requests", Value: 64, Usage: "mixed workload: number of requests"},
+			&cli.BoolFlag{Name: "lossless", Usage: "add lossless rows: each ratio above 1 drafts, every layer verifies"},
+			&cli.StringFlag{Name: "draft", Value: strconv.Itoa(engine.DefaultDraftTokens), Usage: "draft lengths of the lossless rows, e.g. 2,4,8"},
 			&cli.StringFlag{Name: "json", Usage: "write the rows as JSON to `FILE`"},
 			&cli.StringFlag{Name: "markdown", Usage: "write Markdown tables to `FILE`"},
 			&cli.StringFlag{Name: "plot", Usage: "write a PNG of decode tokens/s versus ratio to `FILE`"},
@@ -47,19 +57,41 @@ func benchCommand() *cli.Command {
 }
 
 func runBench(c *cli.Context) error {
+	switch c.String("workload") {
+	case "ratios":
+	case "mixed":
+		return runMixedBench(c)
+	default:
+		return fmt.Errorf("--workload %q: want ratios or mixed", c.String("workload"))
+	}
 	ratios, err := benchList(c.String("ratios"), "--ratios", func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
 	if err != nil {
 		return err
 	}
+	for _, r := range ratios {
+		if err := checkRatio("--ratios", r); err != nil {
+			return err
+		}
+	}
 	batches, err := benchList(c.String("batch"), "--batch", strconv.Atoi)
 	if err != nil {
+		return err
+	}
+	drafts, err := benchList(c.String("draft"), "--draft", strconv.Atoi)
+	if err != nil {
+		return err
+	}
+	if c.IsSet("draft") && !c.Bool("lossless") {
+		return fmt.Errorf("--draft needs --lossless")
+	}
+	if err := checkThreads(c); err != nil {
 		return err
 	}
 	opts := bench.Options{
 		Model: c.String("model"), Ratios: ratios, Batches: batches, Schedule: c.String("schedule"),
 		PromptLen: c.Int("prompt-len"), Gen: c.Int("gen"), Reps: c.Int("reps"), Warmup: c.Int("warmup"),
 		Device: c.String("device"), Threads: c.Int("threads"), ORTLib: c.String("ort-lib"),
-		Seed: c.Uint64("seed"), NoMono: c.Bool("no-mono"),
+		Seed: c.Uint64("seed"), NoMono: c.Bool("no-mono"), NoRoofline: c.Bool("no-roofline"), Lossless: c.Bool("lossless"), Drafts: drafts,
 	}
 	if !c.Bool("quiet") {
 		opts.Progress = func(line string) { fmt.Fprintln(c.App.ErrWriter, "bench:", line) }
@@ -81,6 +113,12 @@ func runBench(c *cli.Context) error {
 	}
 	if err := bench.WriteText(c.App.Writer, rep); err != nil {
 		return err
+	}
+	if c.Bool("calibrate") {
+		if err := bench.CalibrationFromReport(rep).Save(c.String("model")); err != nil {
+			return fmt.Errorf("--calibrate: %w", err)
+		}
+		fmt.Fprintf(c.App.ErrWriter, "strata: calibration written to %s\n", filepath.Join(c.String("model"), bench.CalibrationFile))
 	}
 	if path := c.String("json"); path != "" {
 		if err := bench.WriteFile(path, func(w io.Writer) error { return bench.WriteJSON(w, rep.Rows) }); err != nil {
@@ -118,4 +156,42 @@ func benchList[T any](value, flag string, parse func(string) (T, error)) ([]T, e
 		return nil, fmt.Errorf("%s: empty list", flag)
 	}
 	return out, nil
+}
+
+// runMixedBench measures static against continuous batching on a job of
+// requests of mixed lengths.
+func runMixedBench(c *cli.Context) error {
+	batchFlag := "8,16"
+	if c.IsSet("batch") {
+		batchFlag = c.String("batch")
+	}
+	batches, err := benchList(batchFlag, "--batch", strconv.Atoi)
+	if err != nil {
+		return err
+	}
+	opts := bench.MixedOptions{Model: c.String("model"), Requests: c.Int("requests"), Batches: batches,
+		Seed: c.Uint64("seed"), Device: c.String("device"), Threads: c.Int("threads"), ORTLib: c.String("ort-lib")}
+	if !c.Bool("quiet") {
+		opts.Progress = func(line string) { fmt.Fprintln(c.App.ErrWriter, "bench:", line) }
+	}
+	rows, err := bench.RunMixed(c.Context, opts)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "batching\tbatch\trequests\ttokens\ttotal tok/s\tp50 ms\tp95 ms\tutilisation\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%.0f\t%.0f\t%.2f\t\n", r.Batching, r.Batch, r.Requests, r.Tokens, r.TotalTPS, r.P50Millis, r.P95Millis, r.Utilization)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if path := c.String("json"); path != "" {
+		return bench.WriteFile(path, func(w io.Writer) error {
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			return enc.Encode(rows)
+		})
+	}
+	return nil
 }

@@ -65,7 +65,7 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 	app.Writer, app.ErrWriter = &stdout, &stderr
 	code := 0
 	if err := app.Run(append([]string{"strata"}, args...)); err != nil {
-		fmt.Fprintln(&stderr, "strata:", strings.Join(strings.Fields(err.Error()), " "))
+		fmt.Fprintln(&stderr, "strata:", strings.Join(strings.Fields(userMessage(err)), " "))
 		code = 1
 	}
 	return code, stdout.String(), stderr.String()
@@ -158,6 +158,9 @@ func readResults(t *testing.T, path string) map[string]resultLine {
 	out := map[string]resultLine{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
+		if bytes.HasPrefix(sc.Bytes(), []byte(`{"strata_batch":`)) {
+			continue
+		}
 		var r resultLine
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			t.Fatalf("torn or invalid line %q: %v", sc.Text(), err)

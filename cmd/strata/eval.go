@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -63,10 +64,18 @@ func runEval(c *cli.Context) error {
 	var ratios []float64
 	for _, f := range strings.Split(c.String("ratios"), ",") {
 		r, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-		if err != nil || r < 1 {
+		if err != nil || !(r >= 1) || math.IsInf(r, 0) {
 			return fmt.Errorf("--ratios: %q is not a ratio ≥ 1", f)
 		}
 		ratios = append(ratios, r)
+	}
+	for _, f := range []struct {
+		name string
+		min  int
+	}{{"batch-size", 1}, {"max-tokens", 1}, {"limit", 0}} {
+		if v := c.Int(f.name); v < f.min {
+			return fmt.Errorf("--%s %d: must be at least %d", f.name, v, f.min)
+		}
 	}
 	schedules := strings.Split(c.String("schedules"), ",")
 	if n := c.Int("limit"); n > 0 && n < len(examples) {
@@ -79,11 +88,12 @@ func runEval(c *cli.Context) error {
 	defer m.Close()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	p := newProgress(c.App.ErrWriter, 0, 0)
+	p := newProgress(c.App.ErrWriter, "examples", 0, 0)
+	p.tokens = -1 // eval reports examples, not tokens
 	rows, err := eval.Run(ctx, m, examples, eval.Options{
 		Schedules: schedules, Ratios: ratios, MaxTokens: c.Int("max-tokens"), BatchSize: c.Int("batch-size"), Stop: stop,
 		BaselineBLEU: c.Float64("baseline-bleu"),
-		Progress:     func(done, total int) { p.total = total; p.done = done; p.draw() },
+		Progress:     p.set,
 	})
 	p.finish()
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -11,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/strata-llm/strata/export"
+	"github.com/strata-llm/strata/models/manifest"
 )
 
 func exportCommand() *cli.Command {
@@ -19,12 +21,13 @@ func exportCommand() *cli.Command {
 		Usage: "export a Hugging Face checkpoint or llama2.c .bin as a strata model package",
 		Description: "Writes one ONNX graph for the embedding, one per layer and one for the head, plus\n" +
 			"manifest.json and the tokenizer files. The package appears only when complete.\n\n" +
-			"   strata export --in ./TinyLlama --out ./tinyllama-pkg --dtype int4",
+			"   strata export --in ./TinyLlama --out ./tinyllama-pkg --dtype int4\n\n" +
+			"No checkpoint at hand? strata synth --shape tiny|bench|tinyllama --out DIR writes a synthetic one.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "in", Required: true, Usage: "`PATH` of a Hugging Face checkpoint directory or a llama2.c .bin file"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "model package `DIR` to create"},
 			&cli.StringFlag{Name: "dtype", Value: "fp32", Usage: "graph weight type: fp32, fp16 or int4"},
-			&cli.IntFlag{Name: "max-seq-len", Usage: "KV cache length", DefaultText: "the model's max_position_embeddings, at most 2048"},
+			&cli.IntFlag{Name: "max-seq-len", Usage: "KV cache length (at most 4194304)", DefaultText: "the model's max_position_embeddings, at most 2048 (2048 for ALiBi models such as BLOOM)"},
 			&cli.BoolFlag{Name: "full", Usage: "also write model_full.onnx, the whole model as one graph"},
 			&cli.BoolFlag{Name: "reference", Usage: "also write reference.safetensors (fp32 weights) for strata verify"},
 			&cli.BoolFlag{Name: "force", Usage: "replace an existing non-empty --out directory"},
@@ -37,9 +40,15 @@ func runExport(c *cli.Context) error {
 	if c.Args().Present() {
 		return fmt.Errorf("unexpected argument %q (flags only)", c.Args().First())
 	}
+	if n := c.Int("max-seq-len"); n < 0 || n > manifest.MaxSeqLen {
+		return fmt.Errorf("--max-seq-len %d is out of range (1..%d)", n, manifest.MaxSeqLen)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// A bar on a terminal; elsewhere (a log) a line every progressInterval.
 	var bar *progressbar.ProgressBar
+	var lines *progress
+	tty := isTerminal(c.App.ErrWriter)
 	err := export.Export(ctx, export.Options{
 		In:        c.String("in"),
 		Out:       c.String("out"),
@@ -49,19 +58,35 @@ func runExport(c *cli.Context) error {
 		Reference: c.Bool("reference"),
 		Force:     c.Bool("force"),
 		Progress: func(done, total int) {
-			if bar == nil {
+			switch {
+			case tty && bar == nil:
 				bar = progressbar.NewOptions(total,
 					progressbar.OptionSetWriter(c.App.ErrWriter),
 					progressbar.OptionSetDescription("exporting"),
 					progressbar.OptionShowCount(),
 					progressbar.OptionSetElapsedTime(true),
 					progressbar.OptionClearOnFinish())
+			case !tty && lines == nil:
+				lines = newProgress(c.App.ErrWriter, "export steps", total, 0)
+				lines.tokens = -1
 			}
-			bar.Set(done)
+			if bar != nil {
+				bar.Set(done)
+			} else {
+				lines.set(done, total)
+			}
 		},
 	})
 	if bar != nil {
-		bar.Exit()
+		if err == nil {
+			bar.Finish() // 100 %, then cleared
+		} else {
+			bar.Exit()
+			fmt.Fprintln(c.App.ErrWriter) // the error goes on a line of its own
+		}
+	}
+	if errors.Is(err, export.ErrOutputNotEmpty) {
+		return fmt.Errorf("%w (use --force to replace it)", err)
 	}
 	if err != nil {
 		return err

@@ -66,6 +66,7 @@ func runGenerate(c *cli.Context) error {
 		return err
 	}
 	defer m.Close()
+	requestRatio(m, &req)
 	if req.PromptIDs == nil {
 		req.Prompt = format(text)
 	}
@@ -97,7 +98,15 @@ func runGenerate(c *cli.Context) error {
 		fmt.Fprintln(out)
 	}
 	s := res.Stats
-	fmt.Fprintf(c.App.ErrWriter, "[%d tokens, stop: %s, layers %v of %d, prefill %.1f tok/s, decode %.1f tok/s, first token %.0f ms]\n",
-		len(res.TokenIDs), res.StopReason, res.KeptLayers, m.Manifest.NumLayers, s.PrefillTPS, s.DecodeTPS, s.TTFTMillis)
+	layers := fmt.Sprintf("layers %v of %d", res.KeptLayers, m.Manifest.NumLayers)
+	if spec := s.Group.Lossless; spec != nil {
+		accept := 0.0
+		if spec.Drafted > 0 {
+			accept = float64(spec.Accepted) / float64(spec.Drafted)
+		}
+		layers = fmt.Sprintf("lossless, draft layers %v of %d, %.0f%% of drafts accepted", res.KeptLayers, m.Manifest.NumLayers, 100*accept)
+	}
+	fmt.Fprintf(c.App.ErrWriter, "[%d tokens, stop: %s, %s, prefill %.1f tok/s, decode %.1f tok/s, first token %.0f ms]\n",
+		len(res.TokenIDs), res.StopReason, layers, s.PrefillTPS, s.DecodeTPS, s.TTFTMillis)
 	return nil
 }

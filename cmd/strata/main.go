@@ -9,10 +9,23 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/strata-llm/strata/engine"
 )
 
 func main() {
+	disableORTTelemetry()
 	os.Exit(run(os.Args))
+}
+
+// disableORTTelemetry stops ONNX Runtime's telemetry, which otherwise keeps
+// a device id and an event database under $XDG_CACHE_HOME/Microsoft/
+// (ORT reads ORT_DISABLE_TELEMETRY when it starts; a value the user set is
+// kept).
+func disableORTTelemetry() {
+	if _, set := os.LookupEnv("ORT_DISABLE_TELEMETRY"); !set {
+		os.Setenv("ORT_DISABLE_TELEMETRY", "1")
+	}
 }
 
 // run executes the CLI and turns any error into one line on stderr and a
@@ -26,7 +39,7 @@ func run(args []string) int {
 		}
 		// ORT and some libraries format errors over several lines; a user
 		// gets one.
-		fmt.Fprintln(os.Stderr, "strata:", strings.Join(strings.Fields(err.Error()), " "))
+		fmt.Fprintln(os.Stderr, "strata:", strings.Join(strings.Fields(userMessage(err)), " "))
 		if errors.As(err, &exit) {
 			return exit.ExitCode()
 		}
@@ -49,6 +62,7 @@ func newApp() *cli.App {
 			generateCommand(),
 			batchCommand(),
 			exportCommand(),
+			synthCommand(),
 			verifyCommand(),
 			benchCommand(),
 			evalCommand(),
@@ -64,4 +78,14 @@ func newApp() *cli.App {
 		// Errors are printed once, by run.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
+}
+
+// userMessage is err's text with the CLI's advice for errors the libraries
+// report without naming commands or flags.
+func userMessage(err error) string {
+	msg := err.Error()
+	if errors.Is(err, engine.ErrNonFiniteLogits) {
+		msg += "; check the package with strata verify --model DIR"
+	}
+	return msg
 }

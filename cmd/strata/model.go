@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/strata-llm/strata/engine"
+	"github.com/strata-llm/strata/models/manifest"
 )
 
 // Flags shared by the commands that load a model package.
@@ -19,7 +20,7 @@ func modelFlags(required bool) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: usage, Required: required},
 		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "execution provider: cpu, cuda or webgpu"},
-		&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads per session (0: ORT's default)"},
+		threadsFlag(),
 		&cli.BoolFlag{Name: "raw", Usage: "do not wrap text prompts in the package's prompt template"},
 	}
 }
@@ -27,8 +28,12 @@ func modelFlags(required bool) []cli.Flag {
 // scheduleFlags choose the decode layers.
 func scheduleFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.Float64Flag{Name: "speedup", Aliases: []string{"r"}, Usage: "target speedup ratio R: decode through about 1/R of the layers (1: all; default: the package's)"},
-		&cli.StringFlag{Name: "schedule", Usage: "which layers decoding keeps: uls, balanced, top, bottom or layers:0,3,7,… (default: the package's, else uls)"},
+		&cli.Float64Flag{Name: "speedup", Aliases: []string{"r"}, DefaultText: "the package's fine-tuned ratio, else 1 (all layers)",
+			Usage: "target speedup ratio R ≥ 1: decode through about 1/R of the layers (1: all)"},
+		&cli.StringFlag{Name: "schedule", DefaultText: "the package's, else uls",
+			Usage: "which layers decoding keeps: uls, balanced, top, bottom or layers:0,3,7,…; a rule without --speedup takes the package's fine-tuned ratio and is refused when it has none"},
+		&cli.BoolFlag{Name: "lossless", Usage: "output identical to full depth: the schedule's layers draft tokens that every layer verifies"},
+		&cli.IntFlag{Name: "draft", Usage: fmt.Sprintf("tokens drafted per lossless round (default %d)", engine.DefaultDraftTokens)},
 	}
 }
 
@@ -53,6 +58,8 @@ func requestFromFlags(c *cli.Context) (engine.Request, error) {
 		Stop:      c.StringSlice("stop"),
 		Schedule:  c.String("schedule"),
 		Speedup:   c.Float64("speedup"),
+		Lossless:  c.Bool("lossless"),
+		Draft:     c.Int("draft"),
 		SamplingOptions: engine.SamplingOptions{
 			Temperature:       c.Float64("temperature"),
 			TopK:              c.Int("top-k"),
@@ -65,8 +72,16 @@ func requestFromFlags(c *cli.Context) (engine.Request, error) {
 	if c.IsSet("top-p") && req.TopP == 0 {
 		return req, fmt.Errorf("--top-p 0: must be in (0, 1]")
 	}
-	if c.IsSet("speedup") && req.Speedup < 1 {
-		return req, fmt.Errorf("--speedup %g: must be at least 1", req.Speedup)
+	if c.IsSet("speedup") {
+		if err := checkRatio("--speedup", req.Speedup); err != nil {
+			return req, err
+		}
+	}
+	if c.IsSet("draft") && !req.Lossless {
+		return req, fmt.Errorf("--draft needs --lossless")
+	}
+	if c.IsSet("draft") && req.Draft < 1 {
+		return req, fmt.Errorf("--draft %d: must be at least 1", req.Draft)
 	}
 	if req.MaxTokens <= 0 {
 		return req, fmt.Errorf("--max-tokens %d: must be at least 1", req.MaxTokens)
@@ -81,19 +96,36 @@ func requestFromFlags(c *cli.Context) (engine.Request, error) {
 // The second result wraps a text prompt in the package's prompt template
 // (unless --raw).
 func loadModel(c *cli.Context) (*engine.Model, func(string) string, error) {
-	dir := c.String("model")
-	if dir == "" {
-		var err error
-		if dir, err = defaultModelDir(c.App.ErrWriter); err != nil {
-			return nil, nil, err
-		}
+	dir, err := modelDir(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return loadModelDir(c, dir)
+}
+
+// modelDir is --model, or the built-in model's directory when it is empty.
+func modelDir(c *cli.Context) (string, error) {
+	if dir := c.String("model"); dir != "" {
+		return dir, nil
+	}
+	return defaultModelDir(c.App.ErrWriter)
+}
+
+// loadModelDir opens the package in dir with the command's flags.
+func loadModelDir(c *cli.Context, dir string) (*engine.Model, func(string) string, error) {
+	if err := checkThreads(c); err != nil {
+		return nil, nil, err
+	}
+	spec, speedup, err := scheduleChoice(c, dir)
+	if err != nil {
+		return nil, nil, err
 	}
 	m, err := engine.Load(dir, engine.Options{
 		Device:   c.String("device"),
 		Threads:  c.Int("threads"),
 		ORTLib:   c.String("ort-lib"),
-		Schedule: c.String("schedule"),
-		Speedup:  c.Float64("speedup"),
+		Schedule: spec,
+		Speedup:  speedup,
 		MaxBatch: c.Int("batch-size"),
 	})
 	if err != nil {
@@ -104,6 +136,33 @@ func loadModel(c *cli.Context) (*engine.Model, func(string) string, error) {
 		format = func(s string) string { return s }
 	}
 	return m, format, nil
+}
+
+// scheduleChoice returns the schedule spec and speedup to load dir with. A
+// rule named without --speedup (--schedule top) takes the ratio of the
+// package's fine-tuned default schedule; on a package without one it is
+// refused, never run at full depth.
+func scheduleChoice(c *cli.Context, dir string) (string, float64, error) {
+	spec, speedup := c.String("schedule"), c.Float64("speedup")
+	if !engine.IsRule(spec) || c.IsSet("speedup") {
+		return spec, speedup, nil
+	}
+	man, err := manifest.Load(dir)
+	if err != nil {
+		return "", 0, err
+	}
+	if r := engine.DefaultRatio(man.ULS.DefaultSchedule); r > 0 {
+		return spec, r, nil
+	}
+	return "", 0, fmt.Errorf("--schedule %s needs --speedup R: the package has no fine-tuned default ratio (uls.default_schedule in manifest.json)", spec)
+}
+
+// requestRatio gives a batch request that names a schedule rule without a
+// speedup the model's default ratio, as scheduleChoice does for the flags.
+func requestRatio(m *engine.Model, r *engine.Request) {
+	if r.Speedup == 0 && engine.IsRule(r.Schedule) {
+		r.Speedup = engine.DefaultRatio(m.Manifest.ULS.DefaultSchedule)
+	}
 }
 
 // parseIDs parses "1,2,3".

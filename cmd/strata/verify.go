@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/strata-llm/strata/engine"
 	"github.com/strata-llm/strata/export"
 )
 
@@ -20,7 +22,11 @@ func verifyCommand() *cli.Command {
 		Description: "Runs the prompt (prefill) and --steps greedy decode steps through embed → every layer → head\n" +
 			"and through the reference forward pass over the checkpoint's weights, printing max |Δlogit|\n" +
 			"per step. Exits non-zero above the tolerance: 1e-4 absolute for fp32, 2e-2 relative to the\n" +
-			"largest logit for fp16; int4 is only reported unless --tol is given.",
+			"largest logit for fp16. int4 is reported, not judged, unless --tol is given: 4-bit weights move\n" +
+			"the logits by design, so the check is how far (max rel: |Δ| over the largest logit) and whether\n" +
+			"greedy decoding still picks the reference's token (agreement). The synthetic tiny model measures\n" +
+			"max rel about 0.16 with agreement 75-100 % (its random weights give near-flat logits, so close\n" +
+			"tokens swap); --tol 0.25 is a reasonable bound. A rel near 1 means the graph is wrong.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Required: true, Usage: "model package directory"},
 			&cli.StringFlag{Name: "checkpoint", Usage: "reference weights: HF directory, llama2.c .bin or reference.safetensors (default: the package's reference.safetensors)"},
@@ -28,7 +34,7 @@ func verifyCommand() *cli.Command {
 			&cli.IntFlag{Name: "steps", Value: 8, Usage: "decode steps after the prefill"},
 			&cli.Float64Flag{Name: "tol", Usage: "tolerance (fp32: absolute; fp16/int4: relative); 0 = the dtype's default"},
 			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "execution provider: cpu, cuda or webgpu"},
-			&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads (0: its default)"},
+			threadsFlag(),
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 		},
 		Action: runVerify,
@@ -40,9 +46,9 @@ func runVerify(c *cli.Context) error {
 		Checkpoint: c.String("checkpoint"),
 		Steps:      c.Int("steps"),
 		Tol:        c.Float64("tol"),
-		Device:     c.String("device"),
-		Threads:    c.Int("threads"),
-		ORTLib:     c.String("ort-lib"),
+	}
+	if err := checkThreads(c); err != nil {
+		return err
 	}
 	if opts.Steps < 0 {
 		return fmt.Errorf("--steps %d must not be negative", opts.Steps)
@@ -77,7 +83,21 @@ func runVerify(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := export.Verify(ctx, c.String("model"), opts)
+	m, err := engine.Load(c.String("model"), engine.Options{Device: c.String("device"), Threads: c.Int("threads"),
+		ORTLib: c.String("ort-lib"), Schedule: "uls", Speedup: 1, NoTokenizer: true})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	run, err := m.NewForward()
+	if err != nil {
+		return err
+	}
+	defer run.Close()
+	rep, err := export.Verify(ctx, c.String("model"), run, opts)
+	if errors.Is(err, export.ErrNoReference) {
+		return fmt.Errorf("%w (--checkpoint, or export with --reference)", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -91,7 +111,7 @@ func runVerify(c *cli.Context) error {
 		verdict := "PASS"
 		switch {
 		case rep.Metric == "none":
-			verdict = "reported (int4: no tolerance unless --tol)"
+			verdict = "REPORTED (int4 is not judged without --tol; max rel under about 0.25 is good, near 1 is broken; see strata verify --help)"
 		case !rep.Pass:
 			verdict = "FAIL"
 		}

@@ -23,7 +23,6 @@ import (
 	"strings"
 
 	"github.com/strata-llm/strata/engine"
-	"github.com/strata-llm/strata/engine/ort"
 	"github.com/strata-llm/strata/models/manifest"
 )
 
@@ -50,6 +49,13 @@ type Options struct {
 	Seed uint64
 	// NoMono skips the monolithic graph even when the package has one.
 	NoMono bool
+	// NoRoofline skips measuring the memory bandwidth (and the roofline
+	// columns).
+	NoRoofline bool
+	// Lossless adds lossless rows: for every ratio above 1 and every draft
+	// length in Drafts, the ratio's layers draft and every layer verifies.
+	Lossless bool
+	Drafts   []int
 	// Progress, when set, receives one line per run (warm-up runs included).
 	Progress func(line string)
 }
@@ -63,7 +69,7 @@ const (
 )
 
 // Row is one ratio × batch measurement; its JSON field names are the
-// `strata bench --json` contract (DESIGN.md §5).
+// `strata bench --json` contract (docs/design.md, "CLI contract").
 type Row struct {
 	Ratio      float64 `json:"ratio"`
 	Schedule   string  `json:"schedule"`
@@ -85,6 +91,24 @@ type Row struct {
 	// slower per-layer decoding is, in percent of it (negative: faster).
 	MonoDecodeTPS *float64 `json:"mono_decode_tps,omitempty"`
 	OverheadPct   *float64 `json:"overhead_pct,omitempty"`
+	// Lossless rows decode losslessly with Draft tokens per round drafted
+	// through KeptLayers; Speedup is then over plain full-depth decoding.
+	// AcceptanceRate is the share of drafted tokens the full model kept,
+	// TokensPerPass the tokens a row gained per full-depth pass, and
+	// DraftAgreement the draft's top-1 agreement with full depth at each
+	// draft position.
+	// WeightBytesPerToken is the weights a decode step reads per generated
+	// token; BandwidthGBps the machine's measured memory bandwidth and
+	// RooflinePct the decode speed as a share of bandwidth / bytes per token
+	// (see roofline.go).
+	WeightBytesPerToken int64     `json:"weight_bytes_per_token,omitempty"`
+	BandwidthGBps       float64   `json:"bandwidth_gbps,omitempty"`
+	RooflinePct         float64   `json:"roofline_pct,omitempty"`
+	Lossless            bool      `json:"lossless,omitempty"`
+	Draft               int       `json:"draft,omitempty"`
+	AcceptanceRate      *float64  `json:"acceptance_rate,omitempty"`
+	TokensPerPass       *float64  `json:"tokens_per_pass,omitempty"`
+	DraftAgreement      []float64 `json:"draft_agreement,omitempty"`
 }
 
 // Report is the outcome of Run.
@@ -99,6 +123,8 @@ type Report struct {
 	Options Options
 	// ORTVersion is the ONNX Runtime version that ran the graphs.
 	ORTVersion string
+	// Bandwidth is the machine's measured memory bandwidth (CPU runs).
+	Bandwidth *Bandwidth
 }
 
 func (o *Options) normalize() error {
@@ -128,6 +154,14 @@ func (o *Options) normalize() error {
 	o.Ratios = slices.Compact(o.Ratios)
 	if len(o.Batches) == 0 {
 		o.Batches = []int{1, 2, 8}
+	}
+	if o.Lossless && len(o.Drafts) == 0 {
+		o.Drafts = []int{engine.DefaultDraftTokens}
+	}
+	for _, k := range o.Drafts {
+		if k < 1 {
+			return fmt.Errorf("draft length %d: must be at least 1", k)
+		}
 	}
 	for _, b := range o.Batches {
 		if b < 1 {
@@ -170,6 +204,7 @@ type config struct {
 	batch    int
 	schedule engine.Schedule
 	mono     bool
+	draft    int // > 0: lossless with this draft length
 }
 
 // sample is one measured run.
@@ -177,6 +212,7 @@ type sample struct {
 	prefillTPS, decodeTPS, ttftMillis float64
 	kvBytes                           int64
 	tokens                            [][]int // per row, the generated ids
+	spec                              *engine.SpecStats
 }
 
 // Run measures the package. It loads the package once (and its monolithic
@@ -186,7 +222,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	maxBatch := slices.Max(opts.Batches)
-	m, err := engine.Load(opts.Model, engine.Options{Device: opts.Device, Threads: opts.Threads, ORTLib: opts.ORTLib, MaxBatch: maxBatch})
+	m, err := engine.Load(opts.Model, engine.Options{Device: opts.Device, Threads: opts.Threads, ORTLib: opts.ORTLib, MaxBatch: maxBatch, NoTokenizer: true})
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +231,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if need := opts.PromptLen + opts.Gen; need > man.MaxSeqLen {
 		return nil, fmt.Errorf("prompt length %d + %d new tokens exceeds the package's max_seq_len %d", opts.PromptLen, opts.Gen, man.MaxSeqLen)
 	}
-	rep := &Report{Manifest: man, Options: opts, ORTVersion: ort.LoadedVersion()}
+	rep := &Report{Manifest: man, Options: opts, ORTVersion: m.ORTVersion()}
 	var configs []config
 	for _, b := range opts.Batches {
 		for _, r := range opts.Ratios {
@@ -210,22 +246,26 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 				return nil, fmt.Errorf("ratio %g: %w", r, err)
 			}
 			configs = append(configs, config{ratio: r, batch: b, schedule: s})
+			if opts.Lossless && r > 1 {
+				for _, k := range opts.Drafts {
+					configs = append(configs, config{ratio: r, batch: b, schedule: s, draft: k})
+				}
+			}
 		}
 	}
 
-	var mono *monoModel
+	var mono *engine.Model
 	if man.Files.Full != "" && !opts.NoMono {
-		path, err := manifest.Resolve(opts.Model, man.Files.Full)
-		if err != nil {
-			return nil, err
+		// The same runner over model_full.onnx: one session per step
+		// instead of one per layer, everything else equal.
+		if mono, err = engine.Load(opts.Model, engine.Options{Device: opts.Device, Threads: opts.Threads, ORTLib: opts.ORTLib,
+			MaxBatch: maxBatch, NoTokenizer: true, Schedule: "uls", Speedup: 1, Monolithic: true}); err != nil {
+			return nil, fmt.Errorf("monolithic graph: %w", err)
 		}
-		if mono, err = openMono(path, man, ort.Options{Device: opts.Device, Threads: opts.Threads}); err != nil {
-			return nil, err
-		}
-		defer mono.close()
+		defer mono.Close()
 		var withMono []config
 		for _, b := range opts.Batches {
-			withMono = append(withMono, config{ratio: 1, batch: b, mono: true})
+			withMono = append(withMono, config{ratio: 1, batch: b, mono: true, schedule: mono.Schedule()})
 			for _, c := range configs {
 				if c.batch == b {
 					withMono = append(withMono, c)
@@ -243,7 +283,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		for i, c := range configs {
 			var s sample
 			if c.mono {
-				s, err = mono.run(ctx, prompts[:c.batch], opts.Gen)
+				s, err = runEngine(ctx, mono, c, prompts[:c.batch], opts)
 			} else {
 				s, err = runEngine(ctx, m, c, prompts[:c.batch], opts)
 			}
@@ -261,6 +301,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 				if c.mono {
 					what = "monolithic"
 				}
+				if c.draft > 0 {
+					what = fmt.Sprintf("lossless draft %d through %s ratio %g", c.draft, opts.Schedule, c.ratio)
+				}
 				opts.Progress(fmt.Sprintf("%s batch %d %s: prefill %.1f tok/s, decode %.2f tok/s, ttft %.0f ms",
 					label, c.batch, what, s.prefillTPS, s.decodeTPS, s.ttftMillis))
 			}
@@ -270,6 +313,21 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	rep.Rows, err = summarize(man, configs, samples, opts.Schedule)
 	if err != nil {
 		return nil, err
+	}
+	if !opts.NoRoofline && orDefault(opts.Device, "cpu") == "cpu" {
+		bw := CachedBandwidth()
+		rep.Bandwidth = &bw
+		for i := range rep.Rows {
+			r := &rep.Rows[i]
+			if r.Lossless {
+				continue
+			}
+			b, err := StepBytes(man, len(r.KeptLayers), r.Batch)
+			if err != nil {
+				return nil, err
+			}
+			roofline(r, b, bw)
+		}
 	}
 	return rep, nil
 }
@@ -292,7 +350,11 @@ func Prompts(seed uint64, n, promptLen, vocab int) [][]int {
 func runEngine(ctx context.Context, m *engine.Model, c config, prompts [][]int, opts Options) (sample, error) {
 	reqs := make([]engine.Request, len(prompts))
 	for b, p := range prompts {
-		reqs[b] = engine.Request{PromptIDs: p, MaxTokens: opts.Gen, IgnoreEOS: true, Schedule: opts.Schedule, Speedup: c.ratio}
+		reqs[b] = engine.Request{PromptIDs: p, MaxTokens: opts.Gen, IgnoreEOS: true, Schedule: opts.Schedule, Speedup: c.ratio,
+			Lossless: c.draft > 0, Draft: c.draft}
+		if c.mono {
+			reqs[b].Schedule, reqs[b].Speedup = "", 0
+		}
 	}
 	res, err := m.GenerateBatch(ctx, reqs, nil)
 	if err != nil {
@@ -315,25 +377,31 @@ func runEngine(ctx context.Context, m *engine.Model, c config, prompts [][]int, 
 	if st.BatchSize != c.batch {
 		return sample{}, fmt.Errorf("batch %d ratio %g: the engine decoded batches of %d", c.batch, c.ratio, st.BatchSize)
 	}
-	return sample{prefillTPS: st.PrefillTPS, decodeTPS: st.DecodeTPS, ttftMillis: st.TTFTMillis, kvBytes: st.KVBytes, tokens: tokens}, nil
+	return sample{prefillTPS: st.PrefillTPS, decodeTPS: st.DecodeTPS, ttftMillis: st.TTFTMillis, kvBytes: st.KVBytes, tokens: tokens,
+		spec: st.Group.Lossless}, nil
 }
 
-// compareMono checks that the monolithic graph generated the same tokens as
-// the per-layer engine at full depth (same weights, same greedy decoding);
-// a difference means the two measurements did not do the same work.
+// compareMono checks that the monolithic graph and lossless decoding
+// generated the same tokens as the per-layer engine at full depth (same
+// weights, same greedy decoding); a difference means the measurements did
+// not do the same work.
 func compareMono(configs []config, samples [][]sample) []string {
 	var notes []string
 	for i, c := range configs {
-		if !c.mono {
+		if !c.mono && c.draft == 0 {
 			continue
 		}
 		for j, f := range configs {
-			if f.mono || f.ratio != 1 || f.batch != c.batch {
+			if f.mono || f.draft > 0 || f.ratio != 1 || f.batch != c.batch {
 				continue
+			}
+			what := "the monolithic graph"
+			if c.draft > 0 {
+				what = fmt.Sprintf("lossless decoding (ratio %g, draft %d)", c.ratio, c.draft)
 			}
 			for k := range samples[i] {
 				if !slices.EqualFunc(samples[i][k].tokens, samples[j][k].tokens, slices.Equal) {
-					notes = append(notes, fmt.Sprintf("batch %d: the monolithic graph generated other tokens than the per-layer engine at full depth (round %d)", c.batch, k+1))
+					notes = append(notes, fmt.Sprintf("batch %d: %s generated other tokens than the per-layer engine at full depth (round %d)", c.batch, what, k+1))
 					break
 				}
 			}
@@ -351,7 +419,7 @@ func summarize(man *manifest.Manifest, configs []config, samples [][]sample, sch
 		switch {
 		case c.mono:
 			mono[c.batch] = samples[i]
-		case c.ratio == 1:
+		case c.ratio == 1 && c.draft == 0:
 			full[c.batch] = samples[i]
 		}
 	}
@@ -380,6 +448,9 @@ func summarize(man *manifest.Manifest, configs []config, samples [][]sample, sch
 		}
 		row.Speedup = Median(ratios)
 		row.Efficiency = row.Speedup / ideal
+		if c.draft > 0 {
+			losslessFields(&row, c, ss)
+		}
 		if ms, ok := mono[c.batch]; ok && c.ratio == 1 {
 			tps := Median(field(ms, func(s sample) float64 { return s.decodeTPS }))
 			over := make([]float64, len(ss))
@@ -395,6 +466,12 @@ func summarize(man *manifest.Manifest, configs []config, samples [][]sample, sch
 		if a.Batch != b.Batch {
 			return a.Batch - b.Batch
 		}
+		if a.Lossless != b.Lossless {
+			if a.Lossless {
+				return 1
+			}
+			return -1
+		}
 		switch {
 		case a.Ratio < b.Ratio:
 			return -1
@@ -404,6 +481,37 @@ func summarize(man *manifest.Manifest, configs []config, samples [][]sample, sch
 		return 0
 	})
 	return rows, nil
+}
+
+// losslessFields fills a lossless row: its draft statistics over all
+// rounds, and no ideal speedup (a lossless row reads every layer's weights
+// per pass, plus the draft's).
+func losslessFields(row *Row, c config, ss []sample) {
+	row.Lossless, row.Draft = true, c.draft
+	row.IdealSpeedup, row.Efficiency = 0, 0
+	var drafted, accepted, emitted, passes int
+	agree := make([]float64, c.draft)
+	for _, s := range ss {
+		if s.spec == nil {
+			continue
+		}
+		drafted += s.spec.Drafted
+		accepted += s.spec.Accepted
+		emitted += s.spec.Emitted
+		passes += s.spec.VerifySteps * c.batch
+		for i, a := range s.spec.Agreement {
+			agree[i] += a / float64(len(ss))
+		}
+	}
+	if drafted > 0 {
+		a := float64(accepted) / float64(drafted)
+		row.AcceptanceRate = &a
+	}
+	if passes > 0 {
+		t := float64(emitted) / float64(passes)
+		row.TokensPerPass = &t
+	}
+	row.DraftAgreement = agree
 }
 
 func field(ss []sample, f func(sample) float64) []float64 {

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/strata-llm/strata/engine/ort"
 	"github.com/strata-llm/strata/models/llama"
 	"github.com/strata-llm/strata/models/manifest"
 )
@@ -194,9 +193,6 @@ func TestReportShape(t *testing.T) {
 // writePackage writes a tiny package with model_full.onnx.
 func writePackage(t *testing.T) string {
 	t.Helper()
-	if err := ort.Init(""); err != nil {
-		t.Fatalf("ONNX Runtime is required (set %s): %v", ort.EnvLibrary, err)
-	}
 	cfg := llama.Config{ModelType: "llama", NumLayers: 4, HiddenSize: 64, NumHeads: 4, NumKVHeads: 2, HeadDim: 16,
 		IntermediateSize: 96, VocabSize: 101, MaxPositionEmbeddings: 64, RopeTheta: 10000, RMSNormEps: 1e-5,
 		BOSID: 1, EOSIDs: []int{2}}
@@ -221,6 +217,47 @@ func writePackage(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// TestRunLossless: lossless rows carry their draft statistics, decode the
+// full-depth tokens (no note says otherwise) and hold full-depth KV.
+func TestRunLossless(t *testing.T) {
+	dir := writePackage(t)
+	rep, err := Run(context.Background(), Options{Model: dir, Ratios: []float64{2}, Batches: []int{1, 2},
+		PromptLen: 5, Gen: 12, Reps: 1, Threads: 1, NoMono: true, Lossless: true, Drafts: []int{2, 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Notes) != 0 {
+		t.Errorf("notes %q", rep.Notes)
+	}
+	var lossless int
+	full := map[int]Row{}
+	for _, r := range rep.Rows {
+		if !r.Lossless && r.Ratio == 1 {
+			full[r.Batch] = r
+		}
+	}
+	for _, r := range rep.Rows {
+		if !r.Lossless {
+			continue
+		}
+		lossless++
+		if r.AcceptanceRate == nil || *r.AcceptanceRate < 0 || *r.AcceptanceRate > 1 || r.TokensPerPass == nil ||
+			*r.TokensPerPass < 1 || len(r.DraftAgreement) != r.Draft || r.Speedup <= 0 || r.Ratio != 2 {
+			t.Errorf("lossless row %+v", r)
+		}
+		if r.KVBytes != full[r.Batch].KVBytes {
+			t.Errorf("lossless batch %d holds %d KV bytes, full depth %d", r.Batch, r.KVBytes, full[r.Batch].KVBytes)
+		}
+	}
+	if lossless != 4 {
+		t.Errorf("%d lossless rows, want 2 batches × 2 drafts", lossless)
+	}
+	var md strings.Builder
+	if err := WriteMarkdown(&md, rep); err != nil || !strings.Contains(md.String(), "Lossless decoding") {
+		t.Errorf("markdown lacks the lossless table (%v):\n%s", err, md.String())
+	}
 }
 
 func TestRunSmallPackage(t *testing.T) {
@@ -274,14 +311,22 @@ func TestRunSmallPackage(t *testing.T) {
 				t.Errorf("ratio 2 ideal speedup %v, want in (1, 2)", r.IdealSpeedup)
 			}
 		}
-		// KV: one pair per kept layer per row, plus a one-row scratch pair when layers are skipped.
+		// KV: one pair per kept layer per row, plus a batch-wide scratch pair when layers are skipped.
 		pair := int64(2 * 4 * 2 * 32 * 16)
 		want := int64(r.Batch) * pair * int64(len(r.KeptLayers))
 		if len(r.KeptLayers) < 4 {
-			want += pair
+			want += int64(r.Batch) * pair
 		}
 		if r.KVBytes != want {
 			t.Errorf("batch %d ratio %g: kv_bytes %d, want %d", r.Batch, r.Ratio, r.KVBytes, want)
+		}
+		step, err := StepBytes(rep.Manifest, len(r.KeptLayers), r.Batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roof := r.DecodeTPS * float64(step) / float64(r.Batch) / (r.BandwidthGBps * 1e9) * 100
+		if r.WeightBytesPerToken != step/int64(r.Batch) || r.BandwidthGBps <= 0 || math.Abs(r.RooflinePct-roof) > 1e-9*roof {
+			t.Errorf("batch %d ratio %g: roofline columns %d B/token, %.1f GB/s, %.2f %%", r.Batch, r.Ratio, r.WeightBytesPerToken, r.BandwidthGBps, r.RooflinePct)
 		}
 	}
 
@@ -292,5 +337,29 @@ func TestRunSmallPackage(t *testing.T) {
 	cancel()
 	if _, err := Run(ctx, Options{Model: dir, Ratios: []float64{1}, Batches: []int{1}, PromptLen: 4, Gen: 4, Reps: 1}); err == nil {
 		t.Error("a cancelled context: no error")
+	}
+}
+
+// TestRunMixed: static and continuous batching run the same job (the same
+// tokens), and continuous batching keeps rows busier.
+func TestRunMixed(t *testing.T) {
+	dir := writePackage(t)
+	rows, err := RunMixed(context.Background(), MixedOptions{Model: dir, Requests: 9, Batches: []int{3},
+		PromptMin: 2, PromptMax: 8, GenMin: 2, GenMax: 20, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].Batching != "static" || rows[1].Batching != "continuous" {
+		t.Fatalf("rows %+v", rows)
+	}
+	st, co := rows[0], rows[1]
+	if st.Tokens != co.Tokens || st.Tokens == 0 || st.Requests != 9 {
+		t.Errorf("static made %d tokens, continuous %d", st.Tokens, co.Tokens)
+	}
+	if co.Utilization <= st.Utilization || co.Utilization > 1 || st.Utilization <= 0 {
+		t.Errorf("utilisation static %.2f, continuous %.2f", st.Utilization, co.Utilization)
+	}
+	if st.P50Millis <= 0 || st.P95Millis < st.P50Millis || co.P95Millis < co.P50Millis {
+		t.Errorf("latencies %+v", rows)
 	}
 }

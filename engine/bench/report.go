@@ -17,7 +17,7 @@ import (
 	"gonum.org/v1/plot/vg"
 )
 
-// WriteJSON writes the rows as an indented JSON list (DESIGN.md §5).
+// WriteJSON writes the rows as an indented JSON list (docs/design.md, "CLI contract").
 func WriteJSON(w io.Writer, rows []Row) error {
 	if rows == nil {
 		rows = []Row{}
@@ -34,18 +34,33 @@ func WriteJSON(w io.Writer, rows []Row) error {
 // terminal, then the notes.
 func WriteText(w io.Writer, rep *Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "batch\tratio\tkept\tprefill tok/s\tdecode tok/s\tTTFT ms\tKV MiB\tspeedup\tideal\tefficiency\tmono tok/s\toverhead %\t")
-	for _, r := range rep.Rows {
+	fmt.Fprintln(tw, "batch\tratio\tkept\tprefill tok/s\tdecode tok/s\tTTFT ms\tKV MiB\tspeedup\tideal\tefficiency\tmono tok/s\toverhead %\troofline %\t")
+	for _, r := range plainRows(rep.Rows) {
 		mono, over := "-", "-"
 		if r.MonoDecodeTPS != nil {
 			mono, over = fmt.Sprintf("%.2f", *r.MonoDecodeTPS), fmt.Sprintf("%+.1f", *r.OverheadPct)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%.1f\t%.2f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%.1f\t%.2f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%s\t%s\t%s\t\n",
 			r.Batch, fmtRatio(r.Ratio), len(r.KeptLayers), r.PrefillTPS, r.DecodeTPS, r.TTFTMillis,
-			float64(r.KVBytes)/(1<<20), r.Speedup, r.IdealSpeedup, r.Efficiency, mono, over)
+			float64(r.KVBytes)/(1<<20), r.Speedup, r.IdealSpeedup, r.Efficiency, mono, over, rooflineCell(r))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if lossless := losslessRows(rep.Rows); len(lossless) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "lossless batch\tdraft ratio\tdraft\tdecode tok/s\tspeedup\taccepted\ttokens/pass\tdraft agreement by position\t")
+		for _, r := range lossless {
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%.2f\t%.2f\t%s\t%s\t%s\t\n", r.Batch, fmtRatio(r.Ratio), r.Draft, r.DecodeTPS, r.Speedup,
+				pct(r.AcceptanceRate), num(r.TokensPerPass), agreement(r.DraftAgreement))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if rep.Bandwidth != nil {
+		fmt.Fprintln(w, "memory bandwidth:", rep.Bandwidth)
 	}
 	for _, n := range rep.Notes {
 		if _, err := fmt.Fprintln(w, "note:", n); err != nil {
@@ -67,7 +82,7 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 
 	ratios, batches := axes(rep.Rows)
 	byKey := map[[2]float64]Row{}
-	for _, r := range rep.Rows {
+	for _, r := range plainRows(rep.Rows) {
 		byKey[[2]float64{float64(r.Batch), r.Ratio}] = r
 	}
 	b.WriteString("Decode tokens/s (realized speedup over full depth at the same batch):\n\n| batch |")
@@ -93,16 +108,29 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 		b.WriteString("\n")
 	}
 
-	b.WriteString("\nAll rows:\n\n| batch | ratio | kept layers | prefill tok/s | decode tok/s | TTFT ms | KV MiB | speedup | ideal | efficiency | mono decode tok/s | overhead % |\n")
-	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, r := range rep.Rows {
+	b.WriteString("\nAll rows:\n\n| batch | ratio | kept layers | prefill tok/s | decode tok/s | TTFT ms | KV MiB | speedup | ideal | efficiency | mono decode tok/s | overhead % | weight MB/token | roofline % |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range plainRows(rep.Rows) {
 		mono, over := "–", "–"
 		if r.MonoDecodeTPS != nil {
 			mono, over = fmt.Sprintf("%.2f", *r.MonoDecodeTPS), fmt.Sprintf("%+.1f", *r.OverheadPct)
 		}
-		fmt.Fprintf(&b, "| %d | %s | %d | %.1f | %.2f | %.0f | %.1f | %.2f | %.2f | %.2f | %s | %s |\n",
+		fmt.Fprintf(&b, "| %d | %s | %d | %.1f | %.2f | %.0f | %.1f | %.2f | %.2f | %.2f | %s | %s | %.1f | %s |\n",
 			r.Batch, fmtRatio(r.Ratio), len(r.KeptLayers), r.PrefillTPS, r.DecodeTPS, r.TTFTMillis,
-			float64(r.KVBytes)/(1<<20), r.Speedup, r.IdealSpeedup, r.Efficiency, mono, over)
+			float64(r.KVBytes)/(1<<20), r.Speedup, r.IdealSpeedup, r.Efficiency, mono, over,
+			float64(r.WeightBytesPerToken)/1e6, rooflineCell(r))
+	}
+	if rep.Bandwidth != nil {
+		fmt.Fprintf(&b, "\nMemory bandwidth: %s.\n", rep.Bandwidth)
+	}
+	if lossless := losslessRows(rep.Rows); len(lossless) > 0 {
+		b.WriteString("\nLossless decoding (speedup over plain full-depth decoding at the same batch):\n\n")
+		b.WriteString("| batch | draft ratio | draft | decode tok/s | speedup | drafts accepted | tokens per pass | draft top-1 agreement by position | KV MiB |\n")
+		b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
+		for _, r := range lossless {
+			fmt.Fprintf(&b, "| %d | %s | %d | %.2f | %.2f | %s | %s | %s | %.1f |\n", r.Batch, fmtRatio(r.Ratio), r.Draft,
+				r.DecodeTPS, r.Speedup, pct(r.AcceptanceRate), num(r.TokensPerPass), agreement(r.DraftAgreement), float64(r.KVBytes)/(1<<20))
+		}
 	}
 	for _, n := range rep.Notes {
 		fmt.Fprintf(&b, "\nNote: %s\n", n)
@@ -123,7 +151,7 @@ func WritePlot(path string, rep *Report) error {
 	_, batches := axes(rep.Rows)
 	for i, bs := range batches {
 		var pts plotter.XYs
-		for _, r := range rep.Rows {
+		for _, r := range plainRows(rep.Rows) {
 			if r.Batch == bs {
 				pts = append(pts, plotter.XY{X: r.Ratio, Y: r.DecodeTPS})
 			}
@@ -197,4 +225,55 @@ func threads(n int) string {
 		return "ORT default"
 	}
 	return strconv.Itoa(n)
+}
+
+// plainRows are the rows of plain (not lossless) decoding.
+func plainRows(rows []Row) []Row {
+	var out []Row
+	for _, r := range rows {
+		if !r.Lossless {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// losslessRows are the rows of lossless decoding.
+func losslessRows(rows []Row) []Row {
+	var out []Row
+	for _, r := range rows {
+		if r.Lossless {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func pct(p *float64) string {
+	if p == nil {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f%%", 100**p)
+}
+
+func num(p *float64) string {
+	if p == nil {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", *p)
+}
+
+func agreement(a []float64) string {
+	parts := make([]string, len(a))
+	for i, x := range a {
+		parts[i] = fmt.Sprintf("%.0f%%", 100*x)
+	}
+	return strings.Join(parts, " ")
+}
+
+func rooflineCell(r Row) string {
+	if r.BandwidthGBps == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f", r.RooflinePct)
 }

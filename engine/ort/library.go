@@ -3,7 +3,7 @@
 // initialises the runtime once per process, and creates sessions for an
 // execution provider.
 //
-// Library resolution order (DESIGN.md §2): an explicit path (the --ort-lib
+// Library resolution order (docs/design.md, "ONNX Runtime"): an explicit path (the --ort-lib
 // flag), the STRATA_ORT_LIB environment variable, the user cache
 // ($XDG_CACHE_HOME/strata/ort/1.30.0/), then system library paths. When
 // nothing is found and npm is on PATH, the library is fetched into the user

@@ -36,7 +36,10 @@ type Env struct {
 }
 
 // NewEnv creates (or joins) the ORT environment. Close it after every
-// session created from it is closed.
+// session created from it is closed. ORT's messages at level and above go
+// to log/slog (see logger.go), never straight to stderr; when the
+// environment already exists (created by another library in the process)
+// its logging stays as that library set it up.
 func (a *API) NewEnv(level LogLevel, logID string) (*Env, error) {
 	if level < LogVerbose || level > LogFatal {
 		return nil, fmt.Errorf("ortdev: create env: invalid log level %d", level)
@@ -44,7 +47,7 @@ func (a *API) NewEnv(level LogLevel, logID string) (*Env, error) {
 	cID := C.CString(logID)
 	defer C.free(unsafe.Pointer(cID))
 	var p unsafe.Pointer
-	if err := a.check(C.sd_CreateEnv(a.table, C.int(level), cID, &p), "CreateEnv"); err != nil {
+	if err := a.check(C.sd_CreateEnvWithCustomLogger(a.table, C.int(level), cID, &p), "CreateEnvWithCustomLogger"); err != nil {
 		return nil, fmt.Errorf("ortdev: %w", err)
 	}
 	e := &Env{api: a, p: p}

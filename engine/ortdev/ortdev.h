@@ -38,6 +38,7 @@ enum {
   SD_GetErrorCode = 1,           // int (const OrtStatus*)
   SD_GetErrorMessage = 2,        // const char* (const OrtStatus*)
   SD_CreateEnv = 3,              // (int log_level, const char* logid, OrtEnv**)
+  SD_CreateEnvWithCustomLogger = 4,  // (OrtLoggingFunction, void* param, int log_level, const char* logid, OrtEnv**)
   SD_CreateSession = 7,          // (const OrtEnv*, const char* path, const OrtSessionOptions*, OrtSession**)
   SD_CreateSessionOptions = 10,  // (OrtSessionOptions**)
   SD_SetSessionGraphOptimizationLevel = 23,  // (OrtSessionOptions*, int level)
@@ -147,6 +148,14 @@ static inline const char *sd_GetErrorMessage(sd_table t, void *status) {
 }
 static inline void *sd_CreateEnv(sd_table t, int level, const char *logid, void **out) {
   return ((sd_fn_ipp)t[SD_CreateEnv])(level, (void *)logid, out);
+}
+// strataOrtLog is the OrtLoggingFunction, exported from Go (logger.go).
+extern void strataOrtLog(void *param, int severity, char *category, char *logid,
+                         char *code_location, char *message);
+static inline void *sd_CreateEnvWithCustomLogger(sd_table t, int level, const char *logid,
+                                                 void **out) {
+  return ((void *(*)(void *, void *, int, const char *, void **))t[SD_CreateEnvWithCustomLogger])(
+      (void *)strataOrtLog, NULL, level, logid, out);
 }
 static inline void *sd_CreateCpuMemoryInfo(sd_table t, int alloc_type, int mem_type, void **out) {
   return ((sd_fn_iip)t[SD_CreateCpuMemoryInfo])(alloc_type, mem_type, out);

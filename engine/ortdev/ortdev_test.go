@@ -875,3 +875,31 @@ func TestOutputValuesOutliveBinding(t *testing.T) {
 		v.Close()
 	}
 }
+
+// TestHostView: a view aliases its parent's memory, keeps the parent alive
+// after the parent is closed, and refuses ranges outside the parent.
+func TestHostView(t *testing.T) {
+	api := openAPI(t)
+	parent, err := api.NewHostTensor([]int64{2, 3}, Float32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row, err := parent.HostView(3, []int64{1, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer row.Close()
+	pd, _ := parent.Float32s()
+	rd, _ := row.Float32s()
+	rd[1] = 7
+	if pd[4] != 7 {
+		t.Errorf("parent %v after writing the view's element 1", pd)
+	}
+	if _, err := parent.HostView(4, []int64{1, 3}); err == nil {
+		t.Error("a view past the end was made")
+	}
+	parent.Close()
+	if rd, err = row.Float32s(); err != nil || rd[1] != 7 {
+		t.Errorf("view after the parent closed: %v, %v", rd, err)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/strata-llm/strata/internal/cputime"
 )
 
 // benchText builds a ~100 KB mixed document (prose, code, numbers, CJK,
@@ -35,7 +37,7 @@ func BenchmarkEncode(b *testing.B) {
 			}
 			b.SetBytes(int64(len(text)))
 			b.ResetTimer()
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			for b.Loop() {
 				if _, err := tk.Encode(text, true); err != nil {
 					b.Fatal(err)
@@ -43,7 +45,7 @@ func BenchmarkEncode(b *testing.B) {
 			}
 			// Throughput per CPU second (GC included), steadier than wall
 			// time on a loaded machine.
-			if cpu := processCPU() - cpu0; cpu > 0 {
+			if cpu := cputime.Process() - cpu0; cpu > 0 {
 				b.ReportMetric(float64(b.N)*float64(len(text))/cpu.Seconds()/1e6, "MB/cpu-s")
 			}
 		})

@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -237,9 +238,25 @@ type replaceDecoder struct {
 func (r replaceDecoder) decodeChain(tokens []string) []string {
 	out := make([]string, len(tokens))
 	for i, t := range tokens {
-		out[i] = replaceNormalizer(r).normalize(newNstr(t, 0)).s
+		out[i] = r.replace(t)
 	}
 	return out
+}
+
+// replace applies the replacement to one token. Decoding cannot fail: a
+// pattern that runs past its time limit leaves the token as it is.
+func (r replaceDecoder) replace(t string) (out string) {
+	defer func() {
+		if v := recover(); v != nil {
+			abort, ok := v.(matchAbort)
+			if !ok {
+				panic(v)
+			}
+			slog.Warn("tokenizer: Replace decoder skipped", "err", abort.err)
+			out = t
+		}
+	}()
+	return replaceNormalizer(r).normalize(newNstr(t, 0)).s
 }
 
 type bpeDecoder struct{ suffix string }

@@ -5,6 +5,9 @@
 package tokenizer
 
 import (
+	"github.com/strata-llm/strata/internal/limitread"
+
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,7 +53,7 @@ func Load(path string) (*Tokenizer, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		path = filepath.Join(path, "tokenizer.json")
 	}
-	data, err := os.ReadFile(path)
+	data, err := limitread.ReadFile(path, 1<<30)
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer: %w", err)
 	}
@@ -169,6 +172,23 @@ func (t *Tokenizer) setAdded(tokens []addedToken) error {
 // tokens (such as BOS) are added, as Hugging Face's encode does by default.
 // Text must be valid UTF-8.
 func (t *Tokenizer) Encode(text string, addSpecial bool) (Encoding, error) {
+	return t.EncodeContext(context.Background(), text, addSpecial)
+}
+
+// EncodeContext is Encode that stops when ctx is done (checked between
+// pieces of the text; a single regex match is bounded by MatchTimeout) and
+// fails with ErrPatternTimeout when a tokenizer.json regex runs past its
+// time limit.
+func (t *Tokenizer) EncodeContext(ctx context.Context, text string, addSpecial bool) (enc Encoding, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			abort, ok := r.(matchAbort)
+			if !ok {
+				panic(r)
+			}
+			enc, err = Encoding{}, fmt.Errorf("encode: %w", abort.err)
+		}
+	}()
 	if !utf8.ValidString(text) {
 		return Encoding{}, errors.New("encode: text is not valid UTF-8")
 	}
@@ -176,8 +196,11 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) (Encoding, error) {
 		return Encoding{}, fmt.Errorf("encode: text of %d bytes is too long (at most 1 GiB)", len(text))
 	}
 	est := len(text)/3 + 2
-	enc := Encoding{IDs: make([]int, 0, est), Tokens: make([]string, 0, est), Offsets: make([][2]int, 0, est)}
+	enc = Encoding{IDs: make([]int, 0, est), Tokens: make([]string, 0, est), Offsets: make([][2]int, 0, est)}
 	for _, seg := range t.rawSet.findSegments(text) {
+		if err := ctx.Err(); err != nil {
+			return Encoding{}, fmt.Errorf("encode: %w", err)
+		}
 		if seg.token >= 0 {
 			enc.addAdded(t.rawSet.tokens[seg.token].ID, text[seg.start:seg.end], seg.start, seg.end)
 			continue
@@ -202,7 +225,12 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) (Encoding, error) {
 			if t.pre != nil {
 				pieces = t.pre.preTokenize(pieces)
 			}
-			for _, p := range pieces {
+			for i, p := range pieces {
+				if i%256 == 0 {
+					if err := ctx.Err(); err != nil {
+						return Encoding{}, fmt.Errorf("encode: %w", err)
+					}
+				}
 				for _, tok := range t.model.tokenize(p.s) {
 					sp := p.origin(tok.start, tok.end)
 					s, _ := t.model.idToToken(tok.id)

@@ -4,6 +4,8 @@
 package hf
 
 import (
+	"github.com/strata-llm/strata/internal/limitread"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,17 +14,27 @@ import (
 	"slices"
 
 	"github.com/strata-llm/strata/export/safetensors"
+	"github.com/strata-llm/strata/models/family"
 	"github.com/strata-llm/strata/models/llama"
 	"github.com/strata-llm/strata/models/manifest"
 )
 
+// MaxConfigBytes bounds config.json and generation_config.json (real ones
+// are a few KB).
+const MaxConfigBytes = 16 << 20
+
 // TokenizerFiles are the files copied into a model package when present.
 var TokenizerFiles = []string{"tokenizer.json", "tokenizer_config.json", "generation_config.json"}
 
-// Checkpoint is an open Hugging Face checkpoint. It implements
-// llama.WeightSource over its safetensors weights.
+// Checkpoint is an open Hugging Face checkpoint of any supported family. It
+// implements graph.WeightSource over its safetensors weights, by the
+// family's canonical tensor names.
 type Checkpoint struct {
-	Dir    string
+	Dir string
+	// Model is the checkpoint's configuration.
+	Model family.Model
+	// Config is the configuration of a LLaMA-family checkpoint (zero for
+	// other families).
 	Config llama.Config
 	// BOSID, EOSIDs and PadID come from generation_config.json when it sets
 	// them, else from config.json; -1 / nil when absent.
@@ -42,15 +54,19 @@ type Checkpoint struct {
 // Open reads the checkpoint in dir and checks that its weights hold every
 // tensor the config needs, with the right shapes, before any data is read.
 func Open(dir string) (*Checkpoint, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	data, err := limitread.ReadFile(filepath.Join(dir, "config.json"), MaxConfigBytes)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
-	cfg, err := llama.ParseHFConfig(data)
+	model, err := family.ParseHFConfig(data)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
-	c := &Checkpoint{Dir: dir, Config: cfg, BOSID: cfg.BOSID, EOSIDs: cfg.EOSIDs, PadID: -1}
+	m := model.Manifest()
+	c := &Checkpoint{Dir: dir, Model: model, BOSID: m.BOSID, EOSIDs: m.EOSIDs, PadID: -1}
+	if cfg, ok := model.Config().(llama.Config); ok {
+		c.Config = cfg
+	}
 	var extra struct {
 		ULS            *manifest.ULS   `json:"uls"`
 		PadID          json.RawMessage `json:"pad_token_id"`
@@ -68,7 +84,7 @@ func Open(dir string) (*Checkpoint, error) {
 			}
 		}
 	}
-	if ids, err := llama.ParseTokenIDs("pad_token_id", extra.PadID); err != nil {
+	if ids, err := manifest.ParseTokenIDs("pad_token_id", extra.PadID); err != nil {
 		return nil, fmt.Errorf("checkpoint %s: config.json: %w", dir, err)
 	} else if len(ids) > 0 {
 		c.PadID = ids[0]
@@ -84,7 +100,7 @@ func Open(dir string) (*Checkpoint, error) {
 	if c.Weights, err = safetensors.OpenCheckpoint(dir); err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
-	if err := CheckShapes(cfg, c.Weights); err != nil {
+	if err := CheckShapes(model, c.Weights); err != nil {
 		c.Weights.Close()
 		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
@@ -93,7 +109,7 @@ func Open(dir string) (*Checkpoint, error) {
 
 // readGenerationConfig applies generation_config.json's special token ids.
 func (c *Checkpoint) readGenerationConfig() error {
-	data, err := os.ReadFile(filepath.Join(c.Dir, "generation_config.json"))
+	data, err := limitread.ReadFile(filepath.Join(c.Dir, "generation_config.json"), MaxConfigBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -117,7 +133,7 @@ func (c *Checkpoint) readGenerationConfig() error {
 		{"eos_token_id", g.EOS, func(ids []int) { c.EOSIDs = ids }},
 		{"pad_token_id", g.Pad, func(ids []int) { c.PadID = ids[0] }},
 	} {
-		ids, err := llama.ParseTokenIDs(f.key, f.raw)
+		ids, err := manifest.ParseTokenIDs(f.key, f.raw)
 		if err != nil {
 			return fmt.Errorf("checkpoint %s: generation_config.json: %w", c.Dir, err)
 		}
@@ -126,8 +142,8 @@ func (c *Checkpoint) readGenerationConfig() error {
 		}
 	}
 	for _, id := range append([]int{c.BOSID, c.PadID}, c.EOSIDs...) {
-		if id < -1 || id >= c.Config.VocabSize {
-			return fmt.Errorf("checkpoint %s: special token id %d is outside the vocabulary (%d)", c.Dir, id, c.Config.VocabSize)
+		if vocab := c.Model.Manifest().VocabSize; id < -1 || id >= vocab {
+			return fmt.Errorf("checkpoint %s: special token id %d is outside the vocabulary (%d)", c.Dir, id, vocab)
 		}
 	}
 	return nil
@@ -138,10 +154,11 @@ type Shaper interface {
 	Info(name string) (safetensors.TensorInfo, bool)
 }
 
-// CheckShapes verifies that w holds every tensor cfg needs with its shape.
-func CheckShapes(cfg llama.Config, w Shaper) error {
-	for _, want := range cfg.Weights() {
-		info, ok := w.Info(want.Name)
+// CheckShapes verifies that w holds every tensor m needs with its shape.
+func CheckShapes(m family.Model, w Shaper) error {
+	has := func(name string) bool { _, ok := w.Info(name); return ok }
+	for _, want := range m.Weights() {
+		info, ok := w.Info(m.StoredName(want.Name, has))
 		if !ok {
 			return fmt.Errorf("weights lack tensor %q", want.Name)
 		}
@@ -155,9 +172,9 @@ func CheckShapes(cfg llama.Config, w Shaper) error {
 	return nil
 }
 
-// Tensor implements llama.WeightSource.
+// Tensor implements graph.WeightSource.
 func (c *Checkpoint) Tensor(name string) ([]float32, []int, error) {
-	return c.Weights.Tensor(name)
+	return c.Weights.Tensor(c.Model.StoredName(name, c.Weights.Has))
 }
 
 // Close releases the weight files.

@@ -1,6 +1,8 @@
 package safetensors
 
 import (
+	"github.com/strata-llm/strata/internal/limitread"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,7 +65,7 @@ func OpenCheckpoint(path string) (*Checkpoint, error) {
 
 // openIndex opens the shards listed by an index file.
 func openIndex(indexPath string) (*Checkpoint, error) {
-	data, err := os.ReadFile(indexPath)
+	data, err := limitread.ReadFile(indexPath, 64<<20)
 	if err != nil {
 		return nil, fmt.Errorf("open checkpoint index: %w", err)
 	}

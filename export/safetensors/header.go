@@ -156,7 +156,34 @@ func ParseHeader(data []byte, fileSize int64) (*Header, error) {
 		}
 		h.Tensors[name] = info
 	}
+	if err := h.checkLayout(dataLen); err != nil {
+		return nil, err
+	}
 	return h, nil
+}
+
+// checkLayout requires the tensors to tile the data section exactly, as the
+// reference implementation does: sorted by offset, each begins where the
+// previous one ends, the first at 0 and the last at the end of the file. So
+// no two tensors share (alias) bytes and nothing follows the last one.
+func (h *Header) checkLayout(dataLen int64) error {
+	var pos int64
+	prev := ""
+	for _, name := range h.Names() {
+		t := h.Tensors[name]
+		switch {
+		case t.Begin < pos:
+			return fmt.Errorf("tensor %q: data_offsets [%d, %d] overlap tensor %q (corrupt file?)", name, t.Begin, t.End, prev)
+		case t.Begin > pos:
+			return fmt.Errorf("tensor %q: data_offsets [%d, %d] leave %d unused bytes before it (corrupt file?)", name, t.Begin, t.End, t.Begin-pos)
+		}
+		pos = t.End
+		prev = name
+	}
+	if pos != dataLen {
+		return fmt.Errorf("%d bytes of trailing data after the last tensor (corrupt file?)", dataLen-pos)
+	}
+	return nil
 }
 
 func parseEntry(name string, msg json.RawMessage, dataLen int64) (TensorInfo, error) {

@@ -131,6 +131,10 @@ func TestOpenErrors(t *testing.T) {
 		{"unknown dtype", st(`{"w":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}}  `, make([]byte, 8)), "unknown dtype"},
 		{"one offset", st(`{"w":{"dtype":"F32","shape":[2],"data_offsets":[0]}}`, make([]byte, 8)), "2 numbers"},
 		{"bad metadata", st(`{"__metadata__":[1]}`, nil), "__metadata__"},
+		{"aliased tensors", st(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, make([]byte, 8)), `overlap tensor "a"`},
+		{"overlapping tensors", st(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}`, make([]byte, 12)), "overlap"},
+		{"gap between tensors", st(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}`, make([]byte, 12)), "4 unused bytes"},
+		{"trailing garbage", st(okHeader, make([]byte, 13)), "5 bytes of trailing data"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -284,6 +288,17 @@ func FuzzParseHeader(f *testing.F) {
 		h, err := ParseHeader(b, int64(len(b)))
 		if err != nil {
 			return
+		}
+		end := int64(0)
+		for _, name := range h.Names() {
+			info := h.Tensors[name]
+			if info.Begin != end {
+				t.Fatalf("tensor %q: begins at %d, the previous tensor ends at %d", name, info.Begin, end)
+			}
+			end = info.End
+		}
+		if h.DataStart+end != int64(len(b)) {
+			t.Fatalf("data section of %d bytes, tensors end at %d", int64(len(b))-h.DataStart, end)
 		}
 		for name, info := range h.Tensors {
 			if info.Begin < 0 || info.End < info.Begin || h.DataStart+info.End > int64(len(b)) {

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/strata-llm/strata/export/safetensors"
 )
@@ -25,6 +26,10 @@ const (
 	Llama   Family = "llama"
 	Qwen2   Family = "qwen2"
 	Mistral Family = "mistral"
+	// Bloom is BloomForCausalLM: fused per-head query_key_value, LayerNorms
+	// with biases, a 4×hidden GELU MLP, ALiBi and a tied head (KVHeads must
+	// equal Heads, Intermediate 4×Hidden; MaxPos and RopeTheta are unused).
+	Bloom Family = "bloom"
 )
 
 // Spec describes a synthetic checkpoint.
@@ -53,6 +58,13 @@ type Spec struct {
 	BOSID  int
 	EOSIDs []int // written as a list when it has more than one element
 	PadID  *int
+	// ProjScale multiplies the projections' standard deviation (0: 1). Large
+	// values let the layers, not a tied embedding's match with itself, pick
+	// the greedy tokens.
+	ProjScale float64
+	// Unprefixed writes BLOOM tensors without the "transformer." prefix, as
+	// checkpoints saved from BloomModel (the original bigscience ones) do.
+	Unprefixed bool
 	// ULS, when set, is written as config.json's "uls" object, as the ULS
 	// training scripts do, e.g. {"ratios":[2],"default_schedule":"uls:2"}.
 	ULS map[string]any
@@ -84,9 +96,39 @@ func MistralLike() Spec {
 		Seed: 3, BOSID: 1, EOSIDs: []int{2}}
 }
 
+// Bench is the benchmark shape: 24 layers, hidden 1024, 16 heads over 4 KV
+// heads (head size 64), intermediate 2816, vocabulary 32000 (about 340 M
+// parameters), stored bf16 as most released checkpoints are.
+func Bench() Spec {
+	return Spec{Family: Llama, Layers: 24, Hidden: 1024, Heads: 16, KVHeads: 4, Intermediate: 2816,
+		Vocab: 32000, MaxPos: 4096, RopeTheta: 10000, NormEps: 1e-5, DType: safetensors.BF16, Shards: 2,
+		Seed: 20240410, BOSID: 1, EOSIDs: []int{2}}
+}
+
+// TinyLlama is TinyLlama-1.1B's shape: 22 layers, hidden 2048, 32 heads over
+// 4 KV heads, intermediate 5632, vocabulary 32000.
+func TinyLlama() Spec {
+	s := Bench()
+	s.Layers, s.Hidden, s.Heads, s.KVHeads, s.Intermediate = 22, 2048, 32, 4, 5632
+	return s
+}
+
+// Shapes maps the shape names of `strata synth` to their specs: tiny (a
+// 4-layer LLaMA-2 style model of a few hundred KB), bench and tinyllama.
+func Shapes() map[string]Spec {
+	return map[string]Spec{"tiny": Llama2Like(), "bench": Bench(), "tinyllama": TinyLlama()}
+}
+
+// BloomLike is a small BLOOM spec with 6 heads, not a power of two, so
+// both branches of ALiBi's slope formula are used.
+func BloomLike() Spec {
+	return Spec{Family: Bloom, Layers: 4, Hidden: 96, Heads: 6, KVHeads: 6, Intermediate: 384,
+		Vocab: 256, NormEps: 1e-5, Tied: true, DType: safetensors.F32, Seed: 4, BOSID: 1, EOSIDs: []int{2}}
+}
+
 // Presets maps preset names to their specs.
 func Presets() map[string]Spec {
-	return map[string]Spec{"llama2": Llama2Like(), "qwen2": Qwen2Like(), "mistral": MistralLike()}
+	return map[string]Spec{"llama2": Llama2Like(), "qwen2": Qwen2Like(), "mistral": MistralLike(), "bloom": BloomLike()}
 }
 
 // headDim returns the per-head dimension.
@@ -102,8 +144,14 @@ func (s Spec) headDim() int {
 
 // Validate checks that the sizes describe a real model.
 func (s Spec) Validate() error {
+	maxPos := s.MaxPos
 	switch s.Family {
 	case Llama, Qwen2, Mistral:
+	case Bloom:
+		if s.KVHeads != s.Heads || s.Intermediate != 4*s.Hidden || !s.Tied || s.HeadDim != 0 {
+			return fmt.Errorf("synth: a BLOOM spec needs KVHeads = Heads, Intermediate = 4×Hidden, Tied and no HeadDim")
+		}
+		maxPos = 1 // no position table
 	default:
 		return fmt.Errorf("synth: unknown family %q", s.Family)
 	}
@@ -111,7 +159,7 @@ func (s Spec) Validate() error {
 		name string
 		v    int
 	}{{"Layers", s.Layers}, {"Hidden", s.Hidden}, {"Heads", s.Heads}, {"KVHeads", s.KVHeads},
-		{"Intermediate", s.Intermediate}, {"Vocab", s.Vocab}, {"MaxPos", s.MaxPos}} {
+		{"Intermediate", s.Intermediate}, {"Vocab", s.Vocab}, {"MaxPos", maxPos}} {
 		if c.v <= 0 {
 			return fmt.Errorf("synth: %s = %d must be positive", c.name, c.v)
 		}
@@ -143,6 +191,9 @@ func (s Spec) Tensors() []safetensors.Spec {
 	t := func(name string, shape ...int) safetensors.Spec {
 		return safetensors.Spec{Name: name, DType: s.DType, Shape: shape}
 	}
+	if s.Family == Bloom {
+		return s.bloomTensors(t)
+	}
 	out := []safetensors.Spec{t("model.embed_tokens.weight", s.Vocab, d)}
 	for l := 0; l < s.Layers; l++ {
 		p := fmt.Sprintf("model.layers.%d.", l)
@@ -168,6 +219,28 @@ func (s Spec) Tensors() []safetensors.Spec {
 	return out
 }
 
+// bloomTensors lists a BloomForCausalLM checkpoint's tensors.
+func (s Spec) bloomTensors(t func(string, ...int) safetensors.Spec) []safetensors.Spec {
+	pre := "transformer."
+	if s.Unprefixed {
+		pre = ""
+	}
+	d, f := s.Hidden, s.Intermediate
+	out := []safetensors.Spec{t(pre+"word_embeddings.weight", s.Vocab, d),
+		t(pre+"word_embeddings_layernorm.weight", d), t(pre+"word_embeddings_layernorm.bias", d)}
+	for l := 0; l < s.Layers; l++ {
+		p := fmt.Sprintf("%sh.%d.", pre, l)
+		out = append(out,
+			t(p+"input_layernorm.weight", d), t(p+"input_layernorm.bias", d),
+			t(p+"self_attention.query_key_value.weight", 3*d, d), t(p+"self_attention.query_key_value.bias", 3*d),
+			t(p+"self_attention.dense.weight", d, d), t(p+"self_attention.dense.bias", d),
+			t(p+"post_attention_layernorm.weight", d), t(p+"post_attention_layernorm.bias", d),
+			t(p+"mlp.dense_h_to_4h.weight", f, d), t(p+"mlp.dense_h_to_4h.bias", f),
+			t(p+"mlp.dense_4h_to_h.weight", d, f), t(p+"mlp.dense_4h_to_h.bias", d))
+	}
+	return append(out, t(pre+"ln_f.weight", d), t(pre+"ln_f.bias", d))
+}
+
 // Bytes returns the total size of the stored weights.
 func (s Spec) Bytes() int64 {
 	var n int64
@@ -189,7 +262,7 @@ func numel(shape []int) int64 {
 // give the same values, whatever else the checkpoint holds.
 func (s Spec) rng(name string) *rand.Rand {
 	h := fnv.New64a()
-	h.Write([]byte(name))
+	h.Write([]byte(strings.TrimPrefix(name, "transformer."))) // the same values under BLOOM's two namings
 	return rand.New(rand.NewPCG(s.Seed, h.Sum64()))
 }
 
@@ -207,11 +280,11 @@ func (s Spec) Values(t safetensors.Spec) []float32 {
 	r := s.rng(t.Name)
 	name := t.Name
 	switch {
-	case hasSuffix(name, "layernorm.weight"), name == "model.norm.weight":
+	case hasSuffix(name, "layernorm.weight"), name == "model.norm.weight", hasSuffix(name, "ln_f.weight"):
 		return normal(r, n, 1, 0.05)
 	case hasSuffix(name, ".bias"):
 		return normal(r, n, 0, 0.05)
-	case name == "model.embed_tokens.weight":
+	case name == "model.embed_tokens.weight", hasSuffix(name, "word_embeddings.weight"):
 		return normal(r, n, 0, 0.5)
 	case name == "lm_head.weight":
 		if s.Peaked {
@@ -221,7 +294,11 @@ func (s Spec) Values(t safetensors.Spec) []float32 {
 	// A projection [out, in]: std ~ 0.5/sqrt(in), clamped to a realistic 0.02..0.1.
 	in := t.Shape[len(t.Shape)-1]
 	std := math.Min(0.1, math.Max(0.02, 0.5/math.Sqrt(float64(in))))
-	if s.Peaked && (hasSuffix(name, "o_proj.weight") || hasSuffix(name, "down_proj.weight")) {
+	if s.ProjScale > 0 {
+		std *= s.ProjScale
+	}
+	if s.Peaked && (hasSuffix(name, "o_proj.weight") || hasSuffix(name, "down_proj.weight") ||
+		hasSuffix(name, "self_attention.dense.weight") || hasSuffix(name, "dense_4h_to_h.weight")) {
 		std *= 0.25
 	}
 	return normal(r, n, 0, std)
@@ -272,6 +349,9 @@ func Write(dir string, s Spec) error {
 
 // Config returns the content of config.json as Hugging Face writes it.
 func (s Spec) Config() map[string]any {
+	if s.Family == Bloom {
+		return s.bloomConfig()
+	}
 	arch := map[Family]string{Llama: "LlamaForCausalLM", Qwen2: "Qwen2ForCausalLM", Mistral: "MistralForCausalLM"}[s.Family]
 	cfg := map[string]any{
 		"architectures":           []string{arch},
@@ -307,6 +387,34 @@ func (s Spec) Config() map[string]any {
 		cfg["max_window_layers"] = s.Layers
 	case Mistral:
 		cfg["sliding_window"] = nil
+	}
+	if s.ULS != nil {
+		cfg["uls"] = s.ULS
+	}
+	return cfg
+}
+
+// bloomConfig is a BloomForCausalLM config.json, with BloomConfig's own key
+// names (n_layer, n_head).
+func (s Spec) bloomConfig() map[string]any {
+	cfg := map[string]any{
+		"architectures":      []string{"BloomForCausalLM"},
+		"model_type":         "bloom",
+		"n_layer":            s.Layers,
+		"n_head":             s.Heads,
+		"hidden_size":        s.Hidden,
+		"vocab_size":         s.Vocab,
+		"layer_norm_epsilon": s.NormEps,
+		"apply_residual_connection_post_layernorm": false,
+		"attention_dropout":                        0.0,
+		"hidden_dropout":                           0.0,
+		"initializer_range":                        0.02,
+		"pretraining_tp":                           1,
+		"slow_but_exact":                           false,
+		"use_cache":                                true,
+		"bos_token_id":                             s.BOSID,
+		"eos_token_id":                             s.eosValue(),
+		"torch_dtype":                              map[safetensors.DType]string{safetensors.F32: "float32", safetensors.F16: "float16", safetensors.BF16: "bfloat16"}[s.DType],
 	}
 	if s.ULS != nil {
 		cfg["uls"] = s.ULS

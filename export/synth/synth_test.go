@@ -202,3 +202,43 @@ func TestULSConfig(t *testing.T) {
 		t.Errorf("config = %+v", cfg)
 	}
 }
+
+func TestWriteBloom(t *testing.T) {
+	for _, unprefixed := range []bool{false, true} {
+		s := BloomLike()
+		s.Unprefixed = unprefixed
+		dir := t.TempDir()
+		if err := Write(dir, s); err != nil {
+			t.Fatal(err)
+		}
+		var cfg map[string]any
+		b, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+		if err := json.Unmarshal(b, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if cfg["model_type"] != "bloom" || cfg["n_layer"].(float64) != float64(s.Layers) || cfg["n_head"].(float64) != 6 {
+			t.Errorf("config = %v", cfg)
+		}
+		c, err := safetensors.OpenCheckpoint(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		emb := "transformer.word_embeddings.weight"
+		if unprefixed {
+			emb = "word_embeddings.weight"
+		}
+		if len(c.Names()) != 3+12*s.Layers+2 || !c.Has(emb) || c.Has("lm_head.weight") {
+			t.Errorf("unprefixed=%v: tensors %v", unprefixed, c.Names())
+		}
+		data, _, err := c.Tensor(emb)
+		if err != nil || data[0] != s.Values(safetensors.Spec{Name: "transformer.word_embeddings.weight", Shape: []int{s.Vocab, s.Hidden}})[0] {
+			t.Errorf("unprefixed=%v: embedding values differ from the prefixed naming (%v)", unprefixed, err)
+		}
+		c.Close()
+	}
+	bad := BloomLike()
+	bad.KVHeads = 2
+	if err := Write(t.TempDir(), bad); err == nil {
+		t.Error("BLOOM spec with KVHeads != Heads accepted")
+	}
+}

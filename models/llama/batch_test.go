@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/strata-llm/strata/engine/ort/orttest"
 	"github.com/strata-llm/strata/models/manifest"
 	ortgo "github.com/yalue/onnxruntime_go"
 )
@@ -28,7 +29,7 @@ func TestBatchRightPadding(t *testing.T) {
 
 	want := make([][][]float32, 2)
 	for b := range prompts {
-		want[b] = refRun(t, ref, prompts[b], decode[b], kept)
+		want[b] = orttest.RefRun(t, ref, prompts[b], decode[b], kept)
 	}
 
 	const pad = 0
@@ -38,7 +39,7 @@ func TestBatchRightPadding(t *testing.T) {
 		padded[1][i] = pad
 	}
 	lens := []int{len(prompts[0]), len(prompts[1])}
-	got := r.step(padded, []int32{int32(lens[0] - 1), int32(lens[1] - 1)}, int32(s), nil)
+	got := r.Step(padded, []int32{int32(lens[0] - 1), int32(lens[1] - 1)}, int32(s), nil)
 	for b := range prompts {
 		for p := 0; p < lens[b]; p++ {
 			if d, _ := maxDiff(got[b][p], want[b][p]); d > 1e-4 {
@@ -49,7 +50,7 @@ func TestBatchRightPadding(t *testing.T) {
 	for j := range decode[0] {
 		ids := [][]int{{decode[0][j]}, {decode[1][j]}}
 		seqlens := []int32{int32(lens[0]), int32(lens[1])}
-		got := r.step(ids, seqlens, int32(max(lens[0], lens[1])+1), kept)
+		got := r.Step(ids, seqlens, int32(max(lens[0], lens[1])+1), kept)
 		for b := range prompts {
 			if d, _ := maxDiff(got[b][0], want[b][len(prompts[b])+j]); d > 1e-4 {
 				t.Errorf("row %d decode position %d: max |Δlogit| = %.3g", b, lens[b], d)
@@ -79,61 +80,9 @@ func TestFullGraph(t *testing.T) {
 				t.Fatal(err)
 			}
 			prompt, decode := []int{1, 17, 5, 33}, []int{4, 22, 8}
-			want := refRun(t, ref, prompt, decode, nil)
+			want := orttest.RefRun(t, ref, prompt, decode, nil)
 
-			initORT(t)
-			inputs := []string{manifest.InputIDs}
-			outputs := []string{manifest.Logits}
-			for i := 0; i < cfg.NumLayers; i++ {
-				inputs = append(inputs, FullPastKey(i), FullPastValue(i))
-				outputs = append(outputs, FullPresentKey(i), FullPresentValue(i))
-			}
-			inputs = append(inputs, manifest.SeqLensK, manifest.TotalSeqLen)
-			s, err := ortSession(path, inputs, outputs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Destroy()
-			r := &runner{t: t, cfg: cfg, max: testMaxSeq, batch: 1}
-			var kv []*ortgo.Tensor[float32]
-			for i := 0; i < 2*cfg.NumLayers; i++ {
-				kv = append(kv, r.newKV())
-			}
-			run := func(ids []int, pos int) [][]float32 {
-				flat := make([]int64, len(ids))
-				for i, id := range ids {
-					flat[i] = int64(id)
-				}
-				idsT := must(ortgo.NewTensor(ortgo.NewShape(1, int64(len(ids))), flat))(t)
-				defer idsT.Destroy()
-				seqT := must(ortgo.NewTensor(ortgo.NewShape(1), []int32{int32(pos + len(ids) - 1)}))(t)
-				defer seqT.Destroy()
-				totalT := must(ortgo.NewScalar(int32(pos + len(ids))))(t)
-				defer totalT.Destroy()
-				logits := must(ortgo.NewEmptyTensor[float32](ortgo.NewShape(1, int64(len(ids)), int64(cfg.VocabSize))))(t)
-				defer logits.Destroy()
-				bind := must(s.CreateIoBinding())(t)
-				defer bind.Destroy()
-				errs := []error{bind.BindInput(manifest.InputIDs, idsT), bind.BindInput(manifest.SeqLensK, seqT), bind.BindInput(manifest.TotalSeqLen, totalT),
-					bind.BindOutput(manifest.Logits, logits)}
-				for i := 0; i < cfg.NumLayers; i++ {
-					errs = append(errs, bind.BindInput(FullPastKey(i), kv[2*i]), bind.BindInput(FullPastValue(i), kv[2*i+1]),
-						bind.BindOutput(FullPresentKey(i), kv[2*i]), bind.BindOutput(FullPresentValue(i), kv[2*i+1]))
-				}
-				for _, e := range errs {
-					if e != nil {
-						t.Fatal(e)
-					}
-				}
-				if err := s.RunWithBinding(bind); err != nil {
-					t.Fatal(err)
-				}
-				return split(logits.GetData(), 1, len(ids), cfg.VocabSize)[0]
-			}
-			got := run(prompt, 0)
-			for j, tok := range decode {
-				got = append(got, run([]int{tok}, len(prompt)+j)...)
-			}
+			got := orttest.RunFull(t, path, cfg.Decoder().Dims(), testMaxSeq, prompt, decode)
 			for p := range want {
 				if d, _ := maxDiff(got[p], want[p]); d > 1e-4 {
 					t.Errorf("position %d: max |Δlogit| = %.3g", p, d)
@@ -163,10 +112,8 @@ func TestWriteAllHeadLast(t *testing.T) {
 		}
 	}
 	initORT(t)
-	head := must(ortSession(filepath.Join(dir, manifest.HeadFile), []string{manifest.Hidden}, []string{manifest.Logits}))(t)
-	defer head.Destroy()
-	last := must(ortSession(filepath.Join(dir, manifest.HeadLastFile), []string{manifest.Hidden}, []string{manifest.Logits}))(t)
-	defer last.Destroy()
+	head := ortSession(t, filepath.Join(dir, manifest.HeadFile), []string{manifest.Hidden}, []string{manifest.Logits})
+	last := ortSession(t, filepath.Join(dir, manifest.HeadLastFile), []string{manifest.Hidden}, []string{manifest.Logits})
 	const b, s = 2, 3
 	hidden := make([]float32, b*s*cfg.HiddenSize)
 	for i := range hidden {
@@ -212,8 +159,8 @@ func TestChunkedPrefill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := r.step([][]int{prompt[:4]}, []int32{3}, 4, nil)[0]
-	got = append(got, r.step([][]int{prompt[4:]}, []int32{5}, 6, nil)[0]...)
+	got := r.Step([][]int{prompt[:4]}, []int32{3}, 4, nil)[0]
+	got = append(got, r.Step([][]int{prompt[4:]}, []int32{5}, 6, nil)[0]...)
 	for p := range want {
 		if d, _ := maxDiff(got[p], want[p]); d > 1e-4 {
 			t.Errorf("position %d: max |Δlogit| = %.3g", p, d)

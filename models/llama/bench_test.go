@@ -7,7 +7,7 @@ import (
 	ortgo "github.com/yalue/onnxruntime_go"
 
 	"github.com/strata-llm/strata/engine/ort"
-	"github.com/strata-llm/strata/models/manifest"
+	"github.com/strata-llm/strata/engine/ort/orttest"
 )
 
 // benchConfig is a small model with realistic proportions (GQA 8/2 heads of
@@ -19,90 +19,13 @@ func benchConfig(layers int) Config {
 
 const benchMaxSeq = 128
 
-// layerStep is one decode step (S=1) of a chain of layer sessions at batch
-// 1, bound once through IoBindings as the engine does: each layer reads one
-// hidden buffer and writes the other, its KV buffer bound as past and present.
-type layerStep struct {
-	sessions []*ortgo.DynamicAdvancedSession
-	binds    []*ortgo.IoBinding
-	seqlens  *ortgo.Tensor[int32]
-	owned    []interface{ Destroy() error }
-}
-
-func newLayerStep(b *testing.B, dir string, cfg Config, so *ortgo.SessionOptions) *layerStep {
-	b.Helper()
-	ls := &layerStep{}
-	b.Cleanup(func() {
-		for i := len(ls.owned) - 1; i >= 0; i-- {
-			ls.owned[i].Destroy()
-		}
-	})
-	keep := func(v interface{ Destroy() error }) { ls.owned = append(ls.owned, v) }
-	var hidden [2]*ortgo.Tensor[float32]
-	for i := range hidden {
-		hidden[i] = mustB(ortgo.NewEmptyTensor[float32](ortgo.NewShape(1, 1, int64(cfg.HiddenSize))))(b)
-		keep(hidden[i])
-	}
-	for j := range hidden[0].GetData() {
-		hidden[0].GetData()[j] = float32(j%7) * 0.1
-	}
-	ls.seqlens = mustB(ortgo.NewTensor(ortgo.NewShape(1), []int32{0}))(b)
-	keep(ls.seqlens)
-	for l := 0; l < cfg.NumLayers; l++ {
-		s := mustB(ortgo.NewDynamicAdvancedSession(dir+"/"+manifest.LayerFile(l),
-			[]string{manifest.Hidden, manifest.PastKey, manifest.PastValue, manifest.SeqLensK, manifest.TotalSeqLen}, []string{manifest.HiddenOut, manifest.PresentKey, manifest.PresentValue}, so))(b)
-		keep(s)
-		kvShape := ortgo.NewShape(1, int64(cfg.NumKVHeads), benchMaxSeq, int64(cfg.HeadDim))
-		k := mustB(ortgo.NewEmptyTensor[float32](kvShape))(b)
-		v := mustB(ortgo.NewEmptyTensor[float32](kvShape))(b)
-		keep(k)
-		keep(v)
-		bind := mustB(s.CreateIoBinding())(b)
-		keep(bind)
-		for _, err := range []error{
-			bind.BindInput(manifest.Hidden, hidden[l%2]), bind.BindInput(manifest.PastKey, k), bind.BindInput(manifest.PastValue, v),
-			bind.BindInput(manifest.SeqLensK, ls.seqlens),
-			bind.BindOutput(manifest.HiddenOut, hidden[(l+1)%2]), bind.BindOutput(manifest.PresentKey, k), bind.BindOutput(manifest.PresentValue, v),
-		} {
-			if err != nil {
-				b.Fatal(err)
-			}
-		}
-		ls.sessions = append(ls.sessions, s)
-		ls.binds = append(ls.binds, bind)
-	}
-	return ls
-}
-
-// step runs every layer for the token at position pos.
-func (ls *layerStep) step(b *testing.B, pos int) {
-	ls.seqlens.GetData()[0] = int32(pos)
-	total := mustB(ortgo.NewScalar(int32(pos + 1)))(b)
-	defer total.Destroy()
-	for l, s := range ls.sessions {
-		if err := ls.binds[l].BindInput(manifest.TotalSeqLen, total); err != nil {
-			b.Fatal(err)
-		}
-		if err := s.RunWithBinding(ls.binds[l]); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// mustB returns v, failing the benchmark on err.
-func mustB[T any](v T, err error) func(testing.TB) T {
-	return func(tb testing.TB) T {
-		tb.Helper()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		return v
-	}
+func newLayerStep(b *testing.B, dir string, cfg Config, so *ortgo.SessionOptions) *orttest.LayerStep {
+	return orttest.NewLayerStep(b, dir, cfg.Decoder().Dims(), cfg.NumLayers, benchMaxSeq, so)
 }
 
 func writeLayers(b *testing.B, cfg Config, dtype string) string {
 	b.Helper()
-	if err := ort.Init(""); err != nil {
+	if err := orttest.LoadLibrary(""); err != nil {
 		b.Fatalf("ONNX Runtime is required (set %s): %v", ort.EnvLibrary, err)
 	}
 	dir := b.TempDir()
@@ -117,7 +40,7 @@ func writeLayers(b *testing.B, cfg Config, dtype string) string {
 
 func sessionOptions(b *testing.B, threads int, spin bool) *ortgo.SessionOptions {
 	b.Helper()
-	so, err := ort.NewSessionOptions(ort.Options{Threads: threads})
+	so, err := orttest.NewSessionOptions(orttest.Options{Threads: threads})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -140,7 +63,7 @@ func BenchmarkLayerDecodeORT(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				ls.step(b, i%(benchMaxSeq-1))
+				ls.Step(b, i%(benchMaxSeq-1))
 			}
 		})
 	}
@@ -168,7 +91,7 @@ func BenchmarkLayerChainThreads(b *testing.B) {
 			ls := newLayerStep(b, dir, cfg, sessionOptions(b, c.threads, c.spin))
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				ls.step(b, i%(benchMaxSeq-1))
+				ls.Step(b, i%(benchMaxSeq-1))
 			}
 		})
 	}

@@ -1,6 +1,6 @@
 // Package llama is the LLaMA architecture family (LLaMA 1/2/3, Mistral,
 // Qwen2): its configuration, the per-layer ONNX graphs of a strata model
-// package (DESIGN.md §3) and a plain-Go reference forward pass used to
+// package (docs/design.md, "The package format") and a plain-Go reference forward pass used to
 // verify them.
 package llama
 
@@ -40,19 +40,54 @@ type Config struct {
 	EOSIDs        []int
 }
 
-// Validate checks that the sizes are positive and consistent.
+// MaxPositions bounds max_position_embeddings: positions are int32 in the
+// graphs. The KV buffer length actually allocated is bounded separately
+// (manifest.MaxSeqLen).
+const MaxPositions = 1 << 30
+
+// maxTensorElems bounds the element count of any one weight matrix (2^36
+// float32 values are 256 GiB), so products of in-range sizes cannot ask for
+// more.
+const maxTensorElems = 1 << 36
+
+// Validate checks that the sizes are positive, within strata's limits
+// (manifest.MaxLayers, manifest.MaxDim, manifest.MaxVocab, MaxPositions) and
+// consistent. It names the config.json key of the first bad size.
 func (c Config) Validate() error {
 	for _, f := range []struct {
 		name string
 		v    int
+		max  int
 	}{
-		{"num_hidden_layers", c.NumLayers}, {"hidden_size", c.HiddenSize},
-		{"num_attention_heads", c.NumHeads}, {"num_key_value_heads", c.NumKVHeads},
-		{"head_dim", c.HeadDim}, {"intermediate_size", c.IntermediateSize},
-		{"vocab_size", c.VocabSize}, {"max_position_embeddings", c.MaxPositionEmbeddings},
+		{"num_hidden_layers", c.NumLayers, manifest.MaxLayers}, {"hidden_size", c.HiddenSize, manifest.MaxDim},
+		{"num_attention_heads", c.NumHeads, manifest.MaxDim}, {"num_key_value_heads", c.NumKVHeads, manifest.MaxDim},
+		{"head_dim", c.HeadDim, manifest.MaxDim}, {"intermediate_size", c.IntermediateSize, manifest.MaxDim},
+		{"vocab_size", c.VocabSize, manifest.MaxVocab}, {"max_position_embeddings", c.MaxPositionEmbeddings, MaxPositions},
 	} {
-		if f.v <= 0 {
-			return fmt.Errorf("config %s = %d, want > 0", f.name, f.v)
+		if f.v <= 0 || f.v > f.max {
+			return fmt.Errorf("config %s = %d is out of range (1..%d)", f.name, f.v, f.max)
+		}
+	}
+	for _, p := range []struct {
+		name string
+		a, b int
+	}{
+		{"num_attention_heads × head_dim", c.NumHeads, c.HeadDim},
+		{"num_key_value_heads × head_dim", c.NumKVHeads, c.HeadDim},
+	} {
+		if int64(p.a)*int64(p.b) > manifest.MaxDim {
+			return fmt.Errorf("config %s = %d is out of range (1..%d)", p.name, int64(p.a)*int64(p.b), manifest.MaxDim)
+		}
+	}
+	for _, p := range []struct {
+		name string
+		a, b int
+	}{
+		{"vocab_size × hidden_size", c.VocabSize, c.HiddenSize},
+		{"intermediate_size × hidden_size", c.IntermediateSize, c.HiddenSize},
+	} {
+		if n := int64(p.a) * int64(p.b); n > maxTensorElems {
+			return fmt.Errorf("config %s = %d values in one weight matrix is above the limit of %d", p.name, n, int64(maxTensorElems))
 		}
 	}
 	if c.NumHeads%c.NumKVHeads != 0 {
@@ -139,6 +174,10 @@ func ConfigFromManifest(m *manifest.Manifest, src WeightSource) (Config, error) 
 	return c, c.Validate()
 }
 
+// ErrUnsupportedArchitecture is returned (wrapped) by ParseHFConfig for a
+// config.json of another family.
+var ErrUnsupportedArchitecture = errors.New("unsupported architecture")
+
 // architectures maps HF "architectures" entries to model types.
 var architectures = map[string]string{
 	"LlamaForCausalLM":   "llama",
@@ -197,7 +236,7 @@ func ParseHFConfig(data []byte) (Config, error) {
 		if got == "" {
 			got = "none given"
 		}
-		return Config{}, fmt.Errorf("config.json: unsupported architecture (%s); the llama family reads LlamaForCausalLM, MistralForCausalLM and Qwen2ForCausalLM", got)
+		return Config{}, fmt.Errorf("config.json: %w (%s); the llama family reads LlamaForCausalLM, MistralForCausalLM and Qwen2ForCausalLM", ErrUnsupportedArchitecture, got)
 	}
 	required := []struct {
 		key string
@@ -274,21 +313,9 @@ func deref[T any](p *T, def T) T {
 	return *p
 }
 
-// ParseTokenIDs reads a Hugging Face token-id entry (bos_token_id,
-// eos_token_id, …) that may be absent, null, an int or a list of ints.
+// ParseTokenIDs reads a Hugging Face token-id entry (manifest.ParseTokenIDs).
 func ParseTokenIDs(key string, raw json.RawMessage) ([]int, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	var one int
-	if err := json.Unmarshal(raw, &one); err == nil {
-		return []int{one}, nil
-	}
-	var list []int
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, fmt.Errorf("%s must be an int or a list of ints, got %s", key, raw)
-	}
-	return list, nil
+	return manifest.ParseTokenIDs(key, raw)
 }
 
 func parseRopeScaling(raw json.RawMessage) (*manifest.RopeScaling, error) {

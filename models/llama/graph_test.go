@@ -3,6 +3,7 @@ package llama
 import (
 	"testing"
 
+	"github.com/strata-llm/strata/engine/ort/orttest"
 	"github.com/strata-llm/strata/models/manifest"
 )
 
@@ -44,36 +45,6 @@ func writePackage(t *testing.T, cfg Config, src WeightSource, opts GraphOptions)
 	return dir
 }
 
-// ulsRun does what the engine does for one sequence: prefill the prompt
-// at full depth, then decode tokens one at a time through `kept` only.
-// It returns the logits of every prompt and decode position.
-func ulsRun(t *testing.T, r *runner, prompt, decode []int, kept []int) [][]float32 {
-	var logits [][]float32
-	logits = append(logits, r.step([][]int{prompt}, []int32{int32(len(prompt) - 1)}, int32(len(prompt)), nil)[0]...)
-	pos := len(prompt)
-	for _, tok := range decode {
-		logits = append(logits, r.step([][]int{{tok}}, []int32{int32(pos)}, int32(pos+1), kept)[0][0])
-		pos++
-	}
-	return logits
-}
-
-func refRun(t *testing.T, ref *Reference, prompt, decode []int, kept []int) [][]float32 {
-	ref.Reset()
-	logits, err := ref.Forward(prompt, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tok := range decode {
-		l, err := ref.Forward([]int{tok}, kept)
-		if err != nil {
-			t.Fatal(err)
-		}
-		logits = append(logits, l...)
-	}
-	return logits
-}
-
 // TestGraphsMatchReference runs each dtype's graphs through ORT (prefill of
 // five tokens at full depth, then six decode steps through the first and
 // last layer only) and compares every position's logits with the
@@ -101,7 +72,7 @@ func TestGraphsMatchReference(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want32 := refRun(t, fp32Ref, prompt, decode, kept)
+		want32 := orttest.RefRun(t, fp32Ref, prompt, decode, kept)
 		for _, dt := range dtypes {
 			t.Run(testNames[ci]+"/"+dt.dtype, func(t *testing.T) {
 				opts := GraphOptions{DType: dt.dtype, MaxSeqLen: testMaxSeq}
@@ -116,8 +87,8 @@ func TestGraphsMatchReference(t *testing.T) {
 					p, s, _ := QuantizeInt4(e.Data, e.Shape[0], e.Shape[1])
 					ref.head = DequantizeInt4(p, s, e.Shape[0], e.Shape[1])
 				}
-				want := refRun(t, ref, prompt, decode, kept)
-				got := ulsRun(t, newRunner(t, dir, cfg, testMaxSeq, 1), prompt, decode, kept)
+				want := orttest.RefRun(t, ref, prompt, decode, kept)
+				got := newRunner(t, dir, cfg, testMaxSeq, 1).ULSRun(prompt, decode, kept)
 				var worst, worst32 float64
 				for p := range want {
 					d, storedScale := maxDiff(got[p], want[p])

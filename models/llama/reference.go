@@ -3,6 +3,8 @@ package llama
 import (
 	"fmt"
 	"math"
+
+	"github.com/strata-llm/strata/models/refmath"
 )
 
 // Reference is a plain-Go float32 forward pass of a LLaMA-family model,
@@ -17,8 +19,7 @@ type Reference struct {
 	head    []float32 // [V, D]; the embedding when tied
 	norm    []float32
 	layers  []refLayer
-	cache   []kvCache
-	pos     int
+	refmath.Caches
 }
 
 type refLayer struct {
@@ -28,19 +29,12 @@ type refLayer struct {
 	gate, up, down []float32
 }
 
-// kvCache holds, for one layer, the keys and values of the positions that
-// layer ran, in order ([Hkv*Dh] each).
-type kvCache struct {
-	pos  []int
-	k, v [][]float32
-}
-
 // NewReference loads every weight of cfg from src as float32.
 func NewReference(cfg Config, src WeightSource) (*Reference, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Reference{cfg: cfg, invFreq: cfg.InvFreq(), layers: make([]refLayer, cfg.NumLayers), cache: make([]kvCache, cfg.NumLayers)}
+	r := &Reference{cfg: cfg, invFreq: cfg.InvFreq(), layers: make([]refLayer, cfg.NumLayers), Caches: refmath.NewCaches(cfg.NumLayers)}
 	var err error
 	load := func(name string) []float32 {
 		if err != nil {
@@ -84,17 +78,6 @@ func NewReference(cfg Config, src WeightSource) (*Reference, error) {
 // Config returns the model's configuration.
 func (r *Reference) Config() Config { return r.cfg }
 
-// Pos is the number of tokens processed since the last Reset.
-func (r *Reference) Pos() int { return r.pos }
-
-// Reset empties the KV caches.
-func (r *Reference) Reset() {
-	r.pos = 0
-	for i := range r.cache {
-		r.cache[i] = kvCache{}
-	}
-}
-
 // Forward appends tokens at the next positions, running only the given
 // layers (nil: all; they must be increasing), and returns the logits of
 // every new token. Skipped layers pass the hidden state through and store
@@ -103,30 +86,10 @@ func (r *Reference) Reset() {
 // (The ORT graphs attend to slots 0..seqlens_k of a layer's buffer, which
 // is the same thing as long as the schedule stays fixed for the decode.)
 func (r *Reference) Forward(tokens []int, layers []int) ([][]float32, error) {
-	if layers == nil {
-		layers = make([]int, r.cfg.NumLayers)
-		for i := range layers {
-			layers[i] = i
-		}
-	}
-	for i, l := range layers {
-		if l < 0 || l >= r.cfg.NumLayers || (i > 0 && l <= layers[i-1]) {
-			return nil, fmt.Errorf("reference: layers %v must be increasing indices below %d", layers, r.cfg.NumLayers)
-		}
-	}
-	for _, t := range tokens {
-		if t < 0 || t >= r.cfg.VocabSize {
-			return nil, fmt.Errorf("reference: token %d is outside the vocabulary (size %d)", t, r.cfg.VocabSize)
-		}
-	}
-	logits := make([][]float32, len(tokens))
-	for j, tok := range tokens {
-		logits[j] = r.step(tok, layers)
-	}
-	return logits, nil
+	return r.Run(tokens, layers, r.cfg.VocabSize, r.step)
 }
 
-// step runs one token at position r.pos.
+// step runs one token at position r.Pos().
 func (r *Reference) step(tok int, layers []int) []float32 {
 	c := r.cfg
 	d := c.HiddenSize
@@ -136,9 +99,7 @@ func (r *Reference) step(tok int, layers []int) []float32 {
 		r.layer(l, x)
 	}
 	h := rmsNorm(x, r.norm, c.RMSNormEps)
-	out := matVec(r.head, h, c.VocabSize, d)
-	r.pos++
-	return out
+	return refmath.MatVec(r.head, h, c.VocabSize, d)
 }
 
 // layer runs decoder layer l on the hidden state x in place.
@@ -149,61 +110,33 @@ func (r *Reference) layer(l int, x []float32) {
 
 	// Self-attention block.
 	h := rmsNorm(x, w.ln1, c.RMSNormEps)
-	q := addBias(matVec(w.wq, h, nh*dh, d), w.bq)
-	k := addBias(matVec(w.wk, h, nkv*dh, d), w.bk)
-	v := addBias(matVec(w.wv, h, nkv*dh, d), w.bv)
-	cos, sin := ropeAt(r.invFreq, r.pos)
+	q := refmath.AddBias(refmath.MatVec(w.wq, h, nh*dh, d), w.bq)
+	k := refmath.AddBias(refmath.MatVec(w.wk, h, nkv*dh, d), w.bk)
+	v := refmath.AddBias(refmath.MatVec(w.wv, h, nkv*dh, d), w.bv)
+	cos, sin := ropeAt(r.invFreq, r.Pos())
 	for i := 0; i < nh; i++ {
 		rotateHalf(q[i*dh:(i+1)*dh], cos, sin)
 	}
 	for i := 0; i < nkv; i++ {
 		rotateHalf(k[i*dh:(i+1)*dh], cos, sin)
 	}
-	kc := &r.cache[l]
-	kc.pos, kc.k, kc.v = append(kc.pos, r.pos), append(kc.k, k), append(kc.v, v)
+	kc := r.Layer(l)
+	kc.Append(r.Pos(), k, v)
 
-	att := make([]float32, nh*dh)
-	scale := 1 / math.Sqrt(float64(dh))
-	scores := make([]float64, len(kc.k))
-	for i := 0; i < nh; i++ {
-		kvh := i / (nh / nkv)
-		qi := q[i*dh : (i+1)*dh]
-		maxScore := math.Inf(-1)
-		for t, kt := range kc.k {
-			var s float64
-			for j, qv := range qi {
-				s += float64(qv) * float64(kt[kvh*dh+j])
-			}
-			scores[t] = s * scale
-			maxScore = max(maxScore, scores[t])
-		}
-		var sum float64
-		for t := range scores {
-			scores[t] = math.Exp(scores[t] - maxScore)
-			sum += scores[t]
-		}
-		out := att[i*dh : (i+1)*dh]
-		for j := range out {
-			var acc float64
-			for t, vt := range kc.v {
-				acc += scores[t] * float64(vt[kvh*dh+j])
-			}
-			out[j] = float32(acc / sum)
-		}
-	}
-	o := matVec(w.wo, att, d, nh*dh)
+	att := refmath.Attend(q, kc.K, kc.V, nh, nkv, dh, nil)
+	o := refmath.MatVec(w.wo, att, d, nh*dh)
 	for i := range x {
 		x[i] += o[i]
 	}
 
 	// MLP block: down(silu(gate(h)) * up(h)).
 	h = rmsNorm(x, w.ln2, c.RMSNormEps)
-	g := matVec(w.gate, h, c.IntermediateSize, d)
-	u := matVec(w.up, h, c.IntermediateSize, d)
+	g := refmath.MatVec(w.gate, h, c.IntermediateSize, d)
+	u := refmath.MatVec(w.up, h, c.IntermediateSize, d)
 	for i := range g {
 		g[i] = silu(g[i]) * u[i]
 	}
-	m := matVec(w.down, g, d, c.IntermediateSize)
+	m := refmath.MatVec(w.down, g, d, c.IntermediateSize)
 	for i := range x {
 		x[i] += m[i]
 	}
@@ -221,27 +154,6 @@ func rmsNorm(x, w []float32, eps float64) []float32 {
 		out[i] = float32(float64(v)*inv) * w[i]
 	}
 	return out
-}
-
-// matVec returns W·x for W in [rows, cols] layout.
-func matVec(w, x []float32, rows, cols int) []float32 {
-	out := make([]float32, rows)
-	for r := 0; r < rows; r++ {
-		row := w[r*cols : (r+1)*cols]
-		var acc float64
-		for c, v := range row {
-			acc += float64(v) * float64(x[c])
-		}
-		out[r] = float32(acc)
-	}
-	return out
-}
-
-func addBias(x, b []float32) []float32 {
-	for i := range b {
-		x[i] += b[i]
-	}
-	return x
 }
 
 func silu(x float32) float32 { return float32(float64(x) / (1 + math.Exp(-float64(x)))) }
@@ -271,12 +183,4 @@ func rotateHalf(x, cos, sin []float32) {
 
 // Argmax returns the index of the largest logit, the first one on ties: the
 // greedy choice.
-func Argmax(logits []float32) int {
-	best := 0
-	for i, x := range logits {
-		if x > logits[best] {
-			best = i
-		}
-	}
-	return best
-}
+func Argmax(logits []float32) int { return refmath.Argmax(logits) }

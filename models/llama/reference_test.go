@@ -28,12 +28,12 @@ func TestReferenceULSCache(t *testing.T) {
 	}
 	// Kept layers cached every position, the skipped one only the prompt.
 	for l, want := range []int{5, 3, 5} {
-		if got := len(ref.cache[l].pos); got != want {
+		if got := len(ref.Layer(l).Pos); got != want {
 			t.Errorf("layer %d caches %d positions, want %d", l, got, want)
 		}
 	}
-	if ref.Pos() != 5 || ref.cache[2].pos[4] != 4 {
-		t.Errorf("pos %d, layer 2 positions %v", ref.Pos(), ref.cache[2].pos)
+	if ref.Pos() != 5 || ref.Layer(2).Pos[4] != 4 {
+		t.Errorf("pos %d, layer 2 positions %v", ref.Pos(), ref.Layer(2).Pos)
 	}
 	// Running the same tokens one at a time or at once gives the same logits.
 	ref.Reset()

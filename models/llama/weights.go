@@ -5,23 +5,17 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"strings"
+
+	"github.com/strata-llm/strata/models/graph"
 )
 
 // WeightSource serves a checkpoint's tensors by their Hugging Face names
-// (model.embed_tokens.weight, model.layers.N.self_attn.q_proj.weight, ...),
-// as float32 in Hugging Face layout (linear weights are [out, in]).
-// Implementations read one tensor per call, so exporters can stream.
-type WeightSource interface {
-	Tensor(name string) (data []float32, shape []int, err error)
-}
+// (model.embed_tokens.weight, model.layers.N.self_attn.q_proj.weight, ...).
+type WeightSource = graph.WeightSource
 
 // WeightInfo names one tensor of a checkpoint and its expected shape.
-type WeightInfo struct {
-	Name  string
-	Shape []int
-}
+type WeightInfo = graph.WeightInfo
 
 // LayerPrefix is the name prefix of layer i's tensors.
 func LayerPrefix(i int) string { return fmt.Sprintf("model.layers.%d.", i) }
@@ -38,35 +32,35 @@ func (c Config) LayerWeights(i int) []WeightInfo {
 	p := LayerPrefix(i)
 	d, q, kv := c.HiddenSize, c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
 	ws := []WeightInfo{
-		{p + "input_layernorm.weight", []int{d}},
-		{p + "self_attn.q_proj.weight", []int{q, d}},
-		{p + "self_attn.k_proj.weight", []int{kv, d}},
-		{p + "self_attn.v_proj.weight", []int{kv, d}},
+		{Name: p + "input_layernorm.weight", Shape: []int{d}},
+		{Name: p + "self_attn.q_proj.weight", Shape: []int{q, d}},
+		{Name: p + "self_attn.k_proj.weight", Shape: []int{kv, d}},
+		{Name: p + "self_attn.v_proj.weight", Shape: []int{kv, d}},
 	}
 	if c.AttentionBias {
 		ws = append(ws,
-			WeightInfo{p + "self_attn.q_proj.bias", []int{q}},
-			WeightInfo{p + "self_attn.k_proj.bias", []int{kv}},
-			WeightInfo{p + "self_attn.v_proj.bias", []int{kv}})
+			WeightInfo{Name: p + "self_attn.q_proj.bias", Shape: []int{q}},
+			WeightInfo{Name: p + "self_attn.k_proj.bias", Shape: []int{kv}},
+			WeightInfo{Name: p + "self_attn.v_proj.bias", Shape: []int{kv}})
 	}
 	return append(ws,
-		WeightInfo{p + "self_attn.o_proj.weight", []int{d, q}},
-		WeightInfo{p + "post_attention_layernorm.weight", []int{d}},
-		WeightInfo{p + "mlp.gate_proj.weight", []int{c.IntermediateSize, d}},
-		WeightInfo{p + "mlp.up_proj.weight", []int{c.IntermediateSize, d}},
-		WeightInfo{p + "mlp.down_proj.weight", []int{d, c.IntermediateSize}})
+		WeightInfo{Name: p + "self_attn.o_proj.weight", Shape: []int{d, q}},
+		WeightInfo{Name: p + "post_attention_layernorm.weight", Shape: []int{d}},
+		WeightInfo{Name: p + "mlp.gate_proj.weight", Shape: []int{c.IntermediateSize, d}},
+		WeightInfo{Name: p + "mlp.up_proj.weight", Shape: []int{c.IntermediateSize, d}},
+		WeightInfo{Name: p + "mlp.down_proj.weight", Shape: []int{d, c.IntermediateSize}})
 }
 
 // Weights lists every tensor the model needs (lm_head.weight only when the
 // embeddings are not tied).
 func (c Config) Weights() []WeightInfo {
-	ws := []WeightInfo{{EmbedName, []int{c.VocabSize, c.HiddenSize}}}
+	ws := []WeightInfo{{Name: EmbedName, Shape: []int{c.VocabSize, c.HiddenSize}}}
 	for i := 0; i < c.NumLayers; i++ {
 		ws = append(ws, c.LayerWeights(i)...)
 	}
-	ws = append(ws, WeightInfo{NormName, []int{c.HiddenSize}})
+	ws = append(ws, WeightInfo{Name: NormName, Shape: []int{c.HiddenSize}})
 	if !c.TieWordEmbeddings {
-		ws = append(ws, WeightInfo{LMHeadName, []int{c.VocabSize, c.HiddenSize}})
+		ws = append(ws, WeightInfo{Name: LMHeadName, Shape: []int{c.VocabSize, c.HiddenSize}})
 	}
 	return ws
 }
@@ -83,21 +77,7 @@ func (c Config) ShapeOf(name string) ([]int, error) {
 
 // Load fetches one tensor from src and checks its shape against want.
 func Load(src WeightSource, name string, want []int) ([]float32, error) {
-	data, shape, err := src.Tensor(name)
-	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", name, err)
-	}
-	if !slices.Equal(shape, want) {
-		return nil, fmt.Errorf("tensor %s has shape %v, the config needs %v", name, shape, want)
-	}
-	n := 1
-	for _, d := range want {
-		n *= d
-	}
-	if len(data) != n {
-		return nil, fmt.Errorf("tensor %s has %d values for shape %v", name, len(data), shape)
-	}
-	return data, nil
+	return graph.Load(src, name, want)
 }
 
 // HeadWeightName is the tensor the head multiplies by: lm_head.weight, or
@@ -110,32 +90,10 @@ func (c Config) HeadWeightName() string {
 }
 
 // MapTensor is one in-memory tensor.
-type MapTensor struct {
-	Data  []float32
-	Shape []int
-}
+type MapTensor = graph.MapTensor
 
 // MapSource is an in-memory WeightSource.
-type MapSource map[string]MapTensor
-
-// Tensor implements WeightSource.
-func (m MapSource) Tensor(name string) ([]float32, []int, error) {
-	t, ok := m[name]
-	if !ok {
-		return nil, nil, fmt.Errorf("tensor %q not found", name)
-	}
-	return t.Data, t.Shape, nil
-}
-
-// Names lists the tensors in sorted order.
-func (m MapSource) Names() []string {
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
-}
+type MapSource = graph.MapSource
 
 // RandomWeights returns a complete, deterministic random checkpoint for
 // cfg: norms near 1, linear weights uniform in ±1/sqrt(in) (so activations

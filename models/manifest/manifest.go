@@ -1,9 +1,11 @@
 // Package manifest defines manifest.json, the contract between the exporter
 // (package export) and the generator (package engine) for a strata model
-// package (DESIGN.md §3).
+// package (docs/design.md, "The package format").
 package manifest
 
 import (
+	"github.com/strata-llm/strata/internal/limitread"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,7 +100,7 @@ func (m *Manifest) FormatPrompt(text string) string {
 
 // Load reads and validates dir/manifest.json.
 func Load(dir string) (*Manifest, error) {
-	data, err := os.ReadFile(filepath.Join(dir, FileName))
+	data, err := limitread.ReadFile(filepath.Join(dir, FileName), 16<<20)
 	if err != nil {
 		return nil, fmt.Errorf("read model package %s: %w", dir, err)
 	}
@@ -130,11 +132,15 @@ func (m *Manifest) Save(dir string) error {
 	return os.WriteFile(filepath.Join(dir, FileName), append(data, '\n'), 0o644)
 }
 
-// Limits that keep a hostile manifest from asking for absurd allocations.
+// Limits that keep a hostile manifest (or checkpoint config, or export
+// option) from asking for absurd allocations. They are far above any released
+// model: 1024 layers, 2^20 for a width, 2^24 vocabulary entries, 2^22
+// positions of KV cache.
 const (
-	maxLayers = 1024
-	maxDim    = 1 << 20
-	maxSeq    = 1 << 22
+	MaxLayers = 1024
+	MaxDim    = 1 << 20
+	MaxVocab  = 1 << 24
+	MaxSeqLen = 1 << 22
 )
 
 // Validate checks the manifest's format, sizes and paths.
@@ -150,14 +156,14 @@ func (m *Manifest) Validate() error {
 		v    int
 		max  int
 	}{
-		{"num_layers", m.NumLayers, maxLayers},
-		{"hidden_size", m.HiddenSize, maxDim},
-		{"num_heads", m.NumHeads, maxDim},
-		{"num_kv_heads", m.NumKVHeads, maxDim},
-		{"head_dim", m.HeadDim, maxDim},
-		{"intermediate_size", m.IntermediateSize, maxDim},
-		{"vocab_size", m.VocabSize, 1 << 24},
-		{"max_seq_len", m.MaxSeqLen, maxSeq},
+		{"num_layers", m.NumLayers, MaxLayers},
+		{"hidden_size", m.HiddenSize, MaxDim},
+		{"num_heads", m.NumHeads, MaxDim},
+		{"num_kv_heads", m.NumKVHeads, MaxDim},
+		{"head_dim", m.HeadDim, MaxDim},
+		{"intermediate_size", m.IntermediateSize, MaxDim},
+		{"vocab_size", m.VocabSize, MaxVocab},
+		{"max_seq_len", m.MaxSeqLen, MaxSeqLen},
 	}
 	for _, c := range checks {
 		if c.v <= 0 || c.v > c.max {

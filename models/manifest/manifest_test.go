@@ -212,7 +212,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if m.NumLayers < 1 || m.NumLayers > maxLayers || len(m.Files.Layers) != m.NumLayers {
+		if m.NumLayers < 1 || m.NumLayers > MaxLayers || len(m.Files.Layers) != m.NumLayers {
 			t.Fatalf("accepted %d layers with %d files", m.NumLayers, len(m.Files.Layers))
 		}
 		if m.NumKVHeads < 1 || m.NumHeads%m.NumKVHeads != 0 {

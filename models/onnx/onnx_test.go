@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -265,3 +266,32 @@ func TestFloat16(t *testing.T) {
 // TestORTRun writes MatMul + com.microsoft.FusedMatMul +
 // com.microsoft.SkipSimplifiedLayerNormalization with external weights (one
 // of them fp16, cast inside the graph) and checks ORT's numbers against Go.
+
+func TestGraphIO(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "io.onnx")
+	m := Model{Graph: Graph{
+		Name:    "io",
+		Inputs:  []ValueInfo{{Name: "x", Type: Float, Dims: []Dim{P("batch"), D(3)}}, {Name: "n", Type: Int32, Scalar: true}},
+		Outputs: []ValueInfo{{Name: "y", Type: Float, Dims: []Dim{P("batch"), D(3)}}},
+		Nodes:   []Node{{OpType: "Identity", Inputs: []string{"x"}, Outputs: []string{"y"}}},
+	}}
+	if err := m.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	in, out, err := GraphIO(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, m.Graph.Inputs) {
+		t.Errorf("inputs %+v, want %+v", in, m.Graph.Inputs)
+	}
+	if !reflect.DeepEqual(out, m.Graph.Outputs) {
+		t.Errorf("outputs %+v, want %+v", out, m.Graph.Outputs)
+	}
+	if err := os.WriteFile(path, []byte{0x3a, 0xff}, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := GraphIO(path); err == nil {
+		t.Error("a truncated file was read without error")
+	}
+}

@@ -11,13 +11,13 @@ import (
 
 	ortgo "github.com/yalue/onnxruntime_go"
 
-	"github.com/strata-llm/strata/engine/ort"
+	"github.com/strata-llm/strata/engine/ort/orttest"
 	"github.com/strata-llm/strata/models/onnx"
 )
 
 func TestORTRun(t *testing.T) {
-	if err := ort.Init(""); err != nil {
-		t.Fatalf("ONNX Runtime is required (set %s): %v", ort.EnvLibrary, err)
+	if err := orttest.LoadLibrary(""); err != nil {
+		t.Fatalf("ONNX Runtime is required (set %s): %v", "STRATA_ORT_LIB", err)
 	}
 	const M, K, N = 3, 40, 24
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -55,7 +55,7 @@ func TestORTRun(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s, err := ort.NewSession(path, []string{"x", "skip"}, []string{"y", "sum"}, ort.Options{})
+	s, err := orttest.NewSession(path, []string{"x", "skip"}, []string{"y", "sum"}, orttest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

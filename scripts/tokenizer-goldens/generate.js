@@ -137,10 +137,11 @@ const corpus = [
   'ꙮ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝟘𝟙𝟚 ㊿ ⅫⅩ',
 ];
 
-async function golden(name, json, source) {
+// golden encodes the corpus, plus a variant's corpus_extra texts.
+async function golden(name, json, source, extra = []) {
   const tok = Tokenizer.fromString(JSON.stringify(json));
   const cases = [];
-  for (const text of corpus) {
+  for (const text of corpus.concat(extra)) {
     const enc = await tok.encode(text, null, { addSpecialTokens: true });
     const plain = await tok.encode(text, null, { addSpecialTokens: false });
     const ids = enc.getIds();
@@ -170,7 +171,7 @@ async function main() {
   }
   for (const v of families.variants) {
     if (only.length && !only.includes(v.name)) continue;
-    await golden(v.name, applyPatch(bases[v.base], v.patch), `${v.base} + patch`);
+    await golden(v.name, applyPatch(bases[v.base], v.patch), `${v.base} + patch`, v.corpus_extra);
   }
 }
 

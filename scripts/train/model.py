@@ -102,7 +102,7 @@ def _first_id(v, default):
 
 def uls_schedule(num_layers, ratio):
     """Kept layers for an integer speedup ratio, exactly as the paper's code
-    (DESIGN.md §4): n = L // r layers, interval = L // (n - 1), keep 0 and L-1 and
+    (docs/design.md, "The schedule"): n = L // r layers, interval = L // (n - 1), keep 0 and L-1 and
     every idx in 1..L-2 with idx % interval == 0 while fewer than n are kept."""
     if int(ratio) != ratio or ratio < 1:
         raise ValueError("uls ratio must be a positive integer, got %r" % (ratio,))

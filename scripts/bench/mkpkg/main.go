@@ -23,21 +23,12 @@ import (
 	"github.com/strata-llm/strata/export/synth"
 )
 
-// benchSpec is the benchmark shape: 24 layers, hidden 1024, 16 heads over 4
-// KV heads (head size 64), intermediate 2816, vocabulary 32000 (about 340 M
-// parameters), stored bf16 as most released checkpoints are.
-func benchSpec() synth.Spec {
-	return synth.Spec{Family: synth.Llama, Layers: 24, Hidden: 1024, Heads: 16, KVHeads: 4, Intermediate: 2816,
-		Vocab: 32000, MaxPos: 4096, RopeTheta: 10000, NormEps: 1e-5, DType: safetensors.BF16, Shards: 2,
-		Seed: 20240410, BOSID: 1, EOSIDs: []int{2}}
-}
-
 func main() {
 	dir := flag.String("dir", "", "output directory (required)")
 	dtypes := flag.String("dtypes", "fp32,int4", "package dtypes to export")
 	maxSeq := flag.Int("max-seq-len", 512, "KV buffer length of the packages")
 	layers := flag.Int("layers", 0, "override the layer count (0: the shape's)")
-	shape := flag.String("shape", "bench", "model shape: bench (24 layers, hidden 1024) or tinyllama (22 layers, hidden 2048, GQA 32:4)")
+	shape := flag.String("shape", "bench", "model shape: bench (24 layers, hidden 1024), tinyllama (22 layers, hidden 2048, GQA 32:4) or bloom (BLOOM, 24 layers, hidden 1024)")
 	flag.Parse()
 	if err := run(*dir, *shape, strings.Split(*dtypes, ","), *maxSeq, *layers); err != nil {
 		fmt.Fprintln(os.Stderr, "mkpkg:", err)
@@ -45,13 +36,12 @@ func main() {
 	}
 }
 
-// tinyLlamaSpec is TinyLlama-1.1B's shape (the GPU measurement of the
-// device-resident path): 22 layers, hidden 2048, 32 heads over 4 KV heads,
-// intermediate 5632, vocabulary 32000.
-func tinyLlamaSpec() synth.Spec {
-	s := benchSpec()
-	s.Layers, s.Hidden, s.Heads, s.KVHeads, s.Intermediate = 22, 2048, 32, 4, 5632
-	return s
+// bloomSpec is bloom-560m's layer shape (24 layers, hidden 1024, 16 heads
+// of 64, ALiBi, tied head) with the benchmark's 32000-token vocabulary
+// instead of BLOOM's 250880.
+func bloomSpec() synth.Spec {
+	return synth.Spec{Family: synth.Bloom, Layers: 24, Hidden: 1024, Heads: 16, KVHeads: 16, Intermediate: 4096,
+		Vocab: 32000, NormEps: 1e-5, Tied: true, DType: safetensors.BF16, Shards: 2, Seed: 20240410, BOSID: 1, EOSIDs: []int{2}}
 }
 
 func run(dir, shape string, dtypes []string, maxSeq, layers int) error {
@@ -61,11 +51,13 @@ func run(dir, shape string, dtypes []string, maxSeq, layers int) error {
 	var spec synth.Spec
 	switch shape {
 	case "bench":
-		spec = benchSpec()
+		spec = synth.Bench()
 	case "tinyllama":
-		spec = tinyLlamaSpec()
+		spec = synth.TinyLlama()
+	case "bloom":
+		spec = bloomSpec()
 	default:
-		return fmt.Errorf("-shape %q: want bench or tinyllama", shape)
+		return fmt.Errorf("-shape %q: want bench, tinyllama or bloom", shape)
 	}
 	if layers > 0 {
 		spec.Layers = layers

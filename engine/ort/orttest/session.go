@@ -1,36 +1,36 @@
-package ort
+package orttest
+
+// Sessions on host tensors through github.com/yalue/onnxruntime_go, for the
+// graph tests of models/...; the engine never uses them: it runs packages
+// through engine/ortdev alone (docs/design.md, "Dependencies").
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 
 	ortgo "github.com/yalue/onnxruntime_go"
 
+	"github.com/strata-llm/strata/engine/ort"
 	"github.com/strata-llm/strata/models/onnx"
 )
 
-// Progress receives progress lines while the library is fetched on first
-// use. It prints to stderr by default; set it to nil to stay quiet.
-var Progress = func(line string) { fmt.Fprintln(os.Stderr, "strata:", line) }
-
 var (
 	initMu  sync.Mutex
-	initLib *Library
+	initLib *ort.Library
 )
 
-// Init resolves the ONNX Runtime library (see the package doc; libPath is
-// the --ort-lib value or "") and initialises onnxruntime_go's environment.
+// LoadLibrary resolves the ONNX Runtime library (see the package doc; libPath is
+// an explicit library path or "") and initialises onnxruntime_go's environment.
 // It is idempotent and safe for concurrent use: later calls return the
 // first successful result (a different libPath then is an error).
-func Init(libPath string) error {
+func LoadLibrary(libPath string) error {
 	_, err := Initialized(libPath)
 	return err
 }
 
 // Initialized is Init that also returns the library in use.
-func Initialized(libPath string) (Library, error) {
+func Initialized(libPath string) (ort.Library, error) {
 	initMu.Lock()
 	defer initMu.Unlock()
 	if initLib != nil {
@@ -39,13 +39,13 @@ func Initialized(libPath string) (Library, error) {
 		}
 		return *initLib, nil
 	}
-	lib, err := Resolve(libPath, Progress)
+	lib, err := ort.Resolve(libPath, ort.Progress)
 	if err != nil {
-		return Library{}, err
+		return ort.Library{}, err
 	}
 	ortgo.SetSharedLibraryPath(lib.Path)
 	if err := ortgo.InitializeEnvironment(ortgo.WithLogLevelError()); err != nil {
-		return Library{}, fmt.Errorf("load ONNX Runtime from %s (%s): %s", lib.Path, lib.Source, oneLine(err))
+		return ort.Library{}, fmt.Errorf("load ONNX Runtime from %s (%s): %s", lib.Path, lib.Source, oneLine(err))
 	}
 	initLib = &lib
 	return lib, nil
@@ -124,11 +124,11 @@ func NewSessionOptions(opts Options) (*ortgo.SessionOptions, error) {
 	case "cuda":
 		cuda, err := ortgo.NewCUDAProviderOptions()
 		if err != nil {
-			return fail(fmt.Errorf("the CUDA execution provider is not available in this ONNX Runtime library (%s); install ONNX Runtime %s's GPU build and pass --ort-lib", oneLine(err), Version))
+			return fail(fmt.Errorf("the CUDA execution provider is not available in this ONNX Runtime library (%s); install ONNX Runtime's GPU build", oneLine(err)))
 		}
 		defer cuda.Destroy()
 		if err := so.AppendExecutionProviderCUDA(cuda); err != nil {
-			return fail(fmt.Errorf("the CUDA execution provider could not be enabled (%s); install ONNX Runtime %s's GPU build and pass --ort-lib", oneLine(err), Version))
+			return fail(fmt.Errorf("the CUDA execution provider could not be enabled (%s); install ONNX Runtime's GPU build", oneLine(err)))
 		}
 	case "webgpu":
 		if err := so.AppendExecutionProvider("WebGPU", nil); err != nil {

@@ -1,0 +1,243 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/strata-llm/strata/engine/ortdev"
+	"github.com/strata-llm/strata/models/manifest"
+)
+
+// graphs is a package's graphs opened on one execution provider: a session
+// per graph and an allocator in the device's memory. They are shared by
+// every runner of a Model; ORT sessions are safe for concurrent runs, and
+// each runner owns its bindings and tensors.
+type graphs struct {
+	dev    ortdev.Device
+	man    *manifest.Manifest
+	api    *ortdev.API
+	env    *ortdev.Env
+	embed  *ortdev.Session
+	layers []*ortdev.Session
+	head   *ortdev.Session
+	// full is the monolithic graph (model_full.onnx), opened only when
+	// Options.Monolithic asks for it; it replaces embed, layers and head.
+	full  *ortdev.Session
+	mem   *ortdev.MemoryInfo
+	alloc *ortdev.Allocator
+	// resident keeps tensors in memory allocated by ORT for the device and
+	// copies ids in and logits out even on the CPU, exactly as on a GPU.
+	resident bool
+}
+
+// graphPaths are the resolved files of a package's graphs.
+type graphPaths struct {
+	embed, head, full string
+	layers            []string
+}
+
+// DeviceError is a failure of the device itself: no adapter, a provider
+// missing from the library, memory exhausted. Its message is one line
+// naming the device; the ORT error stays reachable through errors.As.
+type DeviceError struct {
+	Device string
+	What   string
+	Err    error
+}
+
+func (e *DeviceError) Error() string {
+	msg := fmt.Sprintf("device %s: %s: %s", e.Device, e.What, oneLine(e.Err))
+	switch ortdev.Device(e.Device) {
+	case ortdev.DeviceWebGPU:
+		msg += " (WebGPU needs a GPU adapter: a GPU with a Vulkan driver on Linux)"
+	case ortdev.DeviceCUDA:
+		msg += " (CUDA needs a GPU build of ONNX Runtime and the CUDA libraries it links)"
+	}
+	return msg
+}
+
+func (e *DeviceError) Unwrap() error { return e.Err }
+
+// oneLine flattens an ORT error, which may span lines, to one line.
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+
+// sessionOptions configures the sessions of one package.
+type sessionOptions struct {
+	device  ortdev.Device
+	threads int
+	// spin lets intra-op threads spin after a run (ORT's default); off
+	// by default because one package runs many sessions one after another.
+	spin bool
+	// resident: see graphs.resident.
+	resident bool
+}
+
+// openGraphs opens the package's graphs through the ORT library api.
+func openGraphs(api *ortdev.API, so sessionOptions, man *manifest.Manifest, paths graphPaths) (g *graphs, err error) {
+	dev := so.device
+	if paths.full == "" && len(paths.layers) != man.NumLayers {
+		return nil, fmt.Errorf("%d layer graphs for %d layers", len(paths.layers), man.NumLayers)
+	}
+	gs := &graphs{dev: dev, man: man, api: api, resident: so.resident}
+	defer func() {
+		if err != nil {
+			gs.close()
+		}
+	}()
+	if gs.env, err = gs.api.NewEnv(ortdev.LogError, "strata"); err != nil {
+		return nil, err
+	}
+	opts, err := gs.api.NewSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	defer opts.Close()
+	if err := opts.SetIntraOpNumThreads(max(so.threads, 0)); err != nil {
+		return nil, err
+	}
+	if err := opts.SetGraphOptimizationLevel(ortdev.OptAll); err != nil {
+		return nil, err
+	}
+	// A step runs one session after another: threads of one session spinning
+	// after its run compete with the next session's.
+	if !so.spin {
+		if err := opts.AddConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+			return nil, err
+		}
+	}
+	// On a GPU every node must run there, or ORT would silently move
+	// tensors back and forth; with only the CPU provider ORT refuses a
+	// session when this is set.
+	if dev != ortdev.DeviceCPU {
+		if err := opts.AddConfigEntry("session.disable_cpu_ep_fallback", "1"); err != nil {
+			return nil, err
+		}
+		if err := opts.AppendDevice(dev, nil); err != nil {
+			return nil, &DeviceError{string(dev), "start the execution provider", err}
+		}
+	}
+	open := func(path string, inputs, outputs []string) (*ortdev.Session, error) {
+		s, err := gs.env.NewSession(path, opts)
+		if err != nil {
+			return nil, &DeviceError{string(dev), "open " + filepath.Base(path), err}
+		}
+		if err := checkNames(s, inputs, outputs); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
+		}
+		return s, nil
+	}
+	var first *ortdev.Session
+	if paths.full != "" {
+		in, out := fullGraphNames(man.NumLayers)
+		if gs.full, err = open(paths.full, in, out); err != nil {
+			return nil, err
+		}
+		first = gs.full
+	} else {
+		if gs.embed, err = open(paths.embed, manifest.EmbedInputs, manifest.EmbedOutputs); err != nil {
+			return nil, err
+		}
+		for _, p := range paths.layers {
+			s, err := open(p, manifest.LayerInputs, manifest.LayerOutputs)
+			if err != nil {
+				return nil, err
+			}
+			gs.layers = append(gs.layers, s)
+		}
+		if gs.head, err = open(paths.head, manifest.HeadInputs, manifest.HeadOutputs); err != nil {
+			return nil, err
+		}
+		first = gs.embed
+	}
+	if gs.mem, err = gs.api.NewMemoryInfo(dev, 0); err != nil {
+		return nil, &DeviceError{string(dev), "describe device memory", err}
+	}
+	// Every session runs on the same device and provider, so tensors from
+	// one session's allocator serve them all.
+	if gs.alloc, err = first.NewAllocator(gs.mem); err != nil {
+		return nil, &DeviceError{string(dev), "create an allocator", err}
+	}
+	return gs, nil
+}
+
+// fullGraphNames are the inputs and outputs of model_full.onnx.
+func fullGraphNames(layers int) (inputs, outputs []string) {
+	inputs = []string{manifest.InputIDs}
+	outputs = []string{manifest.Logits}
+	for i := 0; i < layers; i++ {
+		inputs = append(inputs, manifest.FullPastKey(i), manifest.FullPastValue(i))
+		outputs = append(outputs, manifest.FullPresentKey(i), manifest.FullPresentValue(i))
+	}
+	return append(inputs, manifest.SeqLensK, manifest.TotalSeqLen), outputs
+}
+
+// checkNames reports a graph whose inputs or outputs are not the ones the
+// runner binds.
+func checkNames(s *ortdev.Session, inputs, outputs []string) error {
+	for _, want := range inputs {
+		if !slices.Contains(s.InputNames(), want) {
+			return fmt.Errorf("graph has no input %q (inputs %v)", want, s.InputNames())
+		}
+	}
+	for _, want := range outputs {
+		if !slices.Contains(s.OutputNames(), want) {
+			return fmt.Errorf("graph has no output %q (outputs %v)", want, s.OutputNames())
+		}
+	}
+	return nil
+}
+
+// onHost reports whether the device's memory is host memory, so tensors
+// are bound directly and nothing is copied in or out.
+func (g *graphs) onHost() bool { return g.dev == ortdev.DeviceCPU && !g.resident }
+
+// tensor allocates a tensor where the graphs read it: host memory on the
+// CPU (zeroed), device memory elsewhere (uninitialised).
+func (g *graphs) tensor(shape []int64, t ortdev.ElementType) (*ortdev.Value, error) {
+	if g.onHost() {
+		return g.hostTensor(shape, t)
+	}
+	v, err := g.alloc.NewTensor(shape, t)
+	if err != nil {
+		return nil, &DeviceError{string(g.dev), fmt.Sprintf("allocate %s %v", t, shape), err}
+	}
+	return v, nil
+}
+
+// hostTensor allocates a zeroed tensor in host memory.
+func (g *graphs) hostTensor(shape []int64, t ortdev.ElementType) (*ortdev.Value, error) {
+	return g.api.NewHostTensor(shape, t)
+}
+
+// run runs one session through its binding; what names it in an error.
+func (g *graphs) run(s *ortdev.Session, b *ortdev.IoBinding, what func() string) error {
+	if err := s.RunWithBinding(b, nil); err != nil {
+		return fmt.Errorf("%s on %s: %w", what(), g.dev, err)
+	}
+	return nil
+}
+
+// close releases the allocator, sessions and env. Tensors still open keep
+// what they depend on alive until they are closed (ortdev's lifetimes).
+func (g *graphs) close() {
+	if g.alloc != nil {
+		g.alloc.Close()
+	}
+	if g.mem != nil {
+		g.mem.Close()
+	}
+	for _, s := range append([]*ortdev.Session{g.embed, g.head, g.full}, g.layers...) {
+		if s != nil {
+			s.Close()
+		}
+	}
+	if g.env != nil {
+		g.env.Close()
+	}
+}
+
+var errNoLayers = errors.New("no layers to run")

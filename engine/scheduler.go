@@ -1,0 +1,360 @@
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// Continuous batching (docs/design.md, "Batching"). The scheduler keeps up
+// to Options.MaxBatch rows of one runner busy: when a row's sequence
+// finishes, the row is refilled from the queue at the next step — the
+// newcomer's prompt is prefilled into that row's slice of the KV cache
+// (through every layer, the other rows untouched) while the other rows keep
+// their state — so no row idles while requests wait.
+//
+// Requests with different decode schedules never share a step: the
+// scheduler serves the schedule of the oldest waiting request, refilling
+// rows only with requests of that schedule (in arrival order), and moves to
+// the next schedule when its queue is empty and its rows have finished.
+// Lossless requests run as static batches of their own.
+//
+// A newcomer's prompt is prefilled in one step (in chunks of PrefillChunk,
+// layer by layer): layers a ULS schedule skips share one scratch KV pair,
+// which holds a prompt's KV only within one step, so a prompt cannot be
+// spread over steps interleaved with decoding. The running rows therefore
+// wait for one prefill whenever a row is refilled.
+
+// Completion is one request's outcome from Stream.
+type Completion struct {
+	// Index is the request's position in arrival order.
+	Index  int
+	Result Result
+	Err    error
+}
+
+// Stream generates the requests that arrive on in, with continuous
+// batching, and sends each one's completion on the returned channel as soon
+// as it finishes (so not in arrival order). The channel is closed once in
+// is closed and every request has completed, or after ctx ends (requests
+// not finished then complete with ctx's error). onToken (may be nil) sees
+// every token; Token.Index is the arrival index.
+func (m *Model) Stream(ctx context.Context, in <-chan Request, onToken func(Token) error) <-chan Completion {
+	out := make(chan Completion)
+	go func() {
+		defer close(out)
+		m.mu.RLock()
+		defer m.mu.RUnlock()
+		sc := &scheduler{m: m, in: in, onToken: onToken, done: func(c Completion) {
+			select {
+			case out <- c:
+			case <-ctx.Done():
+			}
+		}}
+		sc.run(ctx)
+	}()
+	return out
+}
+
+// scheduler is the state of one Stream or GenerateBatch call.
+type scheduler struct {
+	m       *Model
+	in      <-chan Request // nil once closed (or for a fixed set of requests)
+	queue   []*sequence
+	arrived int
+	onToken func(Token) error
+	done    func(Completion)
+	stats   BatchingStats
+	rows    int   // rows of the current runner
+	kvBytes int64 // its KV cache
+}
+
+// BatchingStats count what continuous batching did.
+type BatchingStats struct {
+	// DecodeSteps and BusyRows: the decode steps run and the rows they
+	// advanced; Utilization is BusyRows / (DecodeSteps × MaxBatch).
+	DecodeSteps int     `json:"decode_steps"`
+	BusyRows    int     `json:"busy_rows"`
+	Refills     int     `json:"refills"`
+	Utilization float64 `json:"utilization"`
+}
+
+// run serves requests until the input ends or ctx does.
+func (sc *scheduler) run(ctx context.Context) {
+	if sc.m.closed {
+		sc.failAll(ErrClosed)
+		return
+	}
+	for {
+		if err := sc.receive(ctx, len(sc.queue) == 0); err != nil {
+			sc.failAll(err)
+			return
+		}
+		if len(sc.queue) == 0 {
+			return // the input is closed and everything is done
+		}
+		group := sc.takeGroup()
+		var err error
+		if group[0].draft > 0 {
+			err = sc.m.decodeBatch(ctx, group, sc.onToken)
+			for _, s := range group {
+				sc.complete(s, err)
+			}
+		} else {
+			err = sc.serve(ctx, group)
+		}
+		if err != nil {
+			sc.failAll(err)
+			return
+		}
+	}
+}
+
+// receive moves arrived requests into the queue; with wait it blocks until
+// one arrives or the input closes.
+func (sc *scheduler) receive(ctx context.Context, wait bool) error {
+	for sc.in != nil {
+		var req Request
+		var ok bool
+		if wait {
+			select {
+			case req, ok = <-sc.in:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		} else {
+			select {
+			case req, ok = <-sc.in:
+			default:
+				return nil
+			}
+		}
+		if !ok {
+			sc.in = nil
+			return nil
+		}
+		index := sc.arrived
+		sc.arrived++
+		s, err := sc.m.newSequence(ctx, index, &req)
+		if err != nil {
+			sc.done(Completion{Index: index, Err: err})
+			continue
+		}
+		s.enqueued = time.Now()
+		sc.queue = append(sc.queue, s)
+		wait = false
+	}
+	return nil
+}
+
+// takeGroup removes the oldest request's group from the queue: for a
+// lossless group up to MaxBatch requests, otherwise just the oldest (serve
+// takes the rest of its schedule as rows free up).
+func (sc *scheduler) takeGroup() []*sequence {
+	first := sc.queue[0]
+	if first.draft == 0 {
+		sc.queue = sc.queue[1:]
+		return []*sequence{first}
+	}
+	var group, rest []*sequence
+	for _, s := range sc.queue {
+		if len(group) < sc.m.opts.MaxBatch && s.groupKey() == first.groupKey() {
+			group = append(group, s)
+		} else {
+			rest = append(rest, s)
+		}
+	}
+	sc.queue = rest
+	return group
+}
+
+// next removes the oldest queued request with the given group key.
+func (sc *scheduler) next(key string) *sequence {
+	for i, s := range sc.queue {
+		if s.groupKey() == key {
+			sc.queue = append(sc.queue[:i], sc.queue[i+1:]...)
+			return s
+		}
+	}
+	return nil
+}
+
+// serve decodes first and every queued request of its schedule with
+// continuous batching, until none of them is left.
+func (sc *scheduler) serve(ctx context.Context, first []*sequence) error {
+	m := sc.m
+	key, sched := first[0].groupKey(), first[0].schedule
+	B := m.opts.MaxBatch
+	if sc.in == nil {
+		// A fixed set of requests: no more rows than it can fill.
+		B = min(B, len(first)+sc.count(key))
+	}
+	r, err := m.newRunner(B, sched.Layers)
+	if err != nil {
+		for _, s := range first {
+			sc.complete(s, err)
+		}
+		return nil // a request that cannot fit is its own error, not the stream's
+	}
+	defer r.close()
+	sc.rows, sc.kvBytes = B, r.kvBytes()
+	rows := make([]*sequence, B)
+	pending := first
+	step := part{S: 1, ids: make([]int, B), pos: make([]int, B), active: make([]bool, B)}
+	all := m.allLayers()
+	for {
+		if err := ctx.Err(); err != nil {
+			sc.fail(rows, err)
+			return err
+		}
+		if err := sc.receive(ctx, false); err != nil {
+			sc.fail(rows, err)
+			return err
+		}
+		// Retire finished rows and refill free ones.
+		var prompts [][]int
+		idle := make([]int, B)
+		for b, s := range rows {
+			if s != nil && s.done {
+				sc.complete(s, nil)
+				rows[b], s = nil, nil
+			}
+			if s == nil {
+				if len(pending) > 0 {
+					s, pending = pending[0], pending[1:]
+				} else {
+					s = sc.next(key)
+				}
+				if s != nil {
+					rows[b] = s
+					if prompts == nil {
+						prompts = make([][]int, B)
+					}
+					prompts[b] = s.prompt
+					sc.stats.Refills++
+					continue
+				}
+			}
+			if s != nil {
+				idle[b] = step.pos[b]
+			}
+		}
+		if prompts != nil {
+			started := time.Now()
+			logits, err := r.prefillRows(prompts, idle, all, m.opts.PrefillChunk)
+			if err != nil {
+				sc.fail(rows, err)
+				return err
+			}
+			for b, p := range prompts {
+				if p == nil {
+					continue
+				}
+				s := rows[b]
+				s.started = started
+				if err := sc.sample(s, logits.at(b, 0), &step, b); err != nil {
+					sc.fail(rows, err)
+					return err
+				}
+				s.firstToken = time.Now()
+			}
+		}
+		busy := 0
+		for b, s := range rows {
+			step.active[b] = s != nil && !s.done
+			if step.active[b] {
+				busy++
+			} else if s == nil {
+				step.ids[b], step.pos[b] = 0, 0
+			}
+		}
+		if busy == 0 {
+			if len(pending) == 0 && !sc.queued(key) {
+				for b, s := range rows {
+					if s != nil {
+						sc.complete(s, nil)
+						rows[b] = nil
+					}
+				}
+				return nil
+			}
+			continue
+		}
+		logits, err := r.step([]part{step}, sched.Layers, true)
+		if err != nil {
+			sc.fail(rows, err)
+			return err
+		}
+		sc.stats.DecodeSteps++
+		sc.stats.BusyRows += busy
+		for b, s := range rows {
+			if step.active[b] {
+				if err := sc.sample(s, logits.at(b, 0), &step, b); err != nil {
+					sc.fail(rows, err)
+					return err
+				}
+			}
+		}
+	}
+}
+
+// sample picks row b's next token, records it, and sets the row's input
+// for the next decode step.
+func (sc *scheduler) sample(s *sequence, logits []float32, step *part, b int) error {
+	id, err := s.sampler.next(logits)
+	if err != nil {
+		return err
+	}
+	pos := s.pos()
+	if err := s.accept(sc.m, id, pos, sc.onToken); err != nil {
+		return err
+	}
+	step.ids[b], step.pos[b] = id, pos
+	return nil
+}
+
+// queued reports whether a request with the group key waits.
+func (sc *scheduler) queued(key string) bool { return sc.count(key) > 0 }
+
+// count is the number of queued requests with the group key.
+func (sc *scheduler) count(key string) int {
+	n := 0
+	for _, s := range sc.queue {
+		if s.groupKey() == key {
+			n++
+		}
+	}
+	return n
+}
+
+// complete files a finished sequence's stats and reports it.
+func (sc *scheduler) complete(s *sequence, err error) {
+	if err == nil && s.draft == 0 {
+		end := time.Now()
+		s.stats = Stats{PromptTokens: len(s.prompt), GeneratedTokens: len(s.out), BatchSize: sc.rows, KVBytes: sc.kvBytes,
+			TTFTMillis: millis(s.firstToken.Sub(s.enqueued)), LatencyMillis: millis(end.Sub(s.enqueued)),
+			DecodeTPS: rate(len(s.out)-1, end.Sub(s.firstToken)), PrefillTPS: rate(len(s.prompt), s.firstToken.Sub(s.started))}
+		sc.stats.Utilization = float64(sc.stats.BusyRows) / float64(max(1, sc.stats.DecodeSteps*sc.rows))
+		st := sc.stats
+		s.stats.Batching = &st
+	}
+	sc.done(Completion{Index: s.index, Result: s.result(), Err: err})
+}
+
+// fail completes the rows' sequences with err.
+func (sc *scheduler) fail(rows []*sequence, err error) {
+	for b, s := range rows {
+		if s != nil {
+			sc.complete(s, err)
+			rows[b] = nil
+		}
+	}
+}
+
+// failAll completes every queued request with err. Requests still sent
+// on the input are not read.
+func (sc *scheduler) failAll(err error) {
+	for _, s := range sc.queue {
+		sc.complete(s, err)
+	}
+	sc.queue = nil
+}

@@ -1,0 +1,276 @@
+package engine
+
+import (
+	"context"
+	"slices"
+)
+
+// DefaultDraftTokens is how many tokens a lossless round drafts when a
+// request does not say.
+const DefaultDraftTokens = 4
+
+// Lossless decoding (docs/design.md, "Lossless decoding") drafts tokens
+// through the schedule's layers and verifies them through every layer in
+// one multi-token step: the output is that of full-depth decoding, at the
+// draft's speed times the share of drafts the full model accepts.
+//
+// A round, for every running row whose next token x0 (already emitted) sits
+// at position p:
+//  1. draft: K one-token steps through the kept layers, from x0, each
+//     sampling d_i from the draft distribution q_i;
+//  2. verify: one step of x0, d_1 … d_K at p … p+K through every layer,
+//     which also rewrites every layer's KV at those positions with full-depth
+//     values, giving the full model's distributions p_0 … p_K;
+//  3. accept d_i while p_{i-1} agrees (greedy: the same argmax; sampling:
+//     with probability min(1, p_{i-1}(d_i)/q_i(d_i))); the first rejected
+//     position emits a token from the normalised residual max(0, p − q),
+//     and a round that accepts all K emits a bonus token from p_K.
+//
+// Rejected positions hold KV that no row reads again: the row's length is
+// what attention sees, and the next round overwrites them.
+
+// specRound is one row's state in a round.
+type specRound struct {
+	drafts []int
+	q      [][]candidate // draft distributions, per drafted token (sampling only)
+	argQ   []int         // the draft's argmax per drafted token
+}
+
+// decodeLossless decodes a prefilled batch losslessly; logits are the
+// prefill's. draft lists the layers that draft.
+func (m *Model) decodeLossless(ctx context.Context, r *runner, seqs []*sequence, logits *stepLogits, draft []int, k int, onToken func(Token) error) (spec SpecStats, err error) {
+	all := m.allLayers()
+	B := len(seqs)
+	spec.Draft = k
+	agree, agreeN := make([]int, k), make([]int, k)
+	defer func() {
+		spec.Agreement = make([]float64, k)
+		for i := range agree {
+			if agreeN[i] > 0 {
+				spec.Agreement[i] = float64(agree[i]) / float64(agreeN[i])
+			}
+		}
+	}()
+	pending := make([]int, B) // the emitted token each running row feeds next
+	for b, s := range seqs {
+		if s.done {
+			continue
+		}
+		if pending[b], err = s.sampler.next(logits.at(b, 0)); err != nil {
+			return spec, err
+		}
+		if err := s.accept(m, pending[b], s.pos(), onToken); err != nil {
+			return spec, err
+		}
+	}
+	rounds := make([]specRound, B)
+	for {
+		running := 0
+		room := k
+		for _, s := range seqs {
+			if !s.done {
+				running++
+				room = min(room, m.Manifest.MaxSeqLen-s.pos())
+			}
+		}
+		if running == 0 {
+			return spec, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return spec, err
+		}
+		K := max(room, 0)
+		// Draft K tokens per row through the kept layers.
+		step := part{S: 1, ids: make([]int, B), pos: make([]int, B)}
+		for b, s := range seqs {
+			rounds[b] = specRound{}
+			if !s.done {
+				step.ids[b], step.pos[b] = pending[b], s.pos()-1
+			}
+		}
+		for i := 0; i < K; i++ {
+			q, err := r.step([]part{step}, draft, true)
+			if err != nil {
+				return spec, err
+			}
+			for b, s := range seqs {
+				if s.done {
+					continue
+				}
+				d, err := s.sampler.dist(q.at(b, 0))
+				if err != nil {
+					return spec, err
+				}
+				rd := &rounds[b]
+				id := bestOf(d)
+				if !s.sampler.greedy() {
+					id = s.sampler.draw(d)
+					rd.q = append(rd.q, slices.Clone(d))
+				}
+				s.sampler.record(id)
+				rd.drafts = append(rd.drafts, id)
+				rd.argQ = append(rd.argQ, bestOf(d))
+				step.ids[b], step.pos[b] = id, step.pos[b]+1
+			}
+			spec.DraftSteps++
+		}
+		// Verify x0, d_1 … d_K through every layer.
+		v := part{S: K + 1, ids: make([]int, B*(K+1)), pos: make([]int, B)}
+		for b, s := range seqs {
+			if s.done {
+				continue
+			}
+			v.pos[b] = s.pos() - 1
+			v.ids[b*(K+1)] = pending[b]
+			copy(v.ids[b*(K+1)+1:], rounds[b].drafts)
+			for _, id := range rounds[b].drafts {
+				s.sampler.forget(id)
+			}
+		}
+		full, err := r.step([]part{v}, all, true)
+		if err != nil {
+			return spec, err
+		}
+		spec.VerifySteps++
+		for b, s := range seqs {
+			if s.done {
+				continue
+			}
+			rd := rounds[b]
+			accepted := 0
+			var next int
+			for i := 0; i <= K; i++ {
+				p, err := s.sampler.dist(full.at(b, i))
+				if err != nil {
+					return spec, err
+				}
+				if i < K {
+					agreeN[i]++
+					if rd.argQ[i] == bestOf(p) {
+						agree[i]++
+					}
+				}
+				if i == K {
+					next = s.sampler.draw(p)
+					break
+				}
+				d := rd.drafts[i]
+				if s.sampler.greedy() {
+					if d != p[0].id {
+						next = p[0].id
+						break
+					}
+				} else if tok, ok := s.sampler.speculate(p, rd.q[i], d); !ok {
+					next = tok
+					break
+				}
+				s.sampler.record(d)
+				accepted++
+			}
+			s.sampler.record(next)
+			spec.Drafted += K
+			spec.Accepted += accepted
+			for _, id := range append(rd.drafts[:accepted:accepted], next) {
+				if s.done {
+					break
+				}
+				if err := s.accept(m, id, s.pos(), onToken); err != nil {
+					return spec, err
+				}
+				spec.Emitted++
+			}
+			pending[b] = next
+		}
+	}
+}
+
+// bestOf is the most likely candidate of a distribution.
+func bestOf(d []candidate) int {
+	best := d[0]
+	for _, c := range d[1:] {
+		if c.p > best.p || (c.p == best.p && c.id < best.id) {
+			best = c
+		}
+	}
+	return best.id
+}
+
+// SpecStats describe a lossless batch: how much of the draft the full
+// model accepted.
+type SpecStats struct {
+	Draft       int `json:"draft"`
+	DraftSteps  int `json:"draft_steps"`
+	VerifySteps int `json:"verify_steps"`
+	// Drafted and Accepted count drafted tokens of running rows; Emitted
+	// the tokens the rounds produced.
+	Drafted  int `json:"drafted"`
+	Accepted int `json:"accepted"`
+	Emitted  int `json:"emitted"`
+	// Agreement[i] is the share of rounds in which the draft's most likely
+	// token at draft position i+1 equals the full model's on the same prefix.
+	Agreement []float64 `json:"draft_agreement"`
+}
+
+// speculate applies the speculative sampling rule to draft token d, drawn
+// from q: it is kept with probability min(1, p(d)/q(d)); otherwise the
+// result is drawn from the residual max(0, p − q), normalised. The token
+// returned is then distributed as p.
+func (s *sampler) speculate(p, q []candidate, d int) (int, bool) {
+	pd, qd := probOf(p, d), probOf(q, d)
+	if qd > 0 && s.rng.Float64()*qd < pd {
+		return d, true
+	}
+	return s.residual(p, q), false
+}
+
+// residual draws from max(0, p − q), normalised (from p when that is empty).
+func (s *sampler) residual(p, q []candidate) int {
+	for _, c := range q {
+		if c.id >= len(s.dense) {
+			s.dense = append(s.dense, make([]float64, c.id+1-len(s.dense))...)
+		}
+		s.dense[c.id] = c.p
+	}
+	total := 0.0
+	for _, c := range p {
+		if c.id < len(s.dense) {
+			total += max(0, c.p-s.dense[c.id])
+		} else {
+			total += c.p
+		}
+	}
+	r := s.rng.Float64() * total
+	id := -1
+	for _, c := range p {
+		w := c.p
+		if c.id < len(s.dense) {
+			w = max(0, c.p-s.dense[c.id])
+		}
+		if w > 0 {
+			id = c.id
+			if r -= w; r <= 0 {
+				break
+			}
+		}
+	}
+	for _, c := range q {
+		s.dense[c.id] = 0
+	}
+	if id < 0 || total <= 0 {
+		return s.draw(p)
+	}
+	return id
+}
+
+// probOf is id's probability in d.
+func probOf(d []candidate, id int) float64 {
+	for _, c := range d {
+		if c.id == id {
+			return c.p
+		}
+	}
+	return 0
+}
+
+// maxDraftTokens bounds a request's draft length.
+const maxDraftTokens = 64

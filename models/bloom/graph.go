@@ -1,0 +1,125 @@
+package bloom
+
+import (
+	"fmt"
+
+	"github.com/strata-llm/strata/models/graph"
+	"github.com/strata-llm/strata/models/manifest"
+	"github.com/strata-llm/strata/models/onnx"
+)
+
+// Decoder returns the family's graph pieces for c.
+func (c Config) Decoder() graph.Decoder { return decoder{cfg: c} }
+
+// decoder builds the BLOOM graphs: LayerNorm, packed-QKV GroupQueryAttention
+// with the ALiBi bias as attention_bias, tanh-approximated GELU MLP, tied head.
+type decoder struct {
+	cfg Config
+	// noALiBi leaves the bias out: not BLOOM any more, only the benchmarks'
+	// measure of what ALiBi costs.
+	noALiBi bool
+}
+
+func (d decoder) Dims() graph.Dims {
+	c := d.cfg
+	return graph.Dims{Layers: c.NumLayers, Hidden: c.HiddenSize, Vocab: c.VocabSize, KVHeads: c.NumHeads, HeadDim: c.HeadDim()}
+}
+
+// Normalize checks the options; without a position table the KV buffer
+// length has no model limit.
+func (d decoder) Normalize(o graph.Options) (graph.Options, error) {
+	if err := d.cfg.Validate(); err != nil {
+		return o, err
+	}
+	return graph.CheckOptions(o, 0, d.cfg.HeadDim())
+}
+
+func (d decoder) ShapeOf(name string) ([]int, error) { return d.cfg.ShapeOf(name) }
+
+// Prepare adds the ALiBi bias [1, heads, S, total_seq_len]: head h's score
+// of key position j gets slope_h·j, the same for every query row. (The
+// softmax is invariant to a per-row constant, so this equals transformers'
+// slope_h·(j−i) form.) Key slots are positions, since every row's tokens
+// sit at slots 0..seqlens_k (right padding); the causal limit is
+// GroupQueryAttention's.
+func (d decoder) Prepare(g *graph.Builder, io *graph.LayerIO) {
+	if d.noALiBi {
+		return
+	}
+	n := d.cfg.NumHeads
+	slopes := g.Float32("/alibi/slopes", []int64{1, int64(n), 1, 1}, Slopes(n))
+	zero := g.Initializer("/alibi/zero", onnx.Int32, nil, onnx.Int32Bytes([]int32{0}))
+	one := g.Initializer("/alibi/one", onnx.Int32, nil, onnx.Int32Bytes([]int32{1}))
+	pos := g.Op("Range", "/alibi/positions", []string{zero, io.Total, one})
+	posf := g.Op("Cast", "/alibi/positions_f", []string{pos}, onnx.IntAttr("to", int64(onnx.Float)))
+	bias := g.Op("Mul", "/alibi/bias_1n1t", []string{slopes, posf}) // [1, N, 1, T]
+	// GroupQueryAttention wants the query length as dimension 2: expand
+	// over [1, 1, S, 1] with S read off the graph's [B, S, …] input.
+	seq := g.Op("Shape", "/alibi/seq", []string{io.Hidden}, onnx.IntAttr("start", 1), onnx.IntAttr("end", 2))
+	shape := g.Op("Concat", "/alibi/shape", []string{g.Int64s("/alibi/ones", 1, 1), seq, g.Int64s("/alibi/one64", 1)}, onnx.IntAttr("axis", 0))
+	io.Bias = g.Op("Expand", "/alibi/bias", []string{bias, shape}) // [1, N, S, T]
+}
+
+// Embed adds the embedding lookup and its LayerNorm.
+func (d decoder) Embed(g *graph.Builder, ids, out string) string {
+	e := g.Embed(EmbedName, ids, "/embed/tokens")
+	return g.LayerNorm(e, EmbedNormName+".weight", EmbedNormName+".bias", d.cfg.LayerNormEps, out)
+}
+
+// Layer adds decoder layer i as transformers' BloomBlock computes it:
+//
+//	x = LN1(h); r = x if post-LN residual else h
+//	a = dense(attention(x)) + r
+//	y = LN2(a); r = y if post-LN residual else a
+//	out = 4h_to_h(gelu_tanh(h_to_4h(y))) + r
+//
+// The fused query_key_value projection is reordered at export into the
+// packed [q|k|v] layout and fed to GroupQueryAttention as one tensor; the
+// dense bias, the residual add and LN2 are one SkipLayerNormalization.
+func (d decoder) Layer(g *graph.Builder, i int, io graph.LayerIO) {
+	c := d.cfg
+	p := LayerPrefix(i)
+	v := fmt.Sprintf("/layers.%d/", i)
+	nh, dh, dm := c.NumHeads, c.HeadDim(), c.HiddenSize
+	x := g.LayerNorm(io.Hidden, p+"input_layernorm.weight", p+"input_layernorm.bias", c.LayerNormEps, v+"input_layernorm")
+	qkvName := p + "self_attention.query_key_value"
+	w, _ := g.Load(qkvName + ".weight")
+	b, _ := g.Load(qkvName + ".bias")
+	qkv := g.MatMul(x, qkvName+".weight", splitQKV(w, nh, dh, dm), 3*dm, dm, v+"qkv", true)
+	qkv = g.Op("Add", v+"qkv", []string{qkv, g.Float32(qkvName+".bias", []int64{int64(3 * dm)}, splitQKV(b, nh, dh, 1))})
+	att := g.GQA(qkv, "", "", graph.Attention{NumHeads: nh, KVHeads: nh, HeadDim: dh}, io, v+"attn")
+	o := g.MatMul(att, p+"self_attention.dense.weight", d.load(g, p+"self_attention.dense.weight"), dm, dm, v+"dense", false)
+	resid := io.Hidden
+	if c.ResidualPostLayerNorm {
+		resid = x
+	}
+	y, sum := g.SkipLayerNorm(o, resid, p+"post_attention_layernorm.weight", p+"post_attention_layernorm.bias", p+"self_attention.dense.bias",
+		c.LayerNormEps, v+"post_attention_layernorm", v+"residual")
+	if c.ResidualPostLayerNorm {
+		sum = y
+	}
+	h := g.Linear(y, p+"mlp.dense_h_to_4h.weight", "", v+"dense_h_to_4h")
+	act := g.FastGelu(h, p+"mlp.dense_h_to_4h.bias", v+"gelu")
+	m := g.Linear(act, p+"mlp.dense_4h_to_h.weight", p+"mlp.dense_4h_to_h.bias", v+"dense_4h_to_h")
+	g.Op("Add", io.Out, []string{m, sum})
+}
+
+func (d decoder) load(g *graph.Builder, name string) []float32 {
+	w, _ := g.Load(name)
+	return w
+}
+
+// Head adds ln_f and the projection onto the (tied) embedding matrix.
+func (d decoder) Head(g *graph.Builder, hidden, out string) string {
+	h := g.LayerNorm(hidden, FinalNormName+".weight", FinalNormName+".bias", d.cfg.LayerNormEps, "/head/norm")
+	return g.Linear(h, EmbedName, "", out)
+}
+
+// GraphOptions selects how the graphs are written (graph.Options; a zero
+// MaxSeqLen is graph.DefaultMaxSeqLen).
+type GraphOptions = graph.Options
+
+// WriteAll writes every graph of a model package into dir (graph.WriteAll).
+func WriteAll(dir string, cfg Config, src WeightSource, opts GraphOptions, full bool) (manifest.Files, error) {
+	return graph.WriteAll(dir, cfg.Decoder(), src, opts, full)
+}
