@@ -105,7 +105,7 @@ def load_dir_raw(d):
     return out
 
 
-def write_bloom(d, layers=4, hidden=32, heads=4, vocab=64, prefixed=False, seed=0, dtype="F16"):
+def write_bloom(d, layers=4, hidden=64, heads=4, vocab=64, prefixed=False, seed=0, dtype="F16"):
     """A synthetic BLOOM checkpoint in Hugging Face's layout (tied head, tensors
     without the "transformer." prefix unless prefixed, as bigscience's files)."""
     torch.manual_seed(seed)
@@ -115,8 +115,8 @@ def write_bloom(d, layers=4, hidden=32, heads=4, vocab=64, prefixed=False, seed=
         for name, p in model.named_parameters():
             if name.endswith("bias") or "layernorm" in name or "ln_f" in name:
                 p.add_(torch.randn_like(p) * 0.05)
-        # Unit-scale word embeddings, as trained models have: the frozen tied head then separates tokens.
-        model.transformer.word_embeddings.weight.normal_(std=1.0)
+        # Unit-norm word embeddings, as trained models have: the frozen tied head then separates tokens.
+        model.transformer.word_embeddings.weight.normal_(std=hidden**-0.5)
     os.makedirs(d, exist_ok=True)
     state = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
     if not prefixed:
@@ -381,8 +381,10 @@ class BloomTest(unittest.TestCase):
                 train = write_ids_task(os.path.join(d, "train.jsonl"), 300, 4, lo=3, hi=11, sep=12)
                 dev = write_ids_task(os.path.join(d, "dev.jsonl"), 24, 5, lo=3, hi=11, sep=12)
                 out = os.path.join(d, "uls")
-                s = run_finetune(["--in", base, "--data", train, "--dev", dev, "--ratio", "2", "--out", out, "--steps", "120", "--batch-size", "16", "--lr", "3e-3"])
-                self.assertLess(s["dev_after"]["2"], 0.6 * s["dev_before"]["2"])
+                s = run_finetune(["--in", base, "--data", train, "--dev", dev, "--ratio", "2", "--out", out, "--steps", "200", "--batch-size", "16", "--lr", "5e-3"])
+                # Below the unigram loss of the task (about 2.2): the reversal itself is being learned.
+                self.assertLess(s["dev_after"]["2"], 2.0)
+                self.assertLess(s["dev_after"]["2"], 0.3 * s["dev_before"]["2"])
                 raw_in, raw_out = load_dir_raw(base), load_dir_raw(out)
                 self.assertEqual(sorted(raw_in), sorted(raw_out))
                 emb = "transformer.word_embeddings.weight" if prefixed else "word_embeddings.weight"
@@ -392,6 +394,33 @@ class BloomTest(unittest.TestCase):
                 self.assertAlmostEqual(FT.dev_loss(back.model, FT.load_examples(dev, back, 512), 2), s["dev_after"]["2"], delta=0.02)
                 with open(os.path.join(out, "config.json")) as f:
                     self.assertEqual(json.load(f)["uls"], {"ratios": [2], "default_schedule": "uls:2"})
+
+
+    def test_decodes_as_strata(self):
+        """A fine-tuned BLOOM checkpoint exports, verifies, and strata decodes the
+        same tokens as the PyTorch code at full depth and at 2x (ALiBi, fused
+        query_key_value, embedding LayerNorm, tied head)."""
+        d = tempfile.mkdtemp(dir=_TMP)
+        base = os.path.join(d, "base")
+        write_bloom(base)
+        train = write_ids_task(os.path.join(d, "train.jsonl"), 300, 4, lo=3, hi=11, sep=12)
+        dev = write_ids_task(os.path.join(d, "dev.jsonl"), 8, 5, lo=3, hi=11, sep=12)
+        with open(dev) as f:
+            prompts = [json.loads(line)["prompt_ids"] for line in f]
+        out = os.path.join(d, "uls")
+        run_finetune(["--in", base, "--data", train, "--ratios", "1,2", "--out", out, "--steps", "150", "--batch-size", "16", "--lr", "5e-3"])
+        pkg = os.path.join(d, "pkg")
+        strata("export", "--in", out, "--out", pkg)
+        strata("verify", "--model", pkg, "--checkpoint", out)
+        model = FT.HFCheckpoint(out).model.eval()
+        seqs = set()
+        for ratio in (1, 2):
+            for prompt in prompts:
+                want = model.generate(prompt, 6, kept=FT.kept_layers(4, ratio))
+                got = json.loads(strata("generate", "--model", pkg, "--prompt-ids", ",".join(map(str, prompt)), "--max-tokens", "6", "--speedup", str(ratio), "--json").stdout)
+                self.assertEqual([t for t in got["token_ids"] if t != 2], want, "ratio %d prompt %s" % (ratio, prompt))
+                seqs.add(tuple(want))
+        self.assertGreater(len(seqs), 2)  # not one degenerate output
 
 
 if __name__ == "__main__":
