@@ -307,6 +307,7 @@ func TestEvalDataErrors(t *testing.T) {
 		{[]string{"eval", "--data", good, "--task", "bible-en-es"}, "not both"},
 		{[]string{"eval", "--task", "nope"}, "unknown task"},
 		{[]string{"eval", "--data", good, "extra"}, "no arguments"},
+		{[]string{"eval", "--data", good, "--draft", "3"}, "--draft needs --lossless"},
 	}
 	for _, tc := range tests {
 		code, _, errOut := runCLI(t, tc.args...)

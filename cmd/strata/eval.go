@@ -29,6 +29,8 @@ func evalCommand() *cli.Command {
 		Flags: append(modelFlags(false),
 			&cli.StringFlag{Name: "task", Value: "bible-en-es", Usage: "built-in evaluation set: " + strings.Join(taskNames(), ", ")},
 			&cli.StringFlag{Name: "data", Usage: "your own test set: JSONL of {\"prompt\", \"reference\"} (instead of --task)"},
+			&cli.BoolFlag{Name: "lossless", Usage: "add lossless rows: each schedule and ratio above 1 drafts, every layer verifies; reports the share of the draft accepted"},
+			&cli.IntFlag{Name: "draft", Usage: "tokens drafted per lossless round (0: the engine's default)"},
 			&cli.StringSliceFlag{Name: "stop", Usage: "stop a hypothesis at this string (repeatable; default: a newline for --task, none for --data)"},
 			&cli.StringFlag{Name: "ratios", Value: "1,2,3", Usage: "speedup ratios"},
 			&cli.StringFlag{Name: "schedules", Value: "uls,top,bottom", Usage: "schedules to compare"},
@@ -77,6 +79,9 @@ func runEval(c *cli.Context) error {
 			return fmt.Errorf("--%s %d: must be at least %d", f.name, v, f.min)
 		}
 	}
+	if c.IsSet("draft") && !c.Bool("lossless") {
+		return fmt.Errorf("--draft needs --lossless")
+	}
 	schedules := strings.Split(c.String("schedules"), ",")
 	if n := c.Int("limit"); n > 0 && n < len(examples) {
 		examples = examples[:n]
@@ -92,8 +97,8 @@ func runEval(c *cli.Context) error {
 	p.tokens = -1 // eval reports examples, not tokens
 	rows, err := eval.Run(ctx, m, examples, eval.Options{
 		Schedules: schedules, Ratios: ratios, MaxTokens: c.Int("max-tokens"), BatchSize: c.Int("batch-size"), Stop: stop,
-		BaselineBLEU: c.Float64("baseline-bleu"),
-		Progress:     p.set,
+		BaselineBLEU: c.Float64("baseline-bleu"), Lossless: c.Bool("lossless"), Draft: c.Int("draft"),
+		Progress: p.set,
 	})
 	p.finish()
 	if err != nil {

@@ -101,6 +101,13 @@ type Options struct {
 	// full-depth BLEU of the model before ULS fine-tuning (0: this model's
 	// own full-depth BLEU).
 	BaselineBLEU float64
+	// Lossless adds, for every schedule and ratio above 1, a row decoded
+	// losslessly: the schedule's layers draft, every layer verifies (its
+	// output equals full depth; the row reports how much of the draft the
+	// full model accepted).
+	Lossless bool
+	// Draft is the tokens drafted per lossless round (0: the engine's default).
+	Draft int
 	// Progress, when set, is called after every batch.
 	Progress func(done, total int)
 }
@@ -117,8 +124,15 @@ type Row struct {
 	// ExactMatch is the fraction of hypotheses equal to their reference
 	// (white space at either end ignored).
 	ExactMatch float64 `json:"exact_match"`
-	DecodeTPS  float64 `json:"decode_tps"`
-	Sentences  int     `json:"sentences"`
+	// Lossless marks a row decoded losslessly with the schedule as draft.
+	Lossless bool `json:"lossless,omitempty"`
+	// Accepted is the share of drafted tokens the full model accepted, and
+	// Agreement the share of rounds whose first drafted token equals the
+	// full model's (lossless rows only).
+	Accepted  float64 `json:"accepted,omitempty"`
+	Agreement float64 `json:"draft_agreement,omitempty"`
+	DecodeTPS float64 `json:"decode_tps"`
+	Sentences int     `json:"sentences"`
 	// Samples are the first few hypotheses, for a look at the output.
 	Samples []string `json:"samples,omitempty"`
 }
@@ -136,12 +150,16 @@ func Run(ctx context.Context, m *engine.Model, examples []Example, opts Options)
 	type job struct {
 		schedule string
 		ratio    float64
+		lossless bool
 	}
-	jobs := []job{{"uls", 1}}
+	jobs := []job{{"uls", 1, false}}
 	for _, s := range opts.Schedules {
 		for _, r := range opts.Ratios {
 			if r != 1 {
-				jobs = append(jobs, job{s, r})
+				jobs = append(jobs, job{s, r, false})
+				if opts.Lossless {
+					jobs = append(jobs, job{s, r, true})
+				}
 			}
 		}
 	}
@@ -157,8 +175,8 @@ func Run(ctx context.Context, m *engine.Model, examples []Example, opts Options)
 			return rows, fmt.Errorf("schedule %s at %g: %w", j.schedule, j.ratio, err)
 		}
 		hyps := make([]string, 0, len(examples))
-		var tokens int
-		var seconds float64
+		var tokens, drafted, accepted int
+		var seconds, agreeSum, agreeRounds float64
 		batch := opts.BatchSize
 		if batch <= 0 {
 			batch = 8
@@ -170,15 +188,28 @@ func Run(ctx context.Context, m *engine.Model, examples []Example, opts Options)
 				if prompt == "" {
 					prompt = m.Manifest.FormatPrompt(ex.Source)
 				}
-				reqs = append(reqs, engine.Request{Prompt: prompt, MaxTokens: maxTokens,
-					Stop: opts.Stop, Schedule: sched.String()})
+				req := engine.Request{Prompt: prompt, MaxTokens: maxTokens, Stop: opts.Stop, Schedule: sched.String()}
+				if j.lossless {
+					req.Lossless, req.Draft = true, opts.Draft
+				}
+				reqs = append(reqs, req)
 			}
 			results, err := m.GenerateBatch(ctx, reqs, nil)
 			if err != nil {
 				return rows, err
 			}
+			seen := map[*engine.SpecStats]bool{}
 			for _, r := range results {
 				hyps = append(hyps, strings.TrimSpace(r.Text))
+				if sp := r.Stats.Group.Lossless; sp != nil && !seen[sp] {
+					seen[sp] = true
+					drafted += sp.Drafted
+					accepted += sp.Accepted
+					if len(sp.Agreement) > 0 && sp.VerifySteps > 0 {
+						agreeSum += sp.Agreement[0] * float64(sp.VerifySteps)
+						agreeRounds += float64(sp.VerifySteps)
+					}
+				}
 			}
 			// Decode time of this batch: its decoded tokens over its rate.
 			decoded := 0
@@ -213,6 +244,15 @@ func Run(ctx context.Context, m *engine.Model, examples []Example, opts Options)
 		if j.ratio == 1 {
 			row.Schedule = "full"
 		}
+		if j.lossless {
+			row.Lossless = true
+			if drafted > 0 {
+				row.Accepted = float64(accepted) / float64(drafted)
+			}
+			if agreeRounds > 0 {
+				row.Agreement = agreeSum / agreeRounds
+			}
+		}
 		if seconds > 0 {
 			row.DecodeTPS = float64(tokens) / seconds
 		}
@@ -235,10 +275,33 @@ func Run(ctx context.Context, m *engine.Model, examples []Example, opts Options)
 func Markdown(title string, rows []Row) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### %s\n\n", title)
-	b.WriteString("| schedule | ratio | kept layers | BLEU | % of full BLEU | chrF | exact match | decode tok/s |\n|---|---|---|---|---|---|---|---|\n")
+	lossless := false
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %g | %s | %.2f | %.0f%% | %.2f | %.1f%% | %.0f |\n", r.Schedule, r.Ratio, layerList(r.KeptLayers),
+		lossless = lossless || r.Lossless
+	}
+	b.WriteString("| schedule | ratio | kept layers | BLEU | % of full BLEU | chrF | exact match | decode tok/s |")
+	if lossless {
+		b.WriteString(" draft accepted | draft agreement |")
+	}
+	b.WriteString("\n|---|---|---|---|---|---|---|---|")
+	if lossless {
+		b.WriteString("---|---|")
+	}
+	b.WriteString("\n")
+	for _, r := range rows {
+		name := r.Schedule
+		if r.Lossless {
+			name += " (lossless)"
+		}
+		fmt.Fprintf(&b, "| %s | %g | %s | %.2f | %.0f%% | %.2f | %.1f%% | %.0f |", name, r.Ratio, layerList(r.KeptLayers),
 			r.BLEU, 100*r.BLEUKept, r.ChrF, 100*r.ExactMatch, r.DecodeTPS)
+		switch {
+		case r.Lossless:
+			fmt.Fprintf(&b, " %.0f%% | %.0f%% |", 100*r.Accepted, 100*r.Agreement)
+		case lossless:
+			b.WriteString(" | |")
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }

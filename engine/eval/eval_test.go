@@ -143,3 +143,40 @@ func TestRunOwnPrompts(t *testing.T) {
 		t.Errorf("references equal to the outputs: exact %v, BLEU %v", rows[0].ExactMatch, rows[0].BLEU)
 	}
 }
+
+// TestRunLossless checks the lossless rows: output identical to full depth,
+// acceptance and first-token agreement in (0, 1].
+func TestRunLossless(t *testing.T) {
+	tmp := t.TempDir()
+	ckpt, pkg := filepath.Join(tmp, "ckpt"), filepath.Join(tmp, "pkg")
+	if err := defaultmodel.WriteCheckpoint(ckpt); err != nil {
+		t.Fatal(err)
+	}
+	if err := export.Export(context.Background(), export.Options{In: ckpt, Out: pkg, DType: "fp32"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := engine.Load(pkg, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ex, _ := Tasks["bible-en-es"]()
+	rows, err := Run(context.Background(), m, ex[:4], Options{Schedules: []string{"uls"}, Ratios: []float64{1, 2},
+		MaxTokens: 16, BatchSize: 2, Stop: []string{"\n"}, Lossless: true, Draft: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 3 || rows[1].Lossless || !rows[2].Lossless {
+		t.Fatalf("rows %+v", rows)
+	}
+	full, ll := rows[0], rows[2]
+	if ll.BLEU != full.BLEU || ll.ChrF != full.ChrF || !reflect.DeepEqual(ll.Samples, full.Samples) {
+		t.Errorf("lossless row differs from full depth: %+v vs %+v", ll, full)
+	}
+	if !(ll.Accepted > 0 && ll.Accepted <= 1) || !(ll.Agreement > 0 && ll.Agreement <= 1) {
+		t.Errorf("lossless accepted %v, agreement %v", ll.Accepted, ll.Agreement)
+	}
+	if md := Markdown("t", rows); !strings.Contains(md, "uls (lossless)") || !strings.Contains(md, "draft accepted") {
+		t.Errorf("markdown:\n%s", md)
+	}
+}
