@@ -29,7 +29,7 @@ _BIN = {}
 
 
 def setUpModule():
-    """Builds the Go tools the tests call (strata, the tokenizing helper, the
+    """Builds the Go tools the tests call (strata, the tokenizer command, the
     synthetic checkpoint writer) once."""
     global _TMP
     _TMP = tempfile.mkdtemp(prefix="strata-finetune-test-")
