@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -108,6 +110,36 @@ func TestScheduleHelpers(t *testing.T) {
 	for spec, want := range map[string]float64{"uls:2": 2, "top:1.5": 1.5, "uls": 0, "layers:0,3": 0, "uls:0.5": 0, "uls:NaN": 0, "": 0} {
 		if got := DefaultRatio(spec); got != want {
 			t.Errorf("DefaultRatio(%q) = %g, want %g", spec, got, want)
+		}
+	}
+}
+
+// TestULSScheduleTable checks the uls rule against testdata/uls_schedules.json,
+// the table the training scripts (scripts/train, model.uls_schedule) are
+// tested against too, so training and decoding keep the same layers.
+func TestULSScheduleTable(t *testing.T) {
+	data, err := os.ReadFile("testdata/uls_schedules.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []struct {
+		Layers int   `json:"layers"`
+		Ratio  int   `json:"ratio"`
+		Kept   []int `json:"kept"`
+	}
+	if err := json.Unmarshal(data, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) < 100 {
+		t.Fatalf("%d rows", len(rows))
+	}
+	for _, r := range rows {
+		s, err := ParseSchedule("uls", float64(r.Ratio), r.Layers)
+		switch {
+		case r.Kept == nil && err == nil:
+			t.Errorf("%d layers at %d×: got %v, want an error", r.Layers, r.Ratio, s.Layers)
+		case r.Kept != nil && (err != nil || !reflect.DeepEqual(s.Layers, r.Kept)):
+			t.Errorf("%d layers at %d×: got %v (%v), want %v", r.Layers, r.Ratio, s.Layers, err, r.Kept)
 		}
 	}
 }

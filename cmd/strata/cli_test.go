@@ -291,3 +291,28 @@ func TestDefaultModelFirstUse(t *testing.T) {
 		t.Errorf("model cache holds %v", dirs)
 	}
 }
+
+func TestEvalDataErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.jsonl")
+	os.WriteFile(bad, []byte(`{"prompt":"a"}`+"\n"), 0o644)
+	good := filepath.Join(dir, "good.jsonl")
+	os.WriteFile(good, []byte(`{"prompt":"a","reference":"b"}`+"\n"), 0o644)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"eval", "--data", filepath.Join(dir, "none.jsonl")}, "open test set"},
+		{[]string{"eval", "--data", bad}, "bad.jsonl: examples line 1"},
+		{[]string{"eval", "--data", good, "--task", "bible-en-es"}, "not both"},
+		{[]string{"eval", "--task", "nope"}, "unknown task"},
+		{[]string{"eval", "--data", good, "extra"}, "no arguments"},
+		{[]string{"eval", "--data", good, "--draft", "3"}, "--draft needs --lossless"},
+	}
+	for _, tc := range tests {
+		code, _, errOut := runCLI(t, tc.args...)
+		if code == 0 || !strings.Contains(errOut, tc.want) || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
+			t.Errorf("%v: exit %d, stderr %q; want one line containing %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,11 +21,17 @@ import (
 func evalCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "eval",
-		Usage: "translation quality (BLEU, chrF) and decode speed per skipping schedule and ratio",
-		Description: "Translates a held-out test set greedily under each schedule and ratio and prints a table\n" +
-			"shaped like the paper's Table 4. Without --model the built-in model is evaluated.",
+		Usage: "output quality (BLEU, chrF, exact match) and decode speed per skipping schedule and ratio",
+		Description: "Decodes a held-out test set greedily under each schedule and ratio and prints a table\n" +
+			"shaped like the paper's Table 4. The set is a built-in task (--task) or your own JSONL file (--data)\n" +
+			"of {\"prompt\": ..., \"reference\": ...} lines; prompts from --data are used as they are, without\n" +
+			"the package's prompt template. Without --model the built-in model is evaluated.",
 		Flags: append(modelFlags(false),
-			&cli.StringFlag{Name: "task", Value: "bible-en-es", Usage: "evaluation set: " + strings.Join(taskNames(), ", ")},
+			&cli.StringFlag{Name: "task", Value: "bible-en-es", Usage: "built-in evaluation set: " + strings.Join(taskNames(), ", ")},
+			&cli.StringFlag{Name: "data", Usage: "your own test set: JSONL of {\"prompt\", \"reference\"} (instead of --task)"},
+			&cli.BoolFlag{Name: "lossless", Usage: "add lossless rows: each schedule and ratio above 1 drafts, every layer verifies; reports the share of the draft accepted"},
+			&cli.IntFlag{Name: "draft", Usage: "tokens drafted per lossless round (0: the engine's default)"},
+			&cli.StringSliceFlag{Name: "stop", Usage: "stop a hypothesis at this string (repeatable; default: a newline for --task, none for --data)"},
 			&cli.StringFlag{Name: "ratios", Value: "1,2,3", Usage: "speedup ratios"},
 			&cli.StringFlag{Name: "schedules", Value: "uls,top,bottom", Usage: "schedules to compare"},
 			&cli.IntFlag{Name: "limit", Usage: "evaluate only the first N sentences (0: all)"},
@@ -49,9 +56,12 @@ func taskNames() []string {
 }
 
 func runEval(c *cli.Context) error {
-	load, ok := eval.Tasks[c.String("task")]
-	if !ok {
-		return fmt.Errorf("unknown task %q: want one of %s", c.String("task"), strings.Join(taskNames(), ", "))
+	if c.Args().Present() {
+		return fmt.Errorf("eval takes no arguments, got %q", c.Args().First())
+	}
+	examples, setName, stop, err := evalSet(c)
+	if err != nil {
+		return err
 	}
 	var ratios []float64
 	for _, f := range strings.Split(c.String("ratios"), ",") {
@@ -69,11 +79,10 @@ func runEval(c *cli.Context) error {
 			return fmt.Errorf("--%s %d: must be at least %d", f.name, v, f.min)
 		}
 	}
-	schedules := strings.Split(c.String("schedules"), ",")
-	examples, err := load()
-	if err != nil {
-		return err
+	if c.IsSet("draft") && !c.Bool("lossless") {
+		return fmt.Errorf("--draft needs --lossless")
 	}
+	schedules := strings.Split(c.String("schedules"), ",")
 	if n := c.Int("limit"); n > 0 && n < len(examples) {
 		examples = examples[:n]
 	}
@@ -82,14 +91,14 @@ func runEval(c *cli.Context) error {
 		return err
 	}
 	defer m.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	p := newProgress(c.App.ErrWriter, "translations", 0, 0)
-	p.tokens = -1 // eval reports translations, not tokens
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	p := newProgress(c.App.ErrWriter, "examples", 0, 0)
+	p.tokens = -1 // eval reports examples, not tokens
 	rows, err := eval.Run(ctx, m, examples, eval.Options{
-		Schedules: schedules, Ratios: ratios, MaxTokens: c.Int("max-tokens"), BatchSize: c.Int("batch-size"),
-		BaselineBLEU: c.Float64("baseline-bleu"),
-		Progress:     p.set,
+		Schedules: schedules, Ratios: ratios, MaxTokens: c.Int("max-tokens"), BatchSize: c.Int("batch-size"), Stop: stop,
+		BaselineBLEU: c.Float64("baseline-bleu"), Lossless: c.Bool("lossless"), Draft: c.Int("draft"),
+		Progress: p.set,
 	})
 	p.finish()
 	if err != nil {
@@ -97,7 +106,7 @@ func runEval(c *cli.Context) error {
 	}
 	title := c.String("title")
 	if title == "" {
-		title = fmt.Sprintf("%s on %s (%d sentences)", m.Dir(), c.String("task"), len(examples))
+		title = fmt.Sprintf("%s on %s (%d examples)", m.Dir(), setName, len(examples))
 	}
 	md := eval.Markdown(title, rows)
 	fmt.Fprint(c.App.Writer, md)
@@ -113,4 +122,37 @@ func runEval(c *cli.Context) error {
 		}
 	}
 	return nil
+}
+
+// evalSet returns the examples (from --data or the built-in --task), the
+// set's name for the title, and the stop strings.
+func evalSet(c *cli.Context) ([]eval.Example, string, []string, error) {
+	stop := c.StringSlice("stop")
+	if path := c.String("data"); path != "" {
+		if c.IsSet("task") {
+			return nil, "", nil, fmt.Errorf("give --data or --task, not both")
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("open test set: %w", err)
+		}
+		defer f.Close()
+		examples, err := eval.ReadExamples(f)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return examples, filepath.Base(path), stop, nil
+	}
+	load, ok := eval.Tasks[c.String("task")]
+	if !ok {
+		return nil, "", nil, fmt.Errorf("unknown task %q: want one of %s", c.String("task"), strings.Join(taskNames(), ", "))
+	}
+	examples, err := load()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if !c.IsSet("stop") {
+		stop = []string{"\n"}
+	}
+	return examples, c.String("task"), stop, nil
 }

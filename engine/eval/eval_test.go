@@ -9,7 +9,7 @@ import (
 
 	"github.com/strata-llm/strata/engine"
 	"github.com/strata-llm/strata/export"
-	"github.com/strata-llm/strata/models/default"
+	defaultmodel "github.com/strata-llm/strata/models/default"
 )
 
 func TestBibleTask(t *testing.T) {
@@ -70,6 +70,113 @@ func TestRunOnDefaultModel(t *testing.T) {
 	}
 	md := Markdown("test", rows)
 	if strings.Count(md, "\n| ") != 4 {
+		t.Errorf("markdown:\n%s", md)
+	}
+}
+
+func TestReadExamplesForms(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Example
+		wantErr bool
+	}{
+		{`{"ref":"a","en":"Hello","es":"Hola"}`, Example{Ref: "a", Source: "Hello", Target: "Hola"}, false},
+		{`{"prompt":"Q: 2+2?\nA:","reference":" 4"}`, Example{Prompt: "Q: 2+2?\nA:", Target: " 4"}, false},
+		{`{"prompt":"P","response":"R"}`, Example{Prompt: "P", Target: "R"}, false},
+		{`{"prompt":"P","reference":"R","response":"other"}`, Example{Prompt: "P", Target: "R"}, false},
+		{`{"prompt":"P"}`, Example{}, true},
+		{`{"prompt":"P","reference":"  "}`, Example{}, true},
+		{`{"reference":"R"}`, Example{}, true},
+		{`not json`, Example{}, true},
+		{``, Example{}, true},
+	}
+	for _, tc := range tests {
+		got, err := ReadExamples(strings.NewReader(tc.in))
+		if tc.wantErr {
+			if err == nil {
+				t.Errorf("%s: accepted as %+v", tc.in, got)
+			}
+			continue
+		}
+		if err != nil || len(got) != 1 || got[0] != tc.want {
+			t.Errorf("%s: got %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// TestRunOwnPrompts runs raw prompts (no template) and checks exact match
+// against the model's own full-depth outputs, then against wrong references.
+func TestRunOwnPrompts(t *testing.T) {
+	tmp := t.TempDir()
+	ckpt, pkg := filepath.Join(tmp, "ckpt"), filepath.Join(tmp, "pkg")
+	if err := defaultmodel.WriteCheckpoint(ckpt); err != nil {
+		t.Fatal(err)
+	}
+	if err := export.Export(context.Background(), export.Options{In: ckpt, Out: pkg, DType: "fp32"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := engine.Load(pkg, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ex := []Example{
+		{Prompt: "English: In the beginning God created the heaven and the earth.\nSpanish:", Target: "x"},
+		{Prompt: "English: And God said, Let there be light.\nSpanish:", Target: "x"},
+	}
+	opts := Options{Ratios: []float64{1}, MaxTokens: 8, Stop: []string{"\n"}}
+	rows, err := Run(context.Background(), m, ex, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].ExactMatch != 0 || len(rows[0].Samples) != 2 {
+		t.Fatalf("rows %+v", rows)
+	}
+	for i := range ex {
+		ex[i].Target = " " + rows[0].Samples[i] + " "
+	}
+	rows, err = Run(context.Background(), m, ex, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows[0].ExactMatch != 1 || rows[0].BLEU < 99 {
+		t.Errorf("references equal to the outputs: exact %v, BLEU %v", rows[0].ExactMatch, rows[0].BLEU)
+	}
+}
+
+// TestRunLossless checks the lossless rows: output identical to full depth,
+// acceptance and first-token agreement in (0, 1].
+func TestRunLossless(t *testing.T) {
+	tmp := t.TempDir()
+	ckpt, pkg := filepath.Join(tmp, "ckpt"), filepath.Join(tmp, "pkg")
+	if err := defaultmodel.WriteCheckpoint(ckpt); err != nil {
+		t.Fatal(err)
+	}
+	if err := export.Export(context.Background(), export.Options{In: ckpt, Out: pkg, DType: "fp32"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := engine.Load(pkg, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ex, _ := Tasks["bible-en-es"]()
+	rows, err := Run(context.Background(), m, ex[:4], Options{Schedules: []string{"uls"}, Ratios: []float64{1, 2},
+		MaxTokens: 16, BatchSize: 2, Stop: []string{"\n"}, Lossless: true, Draft: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 3 || rows[1].Lossless || !rows[2].Lossless {
+		t.Fatalf("rows %+v", rows)
+	}
+	full, ll := rows[0], rows[2]
+	if ll.BLEU != full.BLEU || ll.ChrF != full.ChrF || !reflect.DeepEqual(ll.Samples, full.Samples) {
+		t.Errorf("lossless row differs from full depth: %+v vs %+v", ll, full)
+	}
+	if !(ll.Accepted > 0 && ll.Accepted <= 1) || !(ll.Agreement > 0 && ll.Agreement <= 1) {
+		t.Errorf("lossless accepted %v, agreement %v", ll.Accepted, ll.Agreement)
+	}
+	if md := Markdown("t", rows); !strings.Contains(md, "uls (lossless)") || !strings.Contains(md, "draft accepted") {
 		t.Errorf("markdown:\n%s", md)
 	}
 }

@@ -39,15 +39,22 @@ class Config:
     bos_token_id: int = 1
     eos_token_id: int = 2
     uls_ratios: list = field(default_factory=list)
+    # Read from other checkpoints' config.json (Qwen2 has q/k/v biases; head_dim
+    # may differ from hidden/heads; rope_scaling is linear or llama3).
+    attention_bias: bool = False
+    rope_scaling: dict = None
+    explicit_head_dim: int = 0
 
     @property
     def head_dim(self):
-        return self.hidden_size // self.num_attention_heads
+        return self.explicit_head_dim or self.hidden_size // self.num_attention_heads
 
     def to_hf(self):
         """The config.json dictionary (LlamaForCausalLM layout, plus "uls" when fine-tuned)."""
         d = asdict(self)
         ratios = d.pop("uls_ratios")
+        for k in ("attention_bias", "rope_scaling", "explicit_head_dim"):
+            d.pop(k)
         d.update(
             {
                 "architectures": ["LlamaForCausalLM"],
@@ -66,10 +73,31 @@ class Config:
 
     @classmethod
     def from_hf(cls, d):
-        keys = {f for f in cls.__dataclass_fields__ if f != "uls_ratios"}
+        """Reads a LLaMA, Mistral or Qwen2 config.json with transformers' defaults
+        for absent keys (the same defaults strata's exporter applies)."""
+        keys = {f for f in cls.__dataclass_fields__ if f not in ("uls_ratios", "explicit_head_dim", "bos_token_id", "eos_token_id")}
         cfg = cls(**{k: v for k, v in d.items() if k in keys})
-        cfg.uls_ratios = list(d.get("uls", {}).get("ratios", []))
+        model_type = d.get("model_type", "llama")
+        cfg.num_key_value_heads = d.get("num_key_value_heads") or cfg.num_attention_heads
+        cfg.rms_norm_eps = d.get("rms_norm_eps", 1e-6)
+        cfg.rope_theta = d.get("rope_theta", 10000.0)
+        cfg.tie_word_embeddings = d.get("tie_word_embeddings", False)
+        cfg.attention_bias = True if model_type == "qwen2" else bool(d.get("attention_bias", False))
+        if d.get("hidden_act", "silu") != "silu":
+            raise ValueError("hidden_act %r is not supported (want silu)" % d["hidden_act"])
+        if d.get("mlp_bias"):
+            raise ValueError("mlp_bias = true is not supported")
+        cfg.explicit_head_dim = d.get("head_dim") or 0
+        cfg.bos_token_id = _first_id(d.get("bos_token_id"), -1)
+        cfg.eos_token_id = _first_id(d.get("eos_token_id"), -1)
+        cfg.uls_ratios = list((d.get("uls") or {}).get("ratios", []))
         return cfg
+
+
+def _first_id(v, default):
+    if isinstance(v, list):
+        return v[0] if v else default
+    return default if v is None else v
 
 
 def uls_schedule(num_layers, ratio):
@@ -110,9 +138,32 @@ def rotate_half(x):
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-def rope_cos_sin(positions, head_dim, theta, dtype):
+def rope_inv_freq(head_dim, theta, scaling=None, device=None):
+    """RoPE inverse frequencies with Hugging Face's rope_scaling ("linear" or "llama3")."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim))
+    if not scaling:
+        return inv_freq
+    kind = scaling.get("rope_type") or scaling.get("type")
+    if kind == "default":
+        return inv_freq
+    factor = float(scaling["factor"])
+    if kind == "linear":
+        return inv_freq / factor
+    if kind == "llama3":
+        low, high = float(scaling["low_freq_factor"]), float(scaling["high_freq_factor"])
+        old = float(scaling["original_max_position_embeddings"])
+        wavelen = 2 * math.pi / inv_freq
+        scaled = torch.where(wavelen > old / low, inv_freq / factor, inv_freq)
+        smooth = (old / wavelen - low) / (high - low)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = ~(wavelen < old / high) & ~(wavelen > old / low)
+        return torch.where(medium, smoothed, scaled)
+    raise ValueError("rope_scaling type %r is not supported (want linear or llama3)" % kind)
+
+
+def rope_cos_sin(positions, head_dim, theta, dtype, scaling=None):
     """cos/sin of shape [..., S, head_dim] for integer positions [..., S]."""
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim))
+    inv_freq = rope_inv_freq(head_dim, theta, scaling, positions.device)
     freqs = positions.float()[..., None] * inv_freq
     emb = torch.cat((freqs, freqs), dim=-1)
     return emb.cos().to(dtype), emb.sin().to(dtype)
@@ -123,9 +174,10 @@ class Attention(nn.Module):
         super().__init__()
         self.cfg = cfg
         hd = cfg.head_dim
-        self.q_proj = nn.Linear(cfg.hidden_size, cfg.num_attention_heads * hd, bias=False)
-        self.k_proj = nn.Linear(cfg.hidden_size, cfg.num_key_value_heads * hd, bias=False)
-        self.v_proj = nn.Linear(cfg.hidden_size, cfg.num_key_value_heads * hd, bias=False)
+        bias = cfg.attention_bias
+        self.q_proj = nn.Linear(cfg.hidden_size, cfg.num_attention_heads * hd, bias=bias)
+        self.k_proj = nn.Linear(cfg.hidden_size, cfg.num_key_value_heads * hd, bias=bias)
+        self.v_proj = nn.Linear(cfg.hidden_size, cfg.num_key_value_heads * hd, bias=bias)
         self.o_proj = nn.Linear(cfg.num_attention_heads * hd, cfg.hidden_size, bias=False)
 
     def forward(self, x, cos, sin, mask, past=None):
@@ -201,6 +253,10 @@ class LlamaForCausalLM(nn.Module):
             self.lm_head.weight = self.model.embed_tokens.weight
         self.apply(self._init)
 
+    @property
+    def word_embeddings(self):
+        return self.model.embed_tokens
+
     @staticmethod
     def _init(m):
         if isinstance(m, (nn.Linear, nn.Embedding)):
@@ -223,7 +279,7 @@ class LlamaForCausalLM(nn.Module):
         """
         b, s = ids.shape
         pos = torch.arange(s, device=ids.device).expand(b, s)
-        cos, sin = rope_cos_sin(pos, self.cfg.head_dim, self.cfg.rope_theta, self.model.embed_tokens.weight.dtype)
+        cos, sin = rope_cos_sin(pos, self.cfg.head_dim, self.cfg.rope_theta, self.model.embed_tokens.weight.dtype, self.cfg.rope_scaling)
         mask = torch.full((s, s), float("-inf"), device=ids.device).triu(1)[None, None]
         h = self.model.embed_tokens(ids)
         skip = None
@@ -249,7 +305,7 @@ class LlamaForCausalLM(nn.Module):
         dev = self.model.embed_tokens.weight.device
         ids = torch.tensor([prompt], device=dev)
         n = ids.shape[1]
-        cos, sin = rope_cos_sin(torch.arange(n, device=dev)[None], cfg.head_dim, cfg.rope_theta, dtype)
+        cos, sin = rope_cos_sin(torch.arange(n, device=dev)[None], cfg.head_dim, cfg.rope_theta, dtype, cfg.rope_scaling)
         mask = torch.full((n, n), float("-inf"), device=dev).triu(1)[None, None]
         h = self.model.embed_tokens(ids)
         cache = []
@@ -262,11 +318,198 @@ class LlamaForCausalLM(nn.Module):
         while tok != cfg.eos_token_id and len(out) < max_new_tokens:
             out.append(tok)
             p = n + len(out) - 1
-            cos, sin = rope_cos_sin(torch.tensor([[p]], device=dev), cfg.head_dim, cfg.rope_theta, dtype)
+            cos, sin = rope_cos_sin(torch.tensor([[p]], device=dev), cfg.head_dim, cfg.rope_theta, dtype, cfg.rope_scaling)
             h = self.model.embed_tokens(torch.tensor([[tok]], device=dev))
             for i in layers:
                 h, cache[i] = self.model.layers[i](h, cos, sin, None, cache[i])
             tok = int(self.lm_head(self.model.norm(h[:, -1])).argmax(-1))
+        return out
+
+
+# ---- BLOOM (Hugging Face BloomForCausalLM): ALiBi instead of RoPE, LayerNorm with
+# bias, fused per-head query_key_value, GELU (tanh) MLP, embedding LayerNorm, tied head.
+
+
+@dataclass
+class BloomConfig:
+    """BLOOM hyper-parameters as in its config.json (n_layer, n_head, hidden_size, ...)."""
+
+    vocab_size: int = 250880
+    hidden_size: int = 64
+    n_layer: int = 2
+    n_head: int = 8
+    layer_norm_epsilon: float = 1e-5
+    apply_residual_connection_post_layernorm: bool = False
+    bos_token_id: int = 1
+    eos_token_id: int = 2
+    tie_word_embeddings: bool = True
+
+    @property
+    def num_hidden_layers(self):
+        return self.n_layer
+
+    @property
+    def head_dim(self):
+        return self.hidden_size // self.n_head
+
+    @classmethod
+    def from_hf(cls, d):
+        return cls(
+            vocab_size=d["vocab_size"],
+            hidden_size=d.get("hidden_size", d.get("n_embed", 64)),
+            n_layer=d.get("n_layer", d.get("num_hidden_layers", 2)),
+            n_head=d.get("n_head", d.get("num_attention_heads", 8)),
+            layer_norm_epsilon=d.get("layer_norm_epsilon", 1e-5),
+            apply_residual_connection_post_layernorm=bool(d.get("apply_residual_connection_post_layernorm", False)),
+            bos_token_id=_first_id(d.get("bos_token_id"), -1),
+            eos_token_id=_first_id(d.get("eos_token_id"), -1),
+            tie_word_embeddings=d.get("tie_word_embeddings", True),
+        )
+
+
+def alibi_slopes(n_head):
+    """Per-head ALiBi slopes exactly as transformers' build_alibi_tensor."""
+    closest = 2 ** math.floor(math.log2(n_head))
+    base = 2.0 ** (-(2.0 ** -(math.log2(closest) - 3)))
+    slopes = [base**p for p in range(1, closest + 1)]
+    if closest != n_head:
+        extra = 2.0 ** (-(2.0 ** -(math.log2(2 * closest) - 3)))
+        remaining = min(closest, n_head - closest)
+        slopes += [extra**p for p in range(1, 1 + 2 * remaining, 2)]
+    return torch.tensor(slopes, dtype=torch.float32)
+
+
+class BloomAttention(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        self.query_key_value = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size)
+        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.register_buffer("slopes", alibi_slopes(cfg.n_head), persistent=False)
+
+    def forward(self, x, mask, past=None):
+        """x [B,S,D]; mask additive [B,1,S,T] or None; past (k, v) [B,H,P,hd] or None.
+        ALiBi adds slope·key_position to the scores (softmax ignores the per-query
+        constant, so this equals the relative form and transformers' BLOOM)."""
+        cfg = self.cfg
+        b, s, _ = x.shape
+        hd = cfg.head_dim
+        qkv = self.query_key_value(x).view(b, s, cfg.n_head, 3, hd)
+        q, k, v = (qkv[..., i, :].transpose(1, 2) for i in range(3))
+        if past is not None:
+            k = torch.cat((past[0], k), dim=2)
+            v = torch.cat((past[1], v), dim=2)
+        present = (k, v)
+        t = k.shape[2]
+        key_pos = torch.arange(t, device=x.device, dtype=torch.float32)
+        scores = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(hd)
+        scores = scores + (self.slopes[:, None, None] * key_pos).to(scores.dtype)[None]
+        if mask is not None:
+            scores = scores + mask
+        probs = F.softmax(scores.float(), dim=-1).to(q.dtype)
+        out = torch.matmul(probs, v).transpose(1, 2).reshape(b, s, -1)
+        return self.dense(out), present
+
+
+class BloomMLP(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.dense_h_to_4h = nn.Linear(cfg.hidden_size, 4 * cfg.hidden_size)
+        self.dense_4h_to_h = nn.Linear(4 * cfg.hidden_size, cfg.hidden_size)
+
+    def forward(self, x):
+        return self.dense_4h_to_h(F.gelu(self.dense_h_to_4h(x), approximate="tanh"))
+
+
+class BloomBlock(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.post_ln_residual = cfg.apply_residual_connection_post_layernorm
+        self.input_layernorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_epsilon)
+        self.self_attention = BloomAttention(cfg)
+        self.post_attention_layernorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_epsilon)
+        self.mlp = BloomMLP(cfg)
+
+    def forward(self, x, mask, past=None):
+        ln = self.input_layernorm(x)
+        a, present = self.self_attention(ln, mask, past)
+        h = a + (ln if self.post_ln_residual else x)
+        ln = self.post_attention_layernorm(h)
+        return self.mlp(ln) + (ln if self.post_ln_residual else h), present
+
+
+class BloomModel(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.word_embeddings_layernorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_epsilon)
+        self.h = nn.ModuleList([BloomBlock(cfg) for _ in range(cfg.n_layer)])
+        self.ln_f = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_epsilon)
+
+
+class BloomForCausalLM(nn.Module):
+    """BLOOM under Hugging Face parameter names (transformer.*, lm_head tied), with
+    the same ULS training pass and cached decoding as LlamaForCausalLM."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        self.transformer = BloomModel(cfg)
+        self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        self.lm_head.weight = self.transformer.word_embeddings.weight
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(m.weight, std=0.02)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    @property
+    def word_embeddings(self):
+        return self.transformer.word_embeddings
+
+    def _embed(self, ids):
+        return self.transformer.word_embeddings_layernorm(self.transformer.word_embeddings(ids))
+
+    def forward(self, ids, skip_from=None, kept=None, select=None):
+        """As LlamaForCausalLM.forward."""
+        b, s = ids.shape
+        pos = torch.arange(s, device=ids.device).expand(b, s)
+        mask = torch.full((s, s), float("-inf"), device=ids.device).triu(1)[None, None]
+        h = self._embed(ids)
+        skip = None
+        if kept is not None:
+            if skip_from is None:
+                raise ValueError("kept layers need skip_from (first response position per row)")
+            skip = (pos >= skip_from[:, None])[..., None]
+            kept = set(kept)
+        for i, layer in enumerate(self.transformer.h):
+            out, _ = layer(h, mask)
+            h = out if skip is None or i in kept else torch.where(skip, h, out)
+        if select is not None:
+            h = h[select]
+        return self.lm_head(self.transformer.ln_f(h))
+
+    @torch.no_grad()
+    def generate(self, prompt, max_new_tokens, kept=None):
+        """As LlamaForCausalLM.generate."""
+        dev = self.transformer.word_embeddings.weight.device
+        ids = torch.tensor([prompt], device=dev)
+        n = ids.shape[1]
+        mask = torch.full((n, n), float("-inf"), device=dev).triu(1)[None, None]
+        h = self._embed(ids)
+        cache = []
+        for layer in self.transformer.h:
+            h, kv = layer(h, mask)
+            cache.append(kv)
+        layers = range(self.cfg.n_layer) if kept is None else sorted(kept)
+        out = []
+        tok = int(self.lm_head(self.transformer.ln_f(h[:, -1])).argmax(-1))
+        while tok != self.cfg.eos_token_id and len(out) < max_new_tokens:
+            out.append(tok)
+            h = self._embed(torch.tensor([[tok]], device=dev))
+            for i in layers:
+                h, cache[i] = self.transformer.h[i](h, None, cache[i])
+            tok = int(self.lm_head(self.transformer.ln_f(h[:, -1])).argmax(-1))
         return out
 
 
@@ -275,44 +518,74 @@ class LlamaForCausalLM(nn.Module):
 _DTYPES = {"F16": "<f2", "F32": "<f4"}
 
 
-def save_safetensors(path, tensors, dtype="F16"):
-    """Writes {name: torch.Tensor} as a safetensors file in F16 or F32."""
-    np_dtype = _DTYPES[dtype]
+def _to_bytes(t, dtype):
+    """Little-endian bytes of a float tensor in F32, F16 or BF16 (round to nearest even)."""
+    arr = np.ascontiguousarray(t.detach().cpu().float().numpy())
+    if dtype == "BF16":
+        u = arr.astype("<f4").view("<u4").astype(np.uint64)
+        u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+        return u.astype("<u2").tobytes(), list(arr.shape)
+    if dtype not in _DTYPES:
+        raise ValueError("unsupported dtype %s" % dtype)
+    return arr.astype(_DTYPES[dtype]).tobytes(), list(arr.shape)
+
+
+def _from_bytes(raw, dtype, shape):
+    if dtype == "BF16":
+        u = np.frombuffer(raw, dtype="<u2").astype("<u4") << 16
+        arr = u.view("<f4")
+    elif dtype in _DTYPES:
+        arr = np.frombuffer(raw, dtype=_DTYPES[dtype]).astype(np.float32)
+    else:
+        raise ValueError("unsupported dtype %s (want F32, F16 or BF16)" % dtype)
+    return torch.from_numpy(arr.astype(np.float32).reshape(shape))
+
+
+def save_safetensors(path, tensors, dtype="F16", metadata=None):
+    """Writes {name: torch.Tensor} as a safetensors file. dtype is "F16", "F32" or
+    "BF16" for every tensor, or a {name: dtype} dictionary."""
     header, blobs, offset = {}, [], 0
     for name in sorted(tensors):
-        arr = np.ascontiguousarray(tensors[name].detach().cpu().float().numpy().astype(np_dtype))
-        raw = arr.tobytes()
-        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [offset, offset + len(raw)]}
+        dt = dtype[name] if isinstance(dtype, dict) else dtype
+        raw, shape = _to_bytes(tensors[name], dt)
+        header[name] = {"dtype": dt, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
         blobs.append(raw)
         offset += len(raw)
-    header["__metadata__"] = {"format": "pt"}
+    header["__metadata__"] = metadata if metadata is not None else {"format": "pt"}
     hjson = json.dumps(header, separators=(",", ":")).encode("utf-8")
     hjson += b" " * (-len(hjson) % 8)
-    with open(path, "wb") as f:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
         f.write(struct.pack("<Q", len(hjson)))
         f.write(hjson)
         for raw in blobs:
             f.write(raw)
+    os.replace(tmp, path)
 
 
-def load_safetensors(path):
-    """Reads an F16/F32 safetensors file into {name: float32 torch.Tensor}."""
+def read_safetensors(path):
+    """Reads an F32/F16/BF16 safetensors file: ({name: float32 tensor}, {name: dtype}, metadata)."""
     with open(path, "rb") as f:
         data = f.read()
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + n])
     base = 8 + n
-    out = {}
+    out, dtypes = {}, {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        np_dtype = _DTYPES.get(info["dtype"])
-        if np_dtype is None:
-            raise ValueError("%s: unsupported dtype %s" % (name, info["dtype"]))
         start, end = info["data_offsets"]
-        arr = np.frombuffer(data[base + start : base + end], dtype=np_dtype)
-        out[name] = torch.from_numpy(arr.astype(np.float32).reshape(info["shape"]))
-    return out
+        try:
+            out[name] = _from_bytes(data[base + start : base + end], info["dtype"], info["shape"])
+        except ValueError as e:
+            raise ValueError("%s: %s: %s" % (path, name, e)) from None
+        dtypes[name] = info["dtype"]
+    return out, dtypes, header.get("__metadata__")
+
+
+def load_safetensors(path):
+    """Reads an F16/F32/BF16 safetensors file into {name: float32 torch.Tensor}."""
+    return read_safetensors(path)[0]
 
 
 def save_checkpoint(model, out_dir, tokenizer_path=None, dtype="F16"):
