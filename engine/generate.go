@@ -62,8 +62,11 @@ type Token struct {
 }
 
 // Stats describe one request's run. PromptTokens and GeneratedTokens are
-// the request's own; the rates and times are those of the batch it decoded
-// in (Group), since its rows step together.
+// the request's own. With continuous batching (the default) the rates and
+// times are the request's own too: its prompt over the prefill step that
+// ran it, its tokens over its own decode time, TTFT and latency from when it
+// was queued. With static batching (and lossless decoding) they are those of
+// the batch it decoded in, whose rows step together (Group).
 type Stats struct {
 	PromptTokens    int     `json:"prompt_tokens"`
 	GeneratedTokens int     `json:"generated_tokens"`

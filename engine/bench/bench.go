@@ -224,8 +224,10 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	maxBatch := slices.Max(opts.Batches)
+	// Every row of a measured batch has the same lengths, so fixed batches
+	// are what is measured: their figures are the batch's, not a request's.
 	m, err := engine.Load(opts.Model, engine.Options{Device: opts.Device, Threads: opts.Threads, ORTLib: opts.ORTLib, MaxBatch: maxBatch,
-		NoTokenizer: true, SharedThreadPool: opts.SharedThreads})
+		NoTokenizer: true, SharedThreadPool: opts.SharedThreads, StaticBatching: true})
 	if err != nil {
 		return nil, err
 	}
@@ -262,7 +264,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		// The same runner over model_full.onnx: one session per step
 		// instead of one per layer, everything else equal.
 		if mono, err = engine.Load(opts.Model, engine.Options{Device: opts.Device, Threads: opts.Threads, ORTLib: opts.ORTLib,
-			MaxBatch: maxBatch, NoTokenizer: true, Schedule: "uls", Speedup: 1, Monolithic: true, SharedThreadPool: opts.SharedThreads}); err != nil {
+			MaxBatch: maxBatch, NoTokenizer: true, Schedule: "uls", Speedup: 1, Monolithic: true, SharedThreadPool: opts.SharedThreads,
+			StaticBatching: true}); err != nil {
 			return nil, fmt.Errorf("monolithic graph: %w", err)
 		}
 		defer mono.Close()
