@@ -33,7 +33,7 @@ const DefaultDraftTokens = 4
 type specRound struct {
 	drafts []int
 	q      [][]candidate // draft distributions, per drafted token (sampling only)
-	argQ   []int         // the draft's argmax per drafted token
+	argQ   []int         // the draft logits' argmax per drafted token
 }
 
 // decodeLossless decodes a prefilled batch losslessly; logits are the
@@ -97,11 +97,16 @@ func (m *Model) decodeLossless(ctx context.Context, r *runner, seqs []*sequence,
 				if s.done {
 					continue
 				}
+				raw, err := argmax(q.at(b, 0)) // before dist applies the warpers
+				if err != nil {
+					return spec, err
+				}
 				d, err := s.sampler.dist(q.at(b, 0))
 				if err != nil {
 					return spec, err
 				}
 				rd := &rounds[b]
+				rd.argQ = append(rd.argQ, raw)
 				id := bestOf(d)
 				if !s.sampler.greedy() {
 					id = s.sampler.draw(d)
@@ -109,7 +114,6 @@ func (m *Model) decodeLossless(ctx context.Context, r *runner, seqs []*sequence,
 				}
 				s.sampler.record(id)
 				rd.drafts = append(rd.drafts, id)
-				rd.argQ = append(rd.argQ, bestOf(d))
 				step.ids[b], step.pos[b] = id, step.pos[b]+1
 			}
 			spec.DraftSteps++
@@ -137,18 +141,24 @@ func (m *Model) decodeLossless(ctx context.Context, r *runner, seqs []*sequence,
 				continue
 			}
 			rd := rounds[b]
+			// Agreement is measured at every drafted position, on the same
+			// prefix as the draft saw, whether or not the round got there.
+			for i := range K {
+				top, err := argmax(full.at(b, i))
+				if err != nil {
+					return spec, err
+				}
+				agreeN[i]++
+				if rd.argQ[i] == top {
+					agree[i]++
+				}
+			}
 			accepted := 0
 			var next int
 			for i := 0; i <= K; i++ {
 				p, err := s.sampler.dist(full.at(b, i))
 				if err != nil {
 					return spec, err
-				}
-				if i < K {
-					agreeN[i]++
-					if rd.argQ[i] == bestOf(p) {
-						agree[i]++
-					}
 				}
 				if i == K {
 					next = s.sampler.draw(p)
@@ -207,7 +217,9 @@ type SpecStats struct {
 	Accepted int `json:"accepted"`
 	Emitted  int `json:"emitted"`
 	// Agreement[i] is the share of rounds in which the draft's most likely
-	// token at draft position i+1 equals the full model's on the same prefix.
+	// token at draft position i+1 equals the full model's on the same prefix
+	// (raw logits, before any sampling warper), counted in every round
+	// whether or not earlier drafts were accepted.
 	Agreement []float64 `json:"draft_agreement"`
 }
 
