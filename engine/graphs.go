@@ -123,6 +123,17 @@ func openGraphs(api *ortdev.API, so sessionOptions, man *manifest.Manifest, path
 			return nil, err
 		}
 	}
+	// On the CPU every session takes its intermediate tensors from one
+	// arena of the environment: an arena per session would each grow to
+	// the largest step (a long batched prefill) and keep that memory.
+	if dev == ortdev.DeviceCPU {
+		if err := gs.env.ShareCPUAllocator(); err != nil {
+			return nil, err
+		}
+		if err := opts.AddConfigEntry("session.use_env_allocators", "1"); err != nil {
+			return nil, err
+		}
+	}
 	// On a GPU every node must run there, or ORT would silently move
 	// tensors back and forth; with only the CPU provider ORT refuses a
 	// session when this is set.

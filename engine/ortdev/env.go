@@ -5,6 +5,7 @@ import "C"
 
 import (
 	"fmt"
+	"sync"
 	"unsafe"
 )
 
@@ -173,4 +174,38 @@ func wrapCopyErr(err error) error {
 		return nil
 	}
 	return fmt.Errorf("ortdev: copy tensors: %w", err)
+}
+
+var (
+	sharedMu  sync.Mutex
+	sharedCPU = map[unsafe.Pointer]bool{} // environments with a shared CPU arena
+)
+
+// ShareCPUAllocator registers one arena allocator for CPU memory with the
+// environment; sessions whose options set "session.use_env_allocators" to
+// "1" then take their intermediate tensors from it instead of growing an
+// arena each. The environment is a process singleton, so this happens once
+// per process; later calls do nothing.
+func (e *Env) ShareCPUAllocator() error {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if sharedCPU[e.p] {
+		return nil
+	}
+	if err := e.life.use(); err != nil {
+		return fmt.Errorf("ortdev: share CPU allocator: %w", err)
+	}
+	defer e.life.unuse()
+	a := e.api
+	var info unsafe.Pointer
+	if err := a.check(C.sd_CreateCpuMemoryInfo(a.table, C.int(allocArena), C.int(memTypeDefault), &info),
+		"CreateCpuMemoryInfo"); err != nil {
+		return fmt.Errorf("ortdev: share CPU allocator: %w", err)
+	}
+	defer a.release(C.SD_ReleaseMemoryInfo, info)
+	if err := a.check(C.sd_ppp(a.table, C.SD_CreateAndRegisterAllocator, e.p, info, nil), "CreateAndRegisterAllocator"); err != nil {
+		return fmt.Errorf("ortdev: share CPU allocator: %w", err)
+	}
+	sharedCPU[e.p] = true
+	return nil
 }

@@ -86,6 +86,7 @@ enum {
   SD_GetBoundOutputValues = 140, // (const OrtIoBinding*, OrtAllocator*, OrtValue***, size_t*)
   SD_ClearBoundInputs = 141,     // void (OrtIoBinding*)
   SD_ClearBoundOutputs = 142,    // void (OrtIoBinding*)
+  SD_CreateAndRegisterAllocator = 144,   // (OrtEnv*, const OrtMemoryInfo*, const OrtArenaCfg* or NULL)
   SD_SetGlobalIntraOpNumThreads = 147,   // (OrtThreadingOptions*, int n)
   SD_SetGlobalSpinControl = 149,         // (OrtThreadingOptions*, int allow_spinning)
   SD_CreateEnvWithCustomLoggerAndGlobalThreadPools = 151,  // (OrtLoggingFunction, void* param, int level, const char* logid, const OrtThreadingOptions*, OrtEnv**)
