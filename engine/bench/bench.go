@@ -13,6 +13,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -469,22 +470,13 @@ func summarize(man *manifest.Manifest, configs []config, samples [][]sample, sch
 		rows = append(rows, row)
 	}
 	slices.SortStableFunc(rows, func(a, b Row) int {
-		if a.Batch != b.Batch {
-			return a.Batch - b.Batch
-		}
-		if a.Lossless != b.Lossless {
-			if a.Lossless {
+		lossless := func(r Row) int {
+			if r.Lossless {
 				return 1
 			}
-			return -1
+			return 0
 		}
-		switch {
-		case a.Ratio < b.Ratio:
-			return -1
-		case a.Ratio > b.Ratio:
-			return 1
-		}
-		return 0
+		return cmp.Or(cmp.Compare(a.Batch, b.Batch), cmp.Compare(lossless(a), lossless(b)), cmp.Compare(a.Ratio, b.Ratio))
 	})
 	return rows, nil
 }

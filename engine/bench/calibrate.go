@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -116,15 +117,7 @@ func (c Calibration) Estimates(job Job, batch int) []Estimate {
 		sec := float64(job.PromptTokens)/p.PrefillTPS + float64(job.NewTokens)/p.DecodeTPS
 		out = append(out, Estimate{Ratio: r, Duration: time.Duration(sec * float64(time.Second))})
 	}
-	slices.SortFunc(out, func(a, b Estimate) int {
-		switch {
-		case a.Ratio < b.Ratio:
-			return -1
-		case a.Ratio > b.Ratio:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b Estimate) int { return cmp.Compare(a.Ratio, b.Ratio) })
 	return out
 }
 
