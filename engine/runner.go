@@ -64,6 +64,8 @@ type unit struct {
 	// part's token tok.
 	row, tok int
 	head     bool
+	// pos are the unit's rows' first positions (its part's).
+	pos []int
 }
 
 // transfers counts the copies between host and device memory (none where
@@ -103,17 +105,8 @@ func (r *runner) step(parts []part, layers []int, head bool) (*stepLogits, error
 	if r.g.full != nil {
 		return r.stepFull(units, parts[len(parts)-1])
 	}
-	for _, u := range units {
-		if err := r.g.run(r.g.embed, u.b.embed, func() string { return "embedding" }); err != nil {
-			return nil, err
-		}
-	}
-	for j, l := range layers {
-		for _, u := range units {
-			if err := u.r.runLayer(u.b, l, j%2); err != nil {
-				return nil, err
-			}
-		}
+	if err := r.forward(units, layers); err != nil {
+		return nil, err
 	}
 	if !head {
 		return nil, nil
@@ -135,6 +128,25 @@ func (r *runner) step(parts []part, layers []int, head bool) (*stepLogits, error
 		}
 	}
 	return out, nil
+}
+
+// forward runs the units through the embedding and then through layers in
+// order, every unit at a layer before the next layer; each unit's output is
+// left in its hidden[len(layers)%2].
+func (r *runner) forward(units []unit, layers []int) error {
+	for _, u := range units {
+		if err := r.g.run(r.g.embed, u.b.embed, func() string { return "embedding" }); err != nil {
+			return err
+		}
+	}
+	for j, l := range layers {
+		for _, u := range units {
+			if err := u.r.runLayer(u.b, l, j%2); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // plan turns parts into units and writes their inputs. ORT's
@@ -163,7 +175,7 @@ func (r *runner) plan(parts []part, head bool) ([]unit, error) {
 		if err := rr.setInputs(b, p); err != nil {
 			return err
 		}
-		units = append(units, unit{r: rr, b: b, row: row, tok: tok, head: head})
+		units = append(units, unit{r: rr, b: b, row: row, tok: tok, head: head, pos: p.pos})
 		return nil
 	}
 	for k, p := range parts {
