@@ -76,6 +76,8 @@ type sessionOptions struct {
 	// shared runs every session on one intra-op thread pool of the
 	// environment, whose workers spin between runs.
 	shared bool
+	// profileDir, when set, makes every session write an ORT trace there.
+	profileDir string
 	// cudaProvider is the CUDA execution provider's library next to the
 	// ORT library, registered with the environment for the cuda device.
 	cudaProvider string
@@ -146,6 +148,11 @@ func openGraphs(api *ortdev.API, so sessionOptions, man *manifest.Manifest, path
 		}
 	}
 	open := func(path string, inputs, outputs []string) (*ortdev.Session, error) {
+		if so.profileDir != "" {
+			if err := opts.EnableProfiling(filepath.Join(so.profileDir, strings.TrimSuffix(filepath.Base(path), ".onnx"))); err != nil {
+				return nil, err
+			}
+		}
 		s, err := gs.env.NewSession(path, opts)
 		if err != nil {
 			return nil, &DeviceError{string(dev), "open " + filepath.Base(path), err}
@@ -229,6 +236,22 @@ func checkNames(s *ortdev.Session, inputs, outputs []string) error {
 		}
 	}
 	return nil
+}
+
+// endProfiling finishes every session's trace and returns their paths.
+func (g *graphs) endProfiling() ([]string, error) {
+	var paths []string
+	for _, s := range append([]*ortdev.Session{g.embed, g.head, g.full}, g.layers...) {
+		if s == nil {
+			continue
+		}
+		p, err := s.EndProfiling()
+		if err != nil {
+			return paths, err
+		}
+		paths = append(paths, p)
+	}
+	return paths, nil
 }
 
 // onHost reports whether the device's memory is host memory, so tensors

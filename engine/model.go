@@ -49,6 +49,10 @@ type Options struct {
 	// between runs. ONNX Runtime's environment is created once per process,
 	// by the first Load: later Loads get the pool setting it was created with.
 	SharedThreadPool bool
+	// ProfileDir, when set, makes every graph's session record an ONNX
+	// Runtime trace of its node runs into this directory; EndProfiling
+	// writes them.
+	ProfileDir string
 	// NoTokenizer skips loading the package's tokenizer: for callers that
 	// give token ids only (verification, benchmarks).
 	NoTokenizer bool
@@ -128,7 +132,8 @@ func Load(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load ONNX Runtime from %s (%s): %w", lib.Path, lib.Source, err)
 	}
-	so := sessionOptions{device: dev, threads: opts.Threads, resident: opts.DeviceResident, shared: opts.SharedThreadPool, cudaProvider: lib.CUDAProvider()}
+	so := sessionOptions{device: dev, threads: opts.Threads, resident: opts.DeviceResident, shared: opts.SharedThreadPool,
+		profileDir: opts.ProfileDir, cudaProvider: lib.CUDAProvider()}
 	if m.g, err = openGraphs(api, so, man, paths); err != nil {
 		return nil, fmt.Errorf("model package %s: %w", dir, err)
 	}
@@ -267,3 +272,14 @@ func (m *Model) checkKVMemory(batch int, s Schedule) error {
 
 // ORTVersion is the version of the ONNX Runtime library the model runs on.
 func (m *Model) ORTVersion() string { return m.g.api.Version() }
+
+// EndProfiling writes the ONNX Runtime traces of a model loaded with
+// Options.ProfileDir and returns their paths, one per graph.
+func (m *Model) EndProfiling() ([]string, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	return m.g.endProfiling()
+}

@@ -41,6 +41,7 @@ func benchCommand() *cli.Command {
 			sharedThreadsFlag,
 			&cli.Uint64Flag{Name: "seed", Value: bench.DefaultSeed, Usage: "seed of the prompt ids"},
 			&cli.BoolFlag{Name: "no-mono", Usage: "skip the monolithic model_full.onnx comparison"},
+			&cli.StringFlag{Name: "profile", Usage: "write ONNX Runtime traces of every graph to `DIR` and print the time per operator"},
 			&cli.BoolFlag{Name: "no-roofline", Usage: "skip measuring memory bandwidth (the roofline columns)"},
 			&cli.StringFlag{Name: "workload", Value: "ratios", Usage: "ratios: every ratio × batch; mixed: a job of requests of mixed lengths, static vs continuous batching"},
 			&cli.BoolFlag{Name: "calibrate", Usage: "store the measured throughput per ratio and batch in the package (calibration.json) for batch --deadline"},
@@ -97,7 +98,7 @@ func runBench(c *cli.Context) error {
 		PromptLen: c.Int("prompt-len"), Gen: c.Int("gen"), Reps: c.Int("reps"), Warmup: c.Int("warmup"),
 		Device: c.String("device"), Threads: c.Int("threads"), ORTLib: ortLib,
 		Seed: c.Uint64("seed"), NoMono: c.Bool("no-mono"), NoRoofline: c.Bool("no-roofline"), Lossless: c.Bool("lossless"), Drafts: drafts,
-		SharedThreads: c.Bool("shared-threads"),
+		SharedThreads: c.Bool("shared-threads"), ProfileDir: c.String("profile"),
 	}
 	if !c.Bool("quiet") {
 		opts.Progress = func(line string) { fmt.Fprintln(c.App.ErrWriter, "bench:", line) }
@@ -119,6 +120,12 @@ func runBench(c *cli.Context) error {
 	}
 	if err := bench.WriteText(c.App.Writer, rep); err != nil {
 		return err
+	}
+	if rep.Profile != nil {
+		fmt.Fprintln(c.App.Writer)
+		if err := bench.WriteProfile(c.App.Writer, *rep.Profile); err != nil {
+			return err
+		}
 	}
 	if c.Bool("calibrate") {
 		if err := bench.CalibrationFromReport(rep).Save(c.String("model")); err != nil {

@@ -52,6 +52,9 @@ type Options struct {
 	NoMono bool
 	// SharedThreads runs every session on one spinning thread pool.
 	SharedThreads bool
+	// ProfileDir, when set, traces every session with ONNX Runtime's
+	// profiler into this directory; Report.Profile sums the traces.
+	ProfileDir string
 	// NoRoofline skips measuring the memory bandwidth (and the roofline
 	// columns).
 	NoRoofline bool
@@ -128,6 +131,8 @@ type Report struct {
 	ORTVersion string
 	// Bandwidth is the machine's measured memory bandwidth (CPU runs).
 	Bandwidth *Bandwidth
+	// Profile sums the per-layer engine's ORT traces (Options.ProfileDir).
+	Profile *Profile
 }
 
 func (o *Options) normalize() error {
@@ -228,7 +233,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	// Every row of a measured batch has the same lengths, so fixed batches
 	// are what is measured: their figures are the batch's, not a request's.
 	m, err := engine.Load(opts.Model, engine.Options{Device: opts.Device, Threads: opts.Threads, ORTLib: opts.ORTLib, MaxBatch: maxBatch,
-		NoTokenizer: true, SharedThreadPool: opts.SharedThreads, StaticBatching: true})
+		NoTokenizer: true, SharedThreadPool: opts.SharedThreads, StaticBatching: true, ProfileDir: opts.ProfileDir})
 	if err != nil {
 		return nil, err
 	}
@@ -320,6 +325,17 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	rep.Rows, err = summarize(man, configs, samples, opts.Schedule)
 	if err != nil {
 		return nil, err
+	}
+	if opts.ProfileDir != "" {
+		paths, err := m.EndProfiling()
+		if err != nil {
+			return nil, err
+		}
+		prof, err := SummarizeProfiles(paths)
+		if err != nil {
+			return nil, err
+		}
+		rep.Profile = &prof
 	}
 	if !opts.NoRoofline && orDefault(opts.Device, "cpu") == "cpu" {
 		bw := CachedBandwidth()

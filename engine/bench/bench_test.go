@@ -363,3 +363,28 @@ func TestRunMixed(t *testing.T) {
 		t.Errorf("latencies %+v", rows)
 	}
 }
+
+// TestRunProfile: with a profile directory every graph writes an ORT trace,
+// and the summary attributes the session runs to operator types.
+func TestRunProfile(t *testing.T) {
+	dir := writePackage(t)
+	prof := t.TempDir()
+	rep, err := Run(context.Background(), Options{Model: dir, Ratios: []float64{1}, Batches: []int{1},
+		PromptLen: 5, Gen: 4, Reps: 1, Threads: 1, NoMono: true, NoRoofline: true, ProfileDir: prof})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := rep.Profile
+	if p == nil || len(p.SessionFile) != 4+2 || p.Runs == 0 || p.RunMicros <= 0 {
+		t.Fatalf("profile %+v", p)
+	}
+	ops := map[string]bool{}
+	var sum int64
+	for _, o := range p.Ops {
+		ops[o.Op] = o.Runs > 0 && o.Micros >= 0
+		sum += o.Micros
+	}
+	if !ops["GroupQueryAttention"] || !ops["MatMul"] || sum+p.OutsideOps != p.RunMicros {
+		t.Errorf("ops %v (sum %d + outside %d, runs %d µs)", ops, sum, p.OutsideOps, p.RunMicros)
+	}
+}
