@@ -19,8 +19,9 @@ import (
 // one goroutine per core, counting 24 bytes per element: two reads and a
 // write), best of a few repetitions, and cached per machine.
 
-// triadElems is the length of each triad array: 3 × 32 MiB.
-const triadElems = 4 << 20
+// triadElems is the length of each triad array: 3 × 256 MiB, well past the
+// last-level caches of server CPUs (which reach hundreds of MiB).
+const triadElems = 32 << 20
 
 // Bandwidth is a measured memory bandwidth.
 type Bandwidth struct {
