@@ -289,6 +289,21 @@ func (s *sequence) groupKey() string {
 	return s.schedule.String()
 }
 
+// sampleInto picks the sequence's next token from logits, records it, and
+// makes it row b's input of the next decode step.
+func (s *sequence) sampleInto(m *Model, logits []float32, step *part, b int, onToken func(Token) error) error {
+	id, err := s.sampler.next(logits)
+	if err != nil {
+		return err
+	}
+	pos := s.pos()
+	if err := s.accept(m, id, pos, onToken); err != nil {
+		return err
+	}
+	step.ids[b], step.pos[b] = id, pos
+	return nil
+}
+
 // pos is the position the sequence's next token will occupy.
 func (s *sequence) pos() int { return len(s.prompt) + len(s.out) }
 
@@ -431,15 +446,9 @@ func (m *Model) decodeBatch(ctx context.Context, seqs []*sequence, onToken func(
 			if s.done {
 				continue
 			}
-			id, err := s.sampler.next(logits.at(b, 0))
-			if err != nil {
+			if err := s.sampleInto(m, logits.at(b, 0), &step, b, onToken); err != nil {
 				return err
 			}
-			pos := len(s.prompt) + len(s.out)
-			if err := s.accept(m, id, pos, onToken); err != nil {
-				return err
-			}
-			step.ids[b], step.pos[b] = id, pos
 		}
 		return nil
 	}

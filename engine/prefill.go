@@ -13,10 +13,9 @@ const DefaultPrefillChunk = 512
 
 // prefill runs every row's prompt through all layers, starting at position
 // 0, and returns the logits after each row's last prompt token. Rows are
-// right-padded to the longest prompt. All but the last token of each prompt
-// run as parts of at most chunk tokens; the last tokens run as one part of
-// one token per row, so the head reads each row's last position from the
-// same [B,1,D] buffers a decode step uses and no per-row gather is needed.
+// right-padded to the longest prompt and run in parts of at most chunk
+// tokens; the head reads each row's last position from the same [B,1,D]
+// buffers a decode step uses (docs/design.md, "The runner").
 func (r *runner) prefill(prompts [][]int, layers []int, chunk int) (*stepLogits, error) {
 	return r.prefillRows(prompts, nil, layers, chunk)
 }
@@ -28,7 +27,7 @@ func (r *runner) prefillRows(prompts [][]int, idle []int, layers []int, chunk in
 	if len(prompts) != r.batch {
 		return nil, fmt.Errorf("%d prompts for a batch of %d", len(prompts), r.batch)
 	}
-	longest, all := 0, true
+	some, all := false, true
 	for b, p := range prompts {
 		if p == nil {
 			all = false
@@ -37,36 +36,17 @@ func (r *runner) prefillRows(prompts [][]int, idle []int, layers []int, chunk in
 		if len(p) == 0 {
 			return nil, fmt.Errorf("row %d: empty prompt", b)
 		}
-		longest = max(longest, len(p))
+		some = true
 	}
-	if longest == 0 {
+	if !some {
 		return nil, errors.New("no prompt to prefill")
 	}
 	if r.g.onHost() && r.g.full == nil {
-		return r.prefillGather(prompts, idle, layers, chunk, longest, all)
+		return r.prefillGather(prompts, idle, layers, chunk, all)
 	}
-	var parts []part
-	for start := 0; start < longest-1; start += chunk {
-		S := min(chunk, longest-1-start)
-		p := part{S: S, ids: make([]int, r.batch*S), pos: make([]int, r.batch), active: make([]bool, r.batch)}
-		for b, prompt := range prompts {
-			switch {
-			case prompt == nil:
-				p.pos[b] = idle[b]
-			case start < len(prompt)-1:
-				p.pos[b], p.active[b] = start, true
-				for i := 0; i < S && start+i < len(prompt)-1; i++ {
-					p.ids[b*S+i] = prompt[start+i]
-				}
-			default:
-				p.pos[b] = len(prompt) - 1 // overwritten by the last part
-			}
-		}
-		if all && start == 0 {
-			p.active = nil // every row starts here: one run for the batch
-		}
-		parts = append(parts, p)
-	}
+	// All but each prompt's last token run in chunks; the last tokens run
+	// as one part of one token per row below.
+	parts := r.chunkParts(prompts, idle, chunk, 1, all)
 	last := part{S: 1, ids: make([]int, r.batch), pos: make([]int, r.batch)}
 	for b, prompt := range prompts {
 		if prompt == nil {
@@ -83,29 +63,8 @@ func (r *runner) prefillRows(prompts [][]int, idle []int, layers []int, chunk in
 // copied into the one-token buffers the head reads. That saves the separate
 // one-token pass through every layer that device memory needs (it cannot be
 // gathered from without another graph).
-func (r *runner) prefillGather(prompts [][]int, idle []int, layers []int, chunk, longest int, all bool) (*stepLogits, error) {
-	var parts []part
-	for start := 0; start < longest; start += chunk {
-		S := min(chunk, longest-start)
-		p := part{S: S, ids: make([]int, r.batch*S), pos: make([]int, r.batch), active: make([]bool, r.batch)}
-		for b, prompt := range prompts {
-			switch {
-			case prompt == nil:
-				p.pos[b] = idle[b]
-			case start < len(prompt):
-				p.pos[b], p.active[b] = start, true
-				for i := 0; i < S && start+i < len(prompt); i++ {
-					p.ids[b*S+i] = prompt[start+i]
-				}
-			default:
-				p.pos[b] = len(prompt) // past its end: its next token overwrites it
-			}
-		}
-		if all && start == 0 {
-			p.active = nil // every row starts here: one run for the batch
-		}
-		parts = append(parts, p)
-	}
+func (r *runner) prefillGather(prompts [][]int, idle []int, layers []int, chunk int, all bool) (*stepLogits, error) {
+	parts := r.chunkParts(prompts, idle, chunk, 0, all)
 	units, err := r.plan(parts, false)
 	if err != nil {
 		return nil, err
@@ -152,4 +111,43 @@ func (r *runner) prefillGather(prompts [][]int, idle []int, layers []int, chunk,
 		return nil, err
 	}
 	return last.readLogits(r)
+}
+
+// chunkParts splits the prompts, less their last `hold` tokens, into parts
+// of at most chunk tokens per row starting at position 0. A row whose
+// tokens ended before a part is inactive there, its pads aimed at the slot
+// after them (which a later token overwrites); rows without a prompt pad at
+// idle[b]. When every row has a prompt, the first part runs the batch as a
+// whole.
+func (r *runner) chunkParts(prompts [][]int, idle []int, chunk, hold int, all bool) []part {
+	longest := 0
+	for _, p := range prompts {
+		if p != nil {
+			longest = max(longest, len(p)-hold)
+		}
+	}
+	var parts []part
+	for start := 0; start < longest; start += chunk {
+		S := min(chunk, longest-start)
+		p := part{S: S, ids: make([]int, r.batch*S), pos: make([]int, r.batch), active: make([]bool, r.batch)}
+		for b, prompt := range prompts {
+			n := len(prompt) - hold
+			switch {
+			case prompt == nil:
+				p.pos[b] = idle[b]
+			case start < n:
+				p.pos[b], p.active[b] = start, true
+				for i := 0; i < S && start+i < n; i++ {
+					p.ids[b*S+i] = prompt[start+i]
+				}
+			default:
+				p.pos[b] = n
+			}
+		}
+		if all && start == 0 {
+			p.active = nil
+		}
+		parts = append(parts, p)
+	}
+	return parts
 }

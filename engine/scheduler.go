@@ -251,7 +251,7 @@ func (sc *scheduler) serve(ctx context.Context, first []*sequence) error {
 				}
 				s := rows[b]
 				s.started = started
-				if err := sc.sample(s, logits.at(b, 0), &step, b); err != nil {
+				if err := s.sampleInto(sc.m, logits.at(b, 0), &step, b, sc.onToken); err != nil {
 					sc.fail(rows, err)
 					return err
 				}
@@ -288,28 +288,13 @@ func (sc *scheduler) serve(ctx context.Context, first []*sequence) error {
 		sc.stats.BusyRows += busy
 		for b, s := range rows {
 			if step.active[b] {
-				if err := sc.sample(s, logits.at(b, 0), &step, b); err != nil {
+				if err := s.sampleInto(sc.m, logits.at(b, 0), &step, b, sc.onToken); err != nil {
 					sc.fail(rows, err)
 					return err
 				}
 			}
 		}
 	}
-}
-
-// sample picks row b's next token, records it, and sets the row's input
-// for the next decode step.
-func (sc *scheduler) sample(s *sequence, logits []float32, step *part, b int) error {
-	id, err := s.sampler.next(logits)
-	if err != nil {
-		return err
-	}
-	pos := s.pos()
-	if err := s.accept(sc.m, id, pos, sc.onToken); err != nil {
-		return err
-	}
-	step.ids[b], step.pos[b] = id, pos
-	return nil
 }
 
 // queued reports whether a request with the group key waits.

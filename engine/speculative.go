@@ -107,9 +107,8 @@ func (m *Model) decodeLossless(ctx context.Context, r *runner, seqs []*sequence,
 				}
 				rd := &rounds[b]
 				rd.argQ = append(rd.argQ, raw)
-				id := bestOf(d)
+				id := s.sampler.draw(d) // greedy: d is the argmax alone
 				if !s.sampler.greedy() {
-					id = s.sampler.draw(d)
 					rd.q = append(rd.q, slices.Clone(d))
 				}
 				s.sampler.record(id)
@@ -192,17 +191,6 @@ func (m *Model) decodeLossless(ctx context.Context, r *runner, seqs []*sequence,
 			pending[b] = next
 		}
 	}
-}
-
-// bestOf is the most likely candidate of a distribution.
-func bestOf(d []candidate) int {
-	best := d[0]
-	for _, c := range d[1:] {
-		if c.p > best.p || (c.p == best.p && c.id < best.id) {
-			best = c
-		}
-	}
-	return best.id
 }
 
 // SpecStats describe a lossless batch: how much of the draft the full
