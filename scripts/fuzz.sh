@@ -35,17 +35,40 @@ parallel=()
 if [ -n "${FUZZPARALLEL:-}" ]; then
 	parallel=(-parallel "$FUZZPARALLEL")
 fi
+# saved counts the inputs in a fuzz corpus directory (0 when it is absent).
+saved() {
+	if [ -d "$1" ]; then
+		find "$1" -type f | wc -l
+	else
+		echo 0
+	fi
+}
+
 failed=0
 count=0
 while read -r dir name; do
 	count=$((count + 1))
 	pkg=".${dir#"$PWD"}"
-	echo "fuzz.sh: $pkg $name for $fuzztime"
-	if ! go test "$pkg" -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" \
-		-fuzzminimizetime "$minimize" "${parallel[@]}"; then
+	corpus="$dir/testdata/fuzz/$name"
+	# A failure that saved no new input is the fuzzing engine itself timing out
+	# (its workers did not stop within the deadline on a loaded machine, "context
+	# deadline exceeded"), not a crasher: run the target once more. A crasher is
+	# always saved, and then the target fails.
+	for attempt in 1 2; do
+		before=$(saved "$corpus")
+		echo "fuzz.sh: $pkg $name for $fuzztime"
+		if go test "$pkg" -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" \
+			-fuzzminimizetime "$minimize" "${parallel[@]}"; then
+			break
+		fi
+		if [ "$attempt" -eq 1 ] && [ "$(saved "$corpus")" -eq "$before" ]; then
+			echo "fuzz.sh: $pkg $name stopped without a crasher; running it again" >&2
+			continue
+		fi
 		echo "fuzz.sh: $pkg $name FAILED; the crasher is in $pkg/testdata/fuzz/$name/" >&2
 		failed=$((failed + 1))
-	fi
+		break
+	done
 done <<<"$targets"
 if [ "$failed" -ne 0 ]; then
 	echo "fuzz.sh: $failed of $count fuzz targets failed" >&2
