@@ -3,9 +3,11 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/strata-llm/strata/engine/ortdev"
 	"github.com/strata-llm/strata/models/manifest"
@@ -95,6 +97,7 @@ func openGraphs(api *ortdev.API, so sessionOptions, man *manifest.Manifest, path
 			gs.close()
 		}
 	}()
+	so.shared = processThreadPool(so.shared)
 	if so.shared {
 		gs.env, err = gs.api.NewEnvSharedThreads(ortdev.LogError, "strata", max(so.threads, 0), true)
 	} else {
@@ -304,3 +307,26 @@ func (g *graphs) close() {
 }
 
 var errNoLayers = errors.New("no layers to run")
+
+// envThreads is the thread-pool setting of the first ORT environment this
+// process created. ORT's environment is a process singleton that keeps the
+// options it was first created with: sessions that rely on a shared pool
+// fail in an environment made without one, so every later Load follows the
+// first one's setting.
+var envThreads struct {
+	sync.Mutex
+	set, shared bool
+}
+
+// processThreadPool records want as the process's thread-pool setting if
+// none is recorded yet and returns the recorded one.
+func processThreadPool(want bool) bool {
+	envThreads.Lock()
+	defer envThreads.Unlock()
+	if !envThreads.set {
+		envThreads.set, envThreads.shared = true, want
+	} else if envThreads.shared != want {
+		slog.Debug("ONNX Runtime environment keeps its thread pools", "shared", envThreads.shared)
+	}
+	return envThreads.shared
+}

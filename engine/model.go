@@ -13,6 +13,7 @@ import (
 
 	"github.com/strata-llm/strata/engine/ort"
 	"github.com/strata-llm/strata/engine/ortdev"
+	"github.com/strata-llm/strata/internal/cpus"
 	"github.com/strata-llm/strata/models/hostmem"
 	"github.com/strata-llm/strata/models/manifest"
 	"github.com/strata-llm/strata/models/onnx"
@@ -22,7 +23,8 @@ import (
 type Options struct {
 	// Device is the execution provider: "cpu" (default), "cuda" or "webgpu".
 	Device string
-	// Threads is ORT's intra-op thread count per session (0: ORT's default).
+	// Threads is ORT's intra-op thread count (0: on the CPU, one per
+	// physical core this process may use; on a GPU, ORT's default).
 	Threads int
 	// ORTLib is an explicit ONNX Runtime library path ("" resolves it).
 	ORTLib string
@@ -44,11 +46,14 @@ type Options struct {
 	// by ORT for the device and token ids and logits are copied in and out,
 	// so the code a GPU runs can be tested on any machine.
 	DeviceResident bool
-	// SharedThreadPool runs every session on one intra-op thread pool whose
-	// workers spin between runs, instead of a pool per session that sleeps
-	// between runs. ONNX Runtime's environment is created once per process,
-	// by the first Load: later Loads get the pool setting it was created with.
-	SharedThreadPool bool
+	// PerGraphThreads gives every session an intra-op thread pool of its
+	// own that sleeps between runs, instead of the default: one pool of
+	// the ORT environment shared by every session, whose workers spin
+	// between runs (a step runs the sessions one after another, so one
+	// spinning pool keeps its threads warm for the next graph).
+	// ONNX Runtime's environment is created once per process, by the first
+	// Load: later Loads get the pool setting it was created with.
+	PerGraphThreads bool
 	// ProfileDir, when set, makes every graph's session record an ONNX
 	// Runtime trace of its node runs into this directory; EndProfiling
 	// writes them.
@@ -132,7 +137,7 @@ func Load(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load ONNX Runtime from %s (%s): %w", lib.Path, lib.Source, err)
 	}
-	so := sessionOptions{device: dev, threads: opts.Threads, resident: opts.DeviceResident, shared: opts.SharedThreadPool,
+	so := sessionOptions{device: dev, threads: defaultThreads(dev, opts.Threads), resident: opts.DeviceResident, shared: !opts.PerGraphThreads,
 		profileDir: opts.ProfileDir, cudaProvider: lib.CUDAProvider()}
 	if m.g, err = openGraphs(api, so, man, paths); err != nil {
 		return nil, fmt.Errorf("model package %s: %w", dir, err)
@@ -282,4 +287,15 @@ func (m *Model) EndProfiling() ([]string, error) {
 		return nil, ErrClosed
 	}
 	return m.g.endProfiling()
+}
+
+// defaultThreads is the intra-op thread count for threads (0: the default):
+// on the CPU every physical core this process may use (ORT's own default
+// falls back to half the logical processors where it cannot read the
+// topology); on a GPU ORT's default.
+func defaultThreads(dev ortdev.Device, threads int) int {
+	if threads == 0 && dev == ortdev.DeviceCPU {
+		return cpus.Physical()
+	}
+	return threads
 }

@@ -98,7 +98,7 @@ func runBench(c *cli.Context) error {
 		PromptLen: c.Int("prompt-len"), Gen: c.Int("gen"), Reps: c.Int("reps"), Warmup: c.Int("warmup"),
 		Device: c.String("device"), Threads: c.Int("threads"), ORTLib: ortLib,
 		Seed: c.Uint64("seed"), NoMono: c.Bool("no-mono"), NoRoofline: c.Bool("no-roofline"), Lossless: c.Bool("lossless"), Drafts: drafts,
-		SharedThreads: c.Bool("shared-threads"), ProfileDir: c.String("profile"),
+		PerGraphThreads: !c.Bool("shared-threads"), ProfileDir: c.String("profile"),
 	}
 	if !c.Bool("quiet") {
 		opts.Progress = func(line string) { fmt.Fprintln(c.App.ErrWriter, "bench:", line) }

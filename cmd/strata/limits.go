@@ -22,7 +22,7 @@ func maxThreads() int { return min(maxThreadsCap, maxThreadsPerCPU*runtime.NumCP
 
 // threadsFlag is --threads, shared by every command that opens ORT sessions.
 func threadsFlag() cli.Flag {
-	return &cli.IntFlag{Name: "threads", Usage: fmt.Sprintf("ONNX Runtime intra-op threads per session (0: ORT's default; at most %d × the CPU count, and %d)", maxThreadsPerCPU, maxThreadsCap)}
+	return &cli.IntFlag{Name: "threads", Usage: fmt.Sprintf("ONNX Runtime intra-op threads (0: one per physical core on the CPU, ORT's default on a GPU; at most %d × the CPU count, and %d)", maxThreadsPerCPU, maxThreadsCap)}
 }
 
 // checkThreads validates --threads.

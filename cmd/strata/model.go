@@ -133,7 +133,7 @@ func loadModelDir(c *cli.Context, dir string) (*engine.Model, func(string) strin
 		Speedup:  speedup,
 		MaxBatch: c.Int("batch-size"),
 
-		SharedThreadPool: c.Bool("shared-threads"),
+		PerGraphThreads: !c.Bool("shared-threads"),
 	})
 	if err != nil {
 		return nil, nil, err
@@ -192,6 +192,7 @@ func parseIDs(s string) ([]int, error) {
 	return ids, nil
 }
 
-// sharedThreadsFlag selects one intra-op thread pool for all sessions.
-var sharedThreadsFlag = &cli.BoolFlag{Name: "shared-threads",
-	Usage: "run every graph on one intra-op thread pool whose threads spin between runs (instead of a sleeping pool per graph)"}
+// sharedThreadsFlag selects one intra-op thread pool for all sessions (the
+// default) or, set false, a pool per session.
+var sharedThreadsFlag = &cli.BoolFlag{Name: "shared-threads", Value: true,
+	Usage: "run every graph on one intra-op thread pool whose threads spin between runs; --shared-threads=false gives each graph a pool of its own that sleeps between runs"}

@@ -7,14 +7,14 @@ import (
 	"testing"
 )
 
-// TestSharedThreadPool: one spinning thread pool for every graph decodes
-// the same tokens as a pool per graph. Each runs in its own process, since
+// TestSharedThreadPool: one spinning thread pool for every graph (the
+// default) decodes the same tokens as a pool per graph. Each runs in its own process, since
 // ONNX Runtime's environment (which owns a shared pool) is made once per
 // process.
 func TestSharedThreadPool(t *testing.T) {
 	bin, pkg := strataBinary(t), testPackage(t)
 	var ids [2][]int
-	for i, extra := range [][]string{nil, {"--shared-threads", "--threads", "2"}} {
+	for i, extra := range [][]string{{"--shared-threads=false"}, {"--threads", "2"}} {
 		args := append([]string{"generate", "--model", pkg, "--prompt-ids", "1,5,9,13", "--max-tokens", "8", "--speedup", "2", "--json"}, extra...)
 		out, err := exec.Command(bin, args...).Output()
 		if err != nil {

@@ -50,8 +50,9 @@ type Options struct {
 	Seed uint64
 	// NoMono skips the monolithic graph even when the package has one.
 	NoMono bool
-	// SharedThreads runs every session on one spinning thread pool.
-	SharedThreads bool
+	// PerGraphThreads gives every session a sleeping thread pool of its
+	// own instead of one shared spinning pool (engine.Options).
+	PerGraphThreads bool
 	// ProfileDir, when set, traces every session with ONNX Runtime's
 	// profiler into this directory; Report.Profile sums the traces.
 	ProfileDir string
@@ -233,7 +234,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	// Every row of a measured batch has the same lengths, so fixed batches
 	// are what is measured: their figures are the batch's, not a request's.
 	m, err := engine.Load(opts.Model, engine.Options{Device: opts.Device, Threads: opts.Threads, ORTLib: opts.ORTLib, MaxBatch: maxBatch,
-		NoTokenizer: true, SharedThreadPool: opts.SharedThreads, StaticBatching: true, ProfileDir: opts.ProfileDir})
+		NoTokenizer: true, PerGraphThreads: opts.PerGraphThreads, StaticBatching: true, ProfileDir: opts.ProfileDir})
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +271,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		// The same runner over model_full.onnx: one session per step
 		// instead of one per layer, everything else equal.
 		if mono, err = engine.Load(opts.Model, engine.Options{Device: opts.Device, Threads: opts.Threads, ORTLib: opts.ORTLib,
-			MaxBatch: maxBatch, NoTokenizer: true, Schedule: "uls", Speedup: 1, Monolithic: true, SharedThreadPool: opts.SharedThreads,
+			MaxBatch: maxBatch, NoTokenizer: true, Schedule: "uls", Speedup: 1, Monolithic: true, PerGraphThreads: opts.PerGraphThreads,
 			StaticBatching: true}); err != nil {
 			return nil, fmt.Errorf("monolithic graph: %w", err)
 		}

@@ -60,8 +60,7 @@ func (a *API) NewEnv(level LogLevel, logID string) (*Env, error) {
 // pool shared by every session whose options call DisablePerSessionThreads
 // (threads: its size, 0 for ORT's default; spin: whether its workers spin
 // while waiting for work). The environment is a process singleton: when it
-// exists already, ORT returns it as it is, without a shared pool, and
-// SharedThreads reports false.
+// exists already, ORT returns it as it is, with or without a shared pool.
 func (a *API) NewEnvSharedThreads(level LogLevel, logID string, threads int, spin bool) (*Env, error) {
 	if level < LogVerbose || level > LogFatal {
 		return nil, fmt.Errorf("ortdev: create env: invalid log level %d", level)

@@ -1,7 +1,9 @@
 package graph
 
 import (
+	"fmt"
 	"math"
+	"strings"
 
 	"github.com/strata-llm/strata/models/onnx"
 )
@@ -55,6 +57,48 @@ func (g *Builder) Linear(x, weight, bias, out string) string {
 		return y
 	}
 	return g.Op("Add", out, []string{y, g.Vector(bias)})
+}
+
+// LinearPacked adds one product of x with several Hugging Face [n_i, in]
+// weights stacked along their output axis, y = x·[W₁;W₂;…]ᵀ (+ [b₁;b₂;…]),
+// named out: one larger matmul instead of several small ones that read the
+// same input. name names the stacked weight's initializers; biases is nil
+// or names one bias vector per weight. The
+// product's last axis holds the outputs in the order of weights; int4
+// quantizes each output row on its own, so the stacked product equals the
+// separate ones.
+func (g *Builder) LinearPacked(x, name string, weights, biases []string, out string) string {
+	var packed []float32
+	n, k := 0, 0
+	for i, weight := range weights {
+		w, shape := g.Load(weight)
+		if g.Err() != nil {
+			return out
+		}
+		if i > 0 && dim(shape, 1) != k {
+			g.Fail(fmt.Errorf("pack %s with %s: input sizes %d and %d differ", weight, weights[0], dim(shape, 1), k))
+			return out
+		}
+		n, k = n+dim(shape, 0), dim(shape, 1)
+		packed = append(packed, w...)
+	}
+	y := g.MatMul(x, name, packed, n, k, out, biases != nil)
+	if biases == nil {
+		return y
+	}
+	var bias []float32
+	for _, b := range biases {
+		v, _ := g.Load(b)
+		bias = append(bias, v...)
+	}
+	return g.Op("Add", out, []string{y, g.Float32(strings.TrimSuffix(name, ".weight")+".bias", []int64{int64(len(bias))}, bias)})
+}
+
+// Split adds the split of x along its last axis into parts of the given
+// sizes, named outs.
+func (g *Builder) Split(x string, sizes []int64, outs ...string) []string {
+	return g.Add(onnx.Node{OpType: "Split", Inputs: []string{x, g.Int64s(outs[0]+"/sizes", sizes...)}, Outputs: outs,
+		Attrs: []onnx.Attr{onnx.IntAttr("axis", -1)}})
 }
 
 // MatMul adds x·Wᵀ for a [n, k] weight w given by value (name is its

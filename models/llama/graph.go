@@ -93,33 +93,34 @@ func (d decoder) Prepare(g *graph.Builder, io *graph.LayerIO) {
 // Embed adds the token embedding lookup.
 func (d decoder) Embed(g *graph.Builder, ids, out string) string { return g.Embed(EmbedName, ids, out) }
 
-// Layer adds decoder layer i: RMSNorm → q/k/v → GroupQueryAttention →
-// o_proj → SkipSimplifiedLayerNormalization (residual) → SwiGLU MLP → Add.
+// Layer adds decoder layer i: RMSNorm → q/k/v as one packed projection →
+// GroupQueryAttention → o_proj → SkipSimplifiedLayerNormalization
+// (residual) → SwiGLU MLP (gate and up as one projection) → Add.
 func (d decoder) Layer(g *graph.Builder, i int, io graph.LayerIO) {
 	c := d.cfg
 	p := LayerPrefix(i)
 	v := fmt.Sprintf("/layers.%d/", i) // prefix of intermediate value names
-	bias := func(name string) string {
-		if c.AttentionBias {
-			return p + "self_attn." + name + ".bias"
-		}
-		return ""
-	}
 	x := g.RMSNorm(io.Hidden, p+"input_layernorm.weight", c.RMSNormEps, v+"input_layernorm")
-	q := g.Linear(x, p+"self_attn.q_proj.weight", bias("q_proj"), v+"q_proj")
-	k := g.Linear(x, p+"self_attn.k_proj.weight", bias("k_proj"), v+"k_proj")
-	val := g.Linear(x, p+"self_attn.v_proj.weight", bias("v_proj"), v+"v_proj")
-	att := g.GQA(q, k, val, graph.Attention{NumHeads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: c.HeadDim}, io, v+"attn")
+	var biases []string // Qwen2 and others: q, k and v biases
+	if c.AttentionBias {
+		biases = []string{p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"}
+	}
+	qkv := g.LinearPacked(x, p+"self_attn.qkv_proj.weight",
+		[]string{p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"}, biases, v+"qkv_proj")
+	att := g.GQA(qkv, "", "", graph.Attention{NumHeads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: c.HeadDim}, io, v+"attn")
 	o := g.Linear(att, p+"self_attn.o_proj.weight", "", v+"o_proj")
 	h, resid := g.SkipRMSNorm(o, io.Hidden, p+"post_attention_layernorm.weight", c.RMSNormEps, v+"post_attention_layernorm", v+"residual")
 	m := d.mlp(g, h, p, v)
 	g.Op("Add", io.Out, []string{m, resid})
 }
 
-// mlp adds the SwiGLU feed-forward block: down(silu(gate(x)) * up(x)).
+// mlp adds the SwiGLU feed-forward block: down(silu(gate(x)) * up(x)),
+// with gate and up computed as one product and split.
 func (d decoder) mlp(g *graph.Builder, x, p, v string) string {
-	gate := g.Linear(x, p+"mlp.gate_proj.weight", "", v+"gate_proj")
-	up := g.Linear(x, p+"mlp.up_proj.weight", "", v+"up_proj")
+	gateUp := g.LinearPacked(x, p+"mlp.gate_up_proj.weight", []string{p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"}, nil, v+"gate_up_proj")
+	n := int64(d.cfg.IntermediateSize)
+	parts := g.Split(gateUp, []int64{n, n}, v+"gate_proj", v+"up_proj")
+	gate, up := parts[0], parts[1]
 	sig := g.Op("Sigmoid", v+"gate_sigmoid", []string{gate})
 	act := g.Op("Mul", v+"gate_silu", []string{gate, sig})
 	h := g.Op("Mul", v+"swiglu", []string{act, up})
