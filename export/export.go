@@ -6,6 +6,7 @@
 package export
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,6 +37,8 @@ type Options struct {
 	In, Out string
 	// DType of the graph weights: "fp32" (default), "fp16" or "int4".
 	DType string
+	// Int4Block is the int4 block size along K (0: graph.Int4BlockSize).
+	Int4Block int
 	// MaxSeqLen is the KV buffer length; 0 takes the model's
 	// max_position_embeddings, capped at graph.DefaultMaxSeqLen (models
 	// without a position table, such as BLOOM, take graph.DefaultMaxSeqLen).
@@ -59,6 +62,14 @@ func Export(ctx context.Context, opts Options) (err error) {
 	}
 	if err := graph.CheckDType(opts.DType); err != nil {
 		return err
+	}
+	if opts.Int4Block != 0 {
+		if opts.DType != graph.DTypeInt4 {
+			return fmt.Errorf("an int4 block size (%d) applies to int4 weights only, not %s", opts.Int4Block, opts.DType)
+		}
+		if err := graph.CheckInt4Block(opts.Int4Block); err != nil {
+			return err
+		}
 	}
 	if opts.Out == "" {
 		return errors.New("no output directory given")
@@ -138,9 +149,12 @@ func Export(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 
-	gopts := graph.Options{DType: opts.DType, MaxSeqLen: maxSeq}
+	gopts := graph.Options{DType: opts.DType, MaxSeqLen: maxSeq, Int4Block: opts.Int4Block}
 	m := model.Manifest()
 	m.DType, m.MaxSeqLen = opts.DType, maxSeq
+	if opts.DType == graph.DTypeInt4 {
+		m.Int4BlockSize = cmp.Or(opts.Int4Block, graph.Int4BlockSize)
+	}
 	m.BOSID, m.EOSIDs, m.PadID, m.ULS = src.BOSID, src.EOSIDs, src.PadID, src.ULS
 	m.PromptTemplate = src.PromptTemplate
 	if m.EOSIDs == nil {

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -151,6 +152,44 @@ func TestExportQwenSpecials(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, "generation_config.json")); err != nil {
 		t.Error("generation_config.json not copied")
+	}
+}
+
+// TestExportInt4Block: the block size reaches the manifest and the graphs
+// (block 16 stores twice the scales of 32: larger weight files), and is
+// refused for other dtypes and for sizes MatMulNBits does not take.
+func TestExportInt4Block(t *testing.T) {
+	in := checkpoint(t, synth.Llama2Like())
+	layerBytes := map[int]int64{}
+	for _, block := range []int{0, 16} {
+		out := filepath.Join(t.TempDir(), "pkg")
+		if err := Export(context.Background(), Options{In: in, Out: out, DType: "int4", Int4Block: block, MaxSeqLen: 32}); err != nil {
+			t.Fatal(err)
+		}
+		m, err := manifest.Load(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := cmp.Or(block, 32); m.Int4BlockSize != want || m.Int4Block() != want {
+			t.Errorf("block %d: manifest int4_block_size %d", block, m.Int4BlockSize)
+		}
+		st, err := os.Stat(filepath.Join(out, m.Files.Layers[0]+".data"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		layerBytes[block] = st.Size()
+	}
+	if layerBytes[16] <= layerBytes[0] {
+		t.Errorf("layer weights: %d bytes at block 16, %d at 32", layerBytes[16], layerBytes[0])
+	}
+	for _, o := range []Options{{DType: "fp16", Int4Block: 64}, {DType: "int4", Int4Block: 48}} {
+		o.In, o.Out = in, filepath.Join(t.TempDir(), "bad")
+		if err := Export(context.Background(), o); err == nil || !strings.Contains(err.Error(), "block size") {
+			t.Errorf("%+v: error %v", o, err)
+		}
+		if _, err := os.Stat(o.Out); err == nil {
+			t.Errorf("%+v: %s left behind", o, o.Out)
+		}
 	}
 }
 

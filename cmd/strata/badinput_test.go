@@ -465,6 +465,8 @@ func badInputs(t *testing.T, root string) []badInput {
 		{name: "export with num_hidden_layers 2^40 in config.json", args: exp(hugeLayers, "hugelayers"), want: "num_hidden_layers = 1099511627776 is out of range"},
 		{name: "export with a 2^40-value weight matrix in config.json", args: exp(hugeVocab, "hugeproduct"), want: "intermediate_size × hidden_size"},
 		{name: "export --max-seq-len 2^40", args: append(exp(noConfig, "maxseq"), "--max-seq-len", "1099511627776"), want: "--max-seq-len 1099511627776 is out of range"},
+		{name: "export --int4-block-size 48", args: append(exp(noConfig, "block48"), "--dtype", "int4", "--int4-block-size", "48"), want: "--int4-block-size: int4 block size 48 is not one of"},
+		{name: "export --int4-block-size with --dtype fp16", args: append(exp(noConfig, "blockfp16"), "--dtype", "fp16", "--int4-block-size", "64"), want: "--int4-block-size applies to --dtype int4 only"},
 		{name: "export of a checkpoint with a NaN weight", args: exp(nanST, "nan"), want: `tensor "model.layers.1.self_attn.v_proj.weight" holds a non-finite value`},
 		{name: "export of a checkpoint with random bytes in a weight", args: exp(randomST, "random"), want: `tensor "model.norm.weight" holds a non-finite value`},
 		{name: "export of safetensors whose tensors share bytes", args: exp(aliasST, "alias"), want: "overlap tensor"},

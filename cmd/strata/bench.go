@@ -100,6 +100,11 @@ func runBench(c *cli.Context) error {
 		Seed: c.Uint64("seed"), NoMono: c.Bool("no-mono"), NoRoofline: c.Bool("no-roofline"), Lossless: c.Bool("lossless"), Drafts: drafts,
 		PerGraphThreads: !c.Bool("shared-threads"), ProfileDir: c.String("profile"),
 	}
+	if opts.ProfileDir != "" {
+		if err := os.MkdirAll(opts.ProfileDir, 0o755); err != nil {
+			return fmt.Errorf("--profile: %w", err)
+		}
+	}
 	if !c.Bool("quiet") {
 		opts.Progress = func(line string) { fmt.Fprintln(c.App.ErrWriter, "bench:", line) }
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/strata-llm/strata/export"
+	"github.com/strata-llm/strata/models/graph"
 	"github.com/strata-llm/strata/models/manifest"
 )
 
@@ -27,6 +28,7 @@ func exportCommand() *cli.Command {
 			&cli.StringFlag{Name: "in", Required: true, Usage: "`PATH` of a Hugging Face checkpoint directory or a llama2.c .bin file"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "model package `DIR` to create"},
 			&cli.StringFlag{Name: "dtype", Value: "fp32", Usage: "graph weight type: fp32, fp16 or int4"},
+			&cli.IntFlag{Name: "int4-block-size", Usage: "int4 weights per scale along the input axis: 16, 32, 64, 128 or 256 (larger: fewer bytes and faster int4 kernels, coarser quantization)", DefaultText: "32"},
 			&cli.IntFlag{Name: "max-seq-len", Usage: "KV cache length (at most 4194304)", DefaultText: "the model's max_position_embeddings, at most 2048 (2048 for ALiBi models such as BLOOM)"},
 			&cli.BoolFlag{Name: "full", Usage: "also write model_full.onnx, the whole model as one graph"},
 			&cli.BoolFlag{Name: "reference", Usage: "also write reference.safetensors (fp32 weights) for strata verify"},
@@ -43,6 +45,14 @@ func runExport(c *cli.Context) error {
 	if n := c.Int("max-seq-len"); n < 0 || n > manifest.MaxSeqLen {
 		return fmt.Errorf("--max-seq-len %d is out of range (1..%d)", n, manifest.MaxSeqLen)
 	}
+	if c.IsSet("int4-block-size") {
+		if c.String("dtype") != "int4" {
+			return fmt.Errorf("--int4-block-size applies to --dtype int4 only")
+		}
+		if err := graph.CheckInt4Block(c.Int("int4-block-size")); err != nil {
+			return fmt.Errorf("--int4-block-size: %w", err)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// A bar on a terminal; elsewhere (a log) a line every progressInterval.
@@ -53,6 +63,7 @@ func runExport(c *cli.Context) error {
 		In:        c.String("in"),
 		Out:       c.String("out"),
 		DType:     c.String("dtype"),
+		Int4Block: c.Int("int4-block-size"),
 		MaxSeqLen: c.Int("max-seq-len"),
 		Full:      c.Bool("full"),
 		Reference: c.Bool("reference"),

@@ -17,14 +17,14 @@ import (
 // 4 bytes per element for fp32 and for fp16 (the graphs cast fp16 weights to
 // float32, a cast ONNX Runtime folds when it loads the graph, so the kernels
 // read float32), and MatMulNBits' packed 4-bit codes plus one float32 scale
-// per block of llama.Int4BlockSize for int4.
-func MatrixBytes(dtype string, n, k int) (int64, error) {
+// per block of block weights for int4.
+func MatrixBytes(dtype string, block, n, k int) (int64, error) {
 	switch dtype {
 	case llama.DTypeFP32, llama.DTypeFP16:
 		return 4 * int64(n) * int64(k), nil
 	case llama.DTypeInt4:
-		blocks := int64(k+llama.Int4BlockSize-1) / llama.Int4BlockSize
-		return int64(n) * blocks * (llama.Int4BlockSize/2 + 4), nil
+		blocks := int64(k+block-1) / int64(block)
+		return int64(n) * blocks * int64(block/2+4), nil
 	}
 	return 0, fmt.Errorf("weight dtype %q: want fp32, fp16 or int4", dtype)
 }
@@ -37,7 +37,7 @@ func LayerBytes(m *manifest.Manifest) (int64, error) {
 	d, q, kv, inter := m.HiddenSize, m.NumHeads*m.HeadDim, m.NumKVHeads*m.HeadDim, m.IntermediateSize
 	total := int64(2 * 4 * d) // input and post-attention norms
 	for _, mat := range [][2]int{{q, d}, {kv, d}, {kv, d}, {d, q}, {inter, d}, {inter, d}, {d, inter}} {
-		b, err := MatrixBytes(m.DType, mat[0], mat[1])
+		b, err := MatrixBytes(m.DType, m.Int4Block(), mat[0], mat[1])
 		if err != nil {
 			return 0, err
 		}
@@ -49,7 +49,7 @@ func LayerBytes(m *manifest.Manifest) (int64, error) {
 // HeadBytes is the weight bytes of the head: the V×D vocabulary projection
 // and the final float32 RMSNorm weight.
 func HeadBytes(m *manifest.Manifest) (int64, error) {
-	b, err := MatrixBytes(m.DType, m.VocabSize, m.HiddenSize)
+	b, err := MatrixBytes(m.DType, m.Int4Block(), m.VocabSize, m.HiddenSize)
 	if err != nil {
 		return 0, err
 	}

@@ -74,8 +74,8 @@ func TestGraphsMatchReference(t *testing.T) {
 			if tc.dtype == graph.DTypeInt4 {
 				// The int4 head holds a 4-bit copy of the tied embedding.
 				e := src[EmbedName]
-				p, s, _ := graph.QuantizeInt4(e.Data, e.Shape[0], e.Shape[1])
-				ref.head = graph.DequantizeInt4(p, s, e.Shape[0], e.Shape[1])
+				p, s, _ := graph.QuantizeInt4(e.Data, e.Shape[0], e.Shape[1], graph.Int4BlockSize)
+				ref.head = graph.DequantizeInt4(p, s, e.Shape[0], e.Shape[1], graph.Int4BlockSize)
 			}
 			var worst float64
 			for _, kept := range [][]int{nil, {0, 2}, {1, 3}} {

@@ -126,5 +126,5 @@ func RandomWeights(cfg Config, seed uint64) graph.MapSource {
 // StoredWeights wraps src so that every tensor comes back exactly as the
 // graphs of dtype hold it (graph.StoredWeights).
 func StoredWeights(src WeightSource, dtype string) WeightSource {
-	return graph.StoredWeights(src, dtype, EmbedName)
+	return graph.StoredWeights(src, dtype, EmbedName, graph.Int4BlockSize)
 }

@@ -26,6 +26,10 @@ type Options struct {
 	DType string
 	// MaxSeqLen is the KV buffer length (0: the family's default).
 	MaxSeqLen int
+	// Int4Block is the int4 weights' block size along K, one scale per
+	// block (0: Int4BlockSize). Larger blocks store fewer scales and run
+	// ORT's MatMulNBits faster, at a coarser quantization.
+	Int4Block int
 }
 
 // DefaultMaxSeqLen is the KV buffer length used when none is given and the
@@ -115,6 +119,12 @@ func CheckOptions(opts Options, maxPositions, headDim int) (Options, error) {
 		opts.DType = DTypeFP32
 	}
 	if err := CheckDType(opts.DType); err != nil {
+		return opts, err
+	}
+	if opts.Int4Block == 0 {
+		opts.Int4Block = Int4BlockSize
+	}
+	if err := CheckInt4Block(opts.Int4Block); err != nil {
 		return opts, err
 	}
 	if opts.MaxSeqLen == 0 {

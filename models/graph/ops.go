@@ -120,12 +120,13 @@ func (g *Builder) MatMul(x, name string, w []float32, n, k int, out string, bias
 		wt := g.Op("Cast", out+"/weight", []string{w16}, onnx.IntAttr("to", int64(onnx.Float)))
 		g.Op("MatMul", y, []string{x, wt})
 	case DTypeInt4:
-		packed, scales, kBlocks := QuantizeInt4(w, n, k)
-		b := g.Initializer(name+".q4", onnx.Uint8, []int64{int64(n), int64(kBlocks), Int4BlockSize / 2}, packed)
+		block := g.Opts.Int4Block
+		packed, scales, kBlocks := QuantizeInt4(w, n, k, block)
+		b := g.Initializer(name+".q4", onnx.Uint8, []int64{int64(n), int64(kBlocks), int64(block / 2)}, packed)
 		s := g.Float32(name+".scales", []int64{int64(n), int64(kBlocks)}, scales)
 		g.Add(onnx.Node{OpType: "MatMulNBits", Domain: "com.microsoft", Inputs: []string{x, b, s}, Outputs: []string{y},
 			Attrs: []onnx.Attr{onnx.IntAttr("K", int64(k)), onnx.IntAttr("N", int64(n)), onnx.IntAttr("bits", 4),
-				onnx.IntAttr("block_size", Int4BlockSize), onnx.IntAttr("accuracy_level", 4)}})
+				onnx.IntAttr("block_size", int64(block)), onnx.IntAttr("accuracy_level", 4)}})
 	}
 	return y
 }

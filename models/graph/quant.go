@@ -7,26 +7,36 @@ import (
 	"github.com/strata-llm/strata/models/onnx"
 )
 
-// Int4BlockSize is the MatMulNBits block size along K.
+// Int4BlockSize is the default MatMulNBits block size along K: one fp32
+// scale per 32 weights, as llama.cpp's Q4_0 (which stores it in fp16).
 const Int4BlockSize = 32
 
+// CheckInt4Block returns an error unless block is a MatMulNBits block size
+// strata writes: a power of two from 16 to 256.
+func CheckInt4Block(block int) error {
+	if block < 16 || block > 256 || block&(block-1) != 0 {
+		return fmt.Errorf("int4 block size %d is not one of 16, 32, 64, 128, 256", block)
+	}
+	return nil
+}
+
 // QuantizeInt4 quantizes a [n, k] weight (Hugging Face [out, in] layout)
-// for com.microsoft.MatMulNBits with bits=4, block_size=32 and no zero
-// points (so the default zero point 8 applies): each row is cut into
-// ceil(k/32) blocks along K (the last one zero-padded); a block's scale is
-// its largest-magnitude value divided by -8, as ORT's own blockwise
+// for com.microsoft.MatMulNBits with bits=4, the given block_size and no
+// zero points (so the default zero point 8 applies): each row is cut into
+// ceil(k/block) blocks along K (the last one zero-padded); a block's scale
+// is its largest-magnitude value divided by -8, as ORT's own blockwise
 // quantizer does, and code = clamp(round(w/scale)+8, 0, 15). packed is
-// [n, kBlocks, 16] bytes, two codes per byte, the even K index in the low
-// nibble; scales is [n, kBlocks].
-func QuantizeInt4(w []float32, n, k int) (packed []byte, scales []float32, kBlocks int) {
-	kBlocks = (k + Int4BlockSize - 1) / Int4BlockSize
-	const blob = Int4BlockSize / 2
+// [n, kBlocks, block/2] bytes, two codes per byte, the even K index in the
+// low nibble; scales is [n, kBlocks].
+func QuantizeInt4(w []float32, n, k, block int) (packed []byte, scales []float32, kBlocks int) {
+	kBlocks = (k + block - 1) / block
+	blob := block / 2
 	packed = make([]byte, n*kBlocks*blob)
 	scales = make([]float32, n*kBlocks)
 	for r := 0; r < n; r++ {
 		row := w[r*k : (r+1)*k]
 		for b := 0; b < kBlocks; b++ {
-			lo, hi := b*Int4BlockSize, min((b+1)*Int4BlockSize, k)
+			lo, hi := b*block, min((b+1)*block, k)
 			var vmax float32
 			for _, v := range row[lo:hi] {
 				if abs32(v) > abs32(vmax) {
@@ -40,7 +50,7 @@ func QuantizeInt4(w []float32, n, k int) (packed []byte, scales []float32, kBloc
 				inv = 1 / scale
 			}
 			out := packed[(r*kBlocks+b)*blob:]
-			for j := 0; j < Int4BlockSize; j++ {
+			for j := 0; j < block; j++ {
 				code := byte(8) // padding and all-zero blocks dequantize to 0
 				if lo+j < hi {
 					q := math.Round(float64(row[lo+j]*inv)) + 8
@@ -59,13 +69,13 @@ func QuantizeInt4(w []float32, n, k int) (packed []byte, scales []float32, kBloc
 
 // DequantizeInt4 inverts QuantizeInt4: it returns the [n, k] weight that
 // MatMulNBits multiplies by.
-func DequantizeInt4(packed []byte, scales []float32, n, k int) []float32 {
-	kBlocks := (k + Int4BlockSize - 1) / Int4BlockSize
+func DequantizeInt4(packed []byte, scales []float32, n, k, block int) []float32 {
+	kBlocks := (k + block - 1) / block
 	w := make([]float32, n*k)
 	for r := 0; r < n; r++ {
 		for c := 0; c < k; c++ {
-			b, j := c/Int4BlockSize, c%Int4BlockSize
-			byt := packed[(r*kBlocks+b)*(Int4BlockSize/2)+j/2]
+			b, j := c/block, c%block
+			byt := packed[(r*kBlocks+b)*(block/2)+j/2]
 			code := byt & 0x0f
 			if j%2 == 1 {
 				code = byt >> 4
@@ -99,6 +109,7 @@ type storedSource struct {
 	src   WeightSource
 	dtype string
 	embed string
+	block int
 }
 
 // StoredWeights wraps src so that every tensor comes back exactly as the
@@ -109,9 +120,9 @@ type storedSource struct {
 // the graphs' arithmetic from the weight rounding. (With tied embeddings
 // and int4 the head really uses a 4-bit copy of the fp16 embedding; the
 // wrapper returns the fp16 one, so the head differs slightly.) embed names
-// the family's embedding matrix.
-func StoredWeights(src WeightSource, dtype, embed string) WeightSource {
-	return storedSource{src: src, dtype: dtype, embed: embed}
+// the family's embedding matrix; block is the int4 block size.
+func StoredWeights(src WeightSource, dtype, embed string, block int) WeightSource {
+	return storedSource{src: src, dtype: dtype, embed: embed, block: block}
 }
 
 // Tensor implements WeightSource.
@@ -121,8 +132,8 @@ func (s storedSource) Tensor(name string) ([]float32, []int, error) {
 		return data, shape, err
 	}
 	if s.dtype == DTypeInt4 && name != s.embed {
-		p, sc, _ := QuantizeInt4(data, shape[0], shape[1])
-		return DequantizeInt4(p, sc, shape[0], shape[1]), shape, nil
+		p, sc, _ := QuantizeInt4(data, shape[0], shape[1], s.block)
+		return DequantizeInt4(p, sc, shape[0], shape[1], s.block), shape, nil
 	}
 	out := make([]float32, len(data))
 	for i, v := range data {

@@ -1,9 +1,12 @@
 package llama
 
 import (
+	"cmp"
+	"fmt"
 	"testing"
 
 	"github.com/strata-llm/strata/engine/ort/orttest"
+	"github.com/strata-llm/strata/models/graph"
 	"github.com/strata-llm/strata/models/manifest"
 )
 
@@ -57,13 +60,15 @@ func TestGraphsMatchReference(t *testing.T) {
 	decode := []int{4, 22, 8, 30, 11, 3}
 	dtypes := []struct {
 		dtype           string
+		block           int     // int4 block size (0: the default)
 		tolStored       float64 // absolute, vs the reference over stored weights
 		tolStoredRel    float64 // relative to max |logit|, added to tolStored
 		tolFP32Relative float64 // relative to max |logit|, vs the fp32 reference
 	}{
-		{DTypeFP32, 1e-4, 0, 1e-4},
-		{DTypeFP16, 1e-4, 0, 0.01},
-		{DTypeInt4, 0.01, 0.02, 0.25},
+		{DTypeFP32, 0, 1e-4, 0, 1e-4},
+		{DTypeFP16, 0, 1e-4, 0, 0.01},
+		{DTypeInt4, 0, 0.01, 0.02, 0.25},
+		{DTypeInt4, 128, 0.01, 0.02, 0.35},
 	}
 	for ci, cfg := range testConfigs() {
 		src := RandomWeights(cfg, uint64(ci+1))
@@ -74,18 +79,23 @@ func TestGraphsMatchReference(t *testing.T) {
 		}
 		want32 := orttest.RefRun(t, fp32Ref, prompt, decode, kept)
 		for _, dt := range dtypes {
-			t.Run(testNames[ci]+"/"+dt.dtype, func(t *testing.T) {
-				opts := GraphOptions{DType: dt.dtype, MaxSeqLen: testMaxSeq}
+			name := testNames[ci] + "/" + dt.dtype
+			if dt.block != 0 {
+				name += fmt.Sprintf("/block%d", dt.block)
+			}
+			t.Run(name, func(t *testing.T) {
+				opts := GraphOptions{DType: dt.dtype, MaxSeqLen: testMaxSeq, Int4Block: dt.block}
+				block := cmp.Or(dt.block, Int4BlockSize)
 				dir := writePackage(t, cfg, src, opts)
-				ref, err := NewReference(cfg, StoredWeights(src, dt.dtype))
+				ref, err := NewReference(cfg, graph.StoredWeights(src, dt.dtype, EmbedName, block))
 				if err != nil {
 					t.Fatal(err)
 				}
 				if cfg.TieWordEmbeddings && dt.dtype == DTypeInt4 {
 					// The int4 head holds a 4-bit copy of the tied embedding.
 					e := src[EmbedName]
-					p, s, _ := QuantizeInt4(e.Data, e.Shape[0], e.Shape[1])
-					ref.head = DequantizeInt4(p, s, e.Shape[0], e.Shape[1])
+					p, s, _ := graph.QuantizeInt4(e.Data, e.Shape[0], e.Shape[1], block)
+					ref.head = graph.DequantizeInt4(p, s, e.Shape[0], e.Shape[1], block)
 				}
 				want := orttest.RefRun(t, ref, prompt, decode, kept)
 				got := newRunner(t, dir, cfg, testMaxSeq, 1).ULSRun(prompt, decode, kept)

@@ -76,6 +76,9 @@ type Manifest struct {
 	Rope             Rope    `json:"rope"`
 	NormEps          float64 `json:"norm_eps"`
 	DType            string  `json:"dtype"` // fp32 | fp16 | int4
+	// Int4BlockSize is the int4 weights' block size along K (0 in packages
+	// written before it was recorded: 32).
+	Int4BlockSize int `json:"int4_block_size,omitempty"`
 	BOSID            int     `json:"bos_id"`
 	EOSIDs           []int   `json:"eos_ids"`
 	PadID            int     `json:"pad_id"`
@@ -84,6 +87,15 @@ type Manifest struct {
 	// PromptTemplate, when set, wraps a text prompt: its one {placeholder}
 	// is replaced by the user's text (e.g. "English: {en}\nSpanish:").
 	PromptTemplate string `json:"prompt_template,omitempty"`
+}
+
+// Int4Block returns the int4 block size: Int4BlockSize, or 32 when the
+// manifest does not record one.
+func (m *Manifest) Int4Block() int {
+	if m.Int4BlockSize == 0 {
+		return 32
+	}
+	return m.Int4BlockSize
 }
 
 var placeholder = regexp.MustCompile(`\{[A-Za-z_][A-Za-z0-9_]*\}`)
@@ -180,6 +192,9 @@ func (m *Manifest) Validate() error {
 	case "fp32", "fp16", "int4":
 	default:
 		return fmt.Errorf("manifest dtype %q is not one of fp32, fp16, int4", m.DType)
+	}
+	if b := m.Int4BlockSize; b != 0 && (b < 16 || b > 256 || b&(b-1) != 0) {
+		return fmt.Errorf("manifest int4_block_size %d is not one of 16, 32, 64, 128, 256", b)
 	}
 	if len(m.Files.Layers) != m.NumLayers {
 		return fmt.Errorf("manifest lists %d layer files for num_layers %d", len(m.Files.Layers), m.NumLayers)

@@ -27,10 +27,11 @@ func main() {
 	dir := flag.String("dir", "", "output directory (required)")
 	dtypes := flag.String("dtypes", "fp32,int4", "package dtypes to export")
 	maxSeq := flag.Int("max-seq-len", 512, "KV buffer length of the packages")
+	block := flag.Int("int4-block-size", 0, "int4 block size (0: the exporter's default)")
 	layers := flag.Int("layers", 0, "override the layer count (0: the shape's)")
 	shape := flag.String("shape", "bench", "model shape: bench (24 layers, hidden 1024), tinyllama (22 layers, hidden 2048, GQA 32:4) or bloom (BLOOM, 24 layers, hidden 1024)")
 	flag.Parse()
-	if err := run(*dir, *shape, strings.Split(*dtypes, ","), *maxSeq, *layers); err != nil {
+	if err := run(*dir, *shape, strings.Split(*dtypes, ","), *maxSeq, *layers, *block); err != nil {
 		fmt.Fprintln(os.Stderr, "mkpkg:", err)
 		os.Exit(1)
 	}
@@ -44,7 +45,7 @@ func bloomSpec() synth.Spec {
 		Vocab: 32000, NormEps: 1e-5, Tied: true, DType: safetensors.BF16, Shards: 2, Seed: 20240410, BOSID: 1, EOSIDs: []int{2}}
 }
 
-func run(dir, shape string, dtypes []string, maxSeq, layers int) error {
+func run(dir, shape string, dtypes []string, maxSeq, layers, block int) error {
 	if dir == "" {
 		return fmt.Errorf("-dir is required")
 	}
@@ -76,10 +77,19 @@ func run(dir, shape string, dtypes []string, maxSeq, layers int) error {
 			continue
 		}
 		slog.Info("exporting", "dtype", dt, "out", out)
-		err := export.Export(context.Background(), export.Options{In: hfDir, Out: out, DType: dt, MaxSeqLen: maxSeq, Full: true})
+		err := export.Export(context.Background(), export.Options{In: hfDir, Out: out, DType: dt, MaxSeqLen: maxSeq, Full: true, Int4Block: int4Block(dt, block)})
 		if err != nil {
 			return fmt.Errorf("export %s: %w", dt, err)
 		}
 	}
 	return nil
+}
+
+// int4Block is the block size for a package of dtype dt: block for int4,
+// 0 otherwise.
+func int4Block(dt string, block int) int {
+	if dt != "int4" {
+		return 0
+	}
+	return block
 }
