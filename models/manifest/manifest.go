@@ -78,12 +78,12 @@ type Manifest struct {
 	DType            string  `json:"dtype"` // fp32 | fp16 | int4
 	// Int4BlockSize is the int4 weights' block size along K (0 in packages
 	// written before it was recorded: 32).
-	Int4BlockSize int `json:"int4_block_size,omitempty"`
-	BOSID            int     `json:"bos_id"`
-	EOSIDs           []int   `json:"eos_ids"`
-	PadID            int     `json:"pad_id"`
-	Files            Files   `json:"files"`
-	ULS              ULS     `json:"uls"`
+	Int4BlockSize int   `json:"int4_block_size,omitempty"`
+	BOSID         int   `json:"bos_id"`
+	EOSIDs        []int `json:"eos_ids"`
+	PadID         int   `json:"pad_id"`
+	Files         Files `json:"files"`
+	ULS           ULS   `json:"uls"`
 	// PromptTemplate, when set, wraps a text prompt: its one {placeholder}
 	// is replaced by the user's text (e.g. "English: {en}\nSpanish:").
 	PromptTemplate string `json:"prompt_template,omitempty"`
