@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -47,8 +48,14 @@ type Request struct {
 	// (docs/design.md, "Lossless decoding"). Without a schedule that skips
 	// layers, the package's ULS default drafts, else uls:2.
 	Lossless bool `json:"lossless,omitempty"`
-	// Draft is the tokens drafted per lossless round (0: DefaultDraftTokens).
+	// Draft is the most tokens drafted per lossless round (0:
+	// DefaultDraftTokens).
 	Draft int `json:"draft,omitempty"`
+	// DraftConfidence ends a lossless round's drafting early, once the
+	// draft gives every row's last drafted token a probability below it (0:
+	// DefaultDraftConfidence; negative: always draft Draft tokens). It
+	// changes the speed, never the output.
+	DraftConfidence float64 `json:"draft_confidence,omitempty"`
 }
 
 // Token is one generated token, reported while generation runs.
@@ -208,8 +215,10 @@ type sequence struct {
 	prompt   []int
 	schedule Schedule
 	draft    int // tokens per lossless round; 0 when not lossless
-	sampler  *sampler
-	decoder  StreamDecoder // nil without a tokenizer
+	// confidence is the resolved Request.DraftConfidence.
+	confidence float64
+	sampler    *sampler
+	decoder    StreamDecoder // nil without a tokenizer
 
 	// enqueued, started and firstToken time the request: when it was
 	// queued, when its prefill began, when its first token came.
@@ -234,8 +243,14 @@ func (m *Model) newSequence(ctx context.Context, index int, req *Request) (*sequ
 	if err != nil {
 		return nil, err
 	}
-	draft := 0
+	draft, confidence := 0, 0.0
 	if req.Lossless {
+		switch confidence = req.DraftConfidence; {
+		case confidence == 0:
+			confidence = DefaultDraftConfidence
+		case math.IsNaN(confidence) || confidence > 1:
+			return nil, fmt.Errorf("draft confidence %g: want a probability up to 1 (or negative for none)", confidence)
+		}
 		if draft = req.Draft; draft == 0 {
 			draft = DefaultDraftTokens
 		}
@@ -247,8 +262,8 @@ func (m *Model) newSequence(ctx context.Context, index int, req *Request) (*sequ
 				return nil, fmt.Errorf("lossless draft schedule: %w", err)
 			}
 		}
-	} else if req.Draft != 0 {
-		return nil, errors.New("a draft length is only meaningful for lossless decoding")
+	} else if req.Draft != 0 || req.DraftConfidence != 0 {
+		return nil, errors.New("a draft length or confidence is only meaningful for lossless decoding")
 	}
 	prompt := req.PromptIDs
 	if prompt == nil {
@@ -273,7 +288,7 @@ func (m *Model) newSequence(ctx context.Context, index int, req *Request) (*sequ
 			return nil, fmt.Errorf("prompt token id %d is outside the vocabulary (0..%d)", id, man.VocabSize-1)
 		}
 	}
-	s := &sequence{index: index, req: req, prompt: slices.Clone(prompt), schedule: sched, draft: draft, out: []int{},
+	s := &sequence{index: index, req: req, prompt: slices.Clone(prompt), schedule: sched, draft: draft, confidence: confidence, out: []int{},
 		sampler: newSampler(req.SamplingOptions, prompt)}
 	if m.Tokenizer != nil {
 		s.decoder = m.Tokenizer.NewStreamDecoder()
@@ -284,7 +299,7 @@ func (m *Model) newSequence(ctx context.Context, index int, req *Request) (*sequ
 // groupKey names what requests must share to decode in one batch.
 func (s *sequence) groupKey() string {
 	if s.draft > 0 {
-		return fmt.Sprintf("lossless %s draft %d", s.schedule, s.draft)
+		return fmt.Sprintf("lossless %s draft %d confidence %g", s.schedule, s.draft, s.confidence)
 	}
 	return s.schedule.String()
 }
@@ -432,7 +447,7 @@ func (m *Model) decodeBatch(ctx context.Context, seqs []*sequence, onToken func(
 	}
 	prefillDone := time.Now()
 	if lossless {
-		spec, err := m.decodeLossless(ctx, r, seqs, logits, sched.Layers, seqs[0].draft, onToken)
+		spec, err := m.decodeLossless(ctx, r, seqs, logits, sched.Layers, seqs[0].draft, seqs[0].confidence, onToken)
 		if err != nil {
 			return err
 		}

@@ -2,12 +2,17 @@ package engine
 
 import (
 	"context"
+	"math"
 	"slices"
 )
 
-// DefaultDraftTokens is how many tokens a lossless round drafts when a
-// request does not say.
+// DefaultDraftTokens is how many tokens a lossless round drafts at most
+// when a request does not say.
 const DefaultDraftTokens = 4
+
+// DefaultDraftConfidence is the draft probability below which a lossless
+// round stops drafting when a request does not say (Request.DraftConfidence).
+const DefaultDraftConfidence = 0.8
 
 // Lossless decoding (docs/design.md, "Lossless decoding") drafts tokens
 // through the schedule's layers and verifies them through every layer in
@@ -16,8 +21,13 @@ const DefaultDraftTokens = 4
 //
 // A round, for every running row whose next token x0 (already emitted) sits
 // at position p:
-//  1. draft: K one-token steps through the kept layers, from x0, each
-//     sampling d_i from the draft distribution q_i;
+//  1. draft: up to K one-token steps through the kept layers, from x0, each
+//     sampling d_i from the draft distribution q_i; drafting stops early
+//     once every row's d_i has draft probability below the confidence
+//     threshold (a token the draft is unsure of is likely rejected, and the
+//     tokens after it more so), so the round verifies only what is likely to
+//     be accepted. The rule looks at the draft alone, so the output does not
+//     depend on it;
 //  2. verify: one step of x0, d_1 … d_K at p … p+K through every layer,
 //     which also rewrites every layer's KV at those positions with full-depth
 //     values, giving the full model's distributions p_0 … p_K;
@@ -38,7 +48,7 @@ type specRound struct {
 
 // decodeLossless decodes a prefilled batch losslessly; logits are the
 // prefill's. draft lists the layers that draft.
-func (m *Model) decodeLossless(ctx context.Context, r *runner, seqs []*sequence, logits *stepLogits, draft []int, k int, onToken func(Token) error) (spec SpecStats, err error) {
+func (m *Model) decodeLossless(ctx context.Context, r *runner, seqs []*sequence, logits *stepLogits, draft []int, k int, confidence float64, onToken func(Token) error) (spec SpecStats, err error) {
 	all := m.allLayers()
 	B := len(seqs)
 	spec.Draft = k
@@ -79,8 +89,7 @@ func (m *Model) decodeLossless(ctx context.Context, r *runner, seqs []*sequence,
 		if err := ctx.Err(); err != nil {
 			return spec, err
 		}
-		K := max(room, 0)
-		// Draft K tokens per row through the kept layers.
+		// Draft up to room tokens per row through the kept layers.
 		step := part{S: 1, ids: make([]int, B), pos: make([]int, B)}
 		for b, s := range seqs {
 			rounds[b] = specRound{}
@@ -88,11 +97,16 @@ func (m *Model) decodeLossless(ctx context.Context, r *runner, seqs []*sequence,
 				step.ids[b], step.pos[b] = pending[b], s.pos()-1
 			}
 		}
-		for i := 0; i < K; i++ {
+		K := 0
+		for sure := true; sure && K < room; K++ {
 			q, err := r.step([]part{step}, draft, true)
 			if err != nil {
 				return spec, err
 			}
+			// With the rule off, or no room for another step, the bound
+			// alone ends drafting.
+			judge := confidence >= 0 && K+1 < room
+			sure = !judge
 			for b, s := range seqs {
 				if s.done {
 					continue
@@ -105,6 +119,7 @@ func (m *Model) decodeLossless(ctx context.Context, r *runner, seqs []*sequence,
 				if err != nil {
 					return spec, err
 				}
+				sure = sure || judge && confident(q.at(b, 0), raw, confidence)
 				rd := &rounds[b]
 				rd.argQ = append(rd.argQ, raw)
 				id := s.sampler.draw(d) // greedy: d is the argmax alone
@@ -191,6 +206,25 @@ func (m *Model) decodeLossless(ctx context.Context, r *runner, seqs []*sequence,
 			pending[b] = next
 		}
 	}
+}
+
+// confident reports whether softmax(logits)[top], the probability of the
+// most likely token top, is at least tau: whether Σ exp(l − l_top) ≤ 1/tau.
+// It stops summing once the sum exceeds that, and skips terms below e^-20
+// (all of them together cannot move a threshold that matters).
+func confident(logits []float32, top int, tau float64) bool {
+	limit, max := 1/tau, logits[top]
+	var sum float64
+	for _, v := range logits {
+		d := v - max
+		if d < -20 {
+			continue
+		}
+		if sum += math.Exp(float64(d)); sum > limit {
+			return false
+		}
+	}
+	return true
 }
 
 // SpecStats describe a lossless batch: how much of the draft the full

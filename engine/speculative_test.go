@@ -24,21 +24,25 @@ func TestLosslessGreedyMatchesFullDepth(t *testing.T) {
 		defer m.Close()
 		acceptedAll, rejected := false, false
 		for _, tc := range []struct {
-			schedule  string
-			draft     int
-			maxTokens int
+			schedule   string
+			draft      int
+			maxTokens  int
+			confidence float64 // 0: the default; -1: always draft; 1: one draft per round
 		}{
-			{"uls:2", 1, 10},
-			{"uls:2", 4, 10},
-			{"uls:3", 2, 9},
-			{"layers:0,5", 7, 12},
-			{"layers:0,1,2,3,4,5", 4, 10},
-			{"uls:2", 4, 5},
+			{"uls:2", 1, 10, 0},
+			{"uls:2", 4, 10, 0},
+			{"uls:2", 4, 10, -1},
+			{"uls:2", 4, 10, 1},
+			{"uls:3", 2, 9, 0},
+			{"layers:0,5", 7, 12, -1},
+			{"layers:0,1,2,3,4,5", 4, 10, 0},
+			{"uls:2", 4, 5, 0},
 		} {
-			name := fmt.Sprintf("resident=%v/%s/draft=%d/max=%d", resident, tc.schedule, tc.draft, tc.maxTokens)
+			name := fmt.Sprintf("resident=%v/%s/draft=%d/max=%d/confidence=%g", resident, tc.schedule, tc.draft, tc.maxTokens, tc.confidence)
 			var reqs []Request
 			for _, p := range testPrompts() {
-				reqs = append(reqs, Request{PromptIDs: p, MaxTokens: tc.maxTokens, Schedule: tc.schedule, Lossless: true, Draft: tc.draft})
+				reqs = append(reqs, Request{PromptIDs: p, MaxTokens: tc.maxTokens, Schedule: tc.schedule, Lossless: true, Draft: tc.draft,
+					DraftConfidence: tc.confidence})
 			}
 			batch, err := m.GenerateBatch(context.Background(), reqs, nil)
 			if err != nil {
@@ -59,6 +63,13 @@ func TestLosslessGreedyMatchesFullDepth(t *testing.T) {
 				spec := one.Stats.Group.Lossless
 				if spec == nil || spec.Draft != tc.draft || spec.VerifySteps == 0 || len(spec.Agreement) != tc.draft {
 					t.Fatalf("%s: lossless stats %+v", name, spec)
+				}
+				// The confidence rule decides how many drafts a round makes.
+				if tc.confidence == -1 && spec.DraftSteps != tc.draft*spec.VerifySteps {
+					t.Errorf("%s: %d draft steps in %d rounds, want %d per round", name, spec.DraftSteps, spec.VerifySteps, tc.draft)
+				}
+				if tc.confidence == 1 && spec.DraftSteps != spec.VerifySteps {
+					t.Errorf("%s: %d draft steps in %d rounds, want one per round", name, spec.DraftSteps, spec.VerifySteps)
 				}
 				acceptedAll = acceptedAll || (spec.Drafted > 0 && spec.Accepted == spec.Drafted)
 				rejected = rejected || spec.Accepted < spec.Drafted
@@ -104,6 +115,9 @@ func TestLosslessRequestErrors(t *testing.T) {
 		{PromptIDs: []int{1, 2}, Lossless: true, Draft: -1},
 		{PromptIDs: []int{1, 2}, Lossless: true, Draft: maxDraftTokens + 1},
 		{PromptIDs: []int{1, 2}, Draft: 3},
+		{PromptIDs: []int{1, 2}, DraftConfidence: 0.5},
+		{PromptIDs: []int{1, 2}, Lossless: true, DraftConfidence: 1.5},
+		{PromptIDs: []int{1, 2}, Lossless: true, DraftConfidence: math.NaN()},
 	} {
 		if err := m.Check(r); err == nil {
 			t.Errorf("request %+v accepted", r)
@@ -225,4 +239,25 @@ func TestLosslessSamplingDistribution(t *testing.T) {
 		t.Errorf("chi-square %.1f (df %d, critical %.1f): lossless %v, full depth %v", chi, df, chiSquareCritical(df), lossless, plain)
 	}
 	t.Logf("chi-square %.1f, df %d, critical %.1f", chi, df, chiSquareCritical(df))
+}
+
+// TestConfident: the threshold test of the draft's top probability.
+func TestConfident(t *testing.T) {
+	for _, tc := range []struct {
+		logits []float32
+		tau    float64
+		want   bool
+	}{
+		{[]float32{0, 0}, 0.5, true},                          // p = 0.5
+		{[]float32{0, 0}, 0.51, false},                        // p = 0.5
+		{[]float32{2, 0, 0}, 0.78, true},                      // p = e²/(e²+2) ≈ 0.787
+		{[]float32{2, 0, 0}, 0.8, false},                      //
+		{[]float32{30, 0, 1, 2}, 0.999999, true},              // the rest below e^-20 of the top
+		{[]float32{0, 1, 1, 1, 1, 1, 1, 1, 1, 5}, 0.9, false}, // p ≈ 0.87
+	} {
+		top, _ := argmax(tc.logits)
+		if got := confident(tc.logits, top, tc.tau); got != tc.want {
+			t.Errorf("confident(%v, tau %g) = %v, want %v", tc.logits, tc.tau, got, tc.want)
+		}
+	}
 }

@@ -47,7 +47,8 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "calibrate", Usage: "store the measured throughput per ratio and batch in the package (calibration.json) for batch --deadline"},
 			&cli.IntFlag{Name: "requests", Value: 64, Usage: "mixed workload: number of requests"},
 			&cli.BoolFlag{Name: "lossless", Usage: "add lossless rows: each ratio above 1 drafts, every layer verifies"},
-			&cli.StringFlag{Name: "draft", Value: strconv.Itoa(engine.DefaultDraftTokens), Usage: "draft lengths of the lossless rows, e.g. 2,4,8"},
+			&cli.StringFlag{Name: "draft", Value: strconv.Itoa(engine.DefaultDraftTokens), Usage: "draft lengths (the most per round) of the lossless rows, e.g. 2,4,8"},
+			&cli.Float64Flag{Name: "draft-confidence", Usage: fmt.Sprintf("lossless rows: a round stops drafting once the draft's probability of its last token is below this (negative: always draft the full length) (default %g)", engine.DefaultDraftConfidence)},
 			&cli.StringFlag{Name: "json", Usage: "write the rows as JSON to `FILE`"},
 			&cli.StringFlag{Name: "markdown", Usage: "write Markdown tables to `FILE`"},
 			&cli.StringFlag{Name: "plot", Usage: "write a PNG of decode tokens/s versus ratio to `FILE`"},
@@ -83,6 +84,11 @@ func runBench(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.IsSet("draft-confidence") {
+		if err := checkDraftConfidence(c, c.Bool("lossless")); err != nil {
+			return err
+		}
+	}
 	if c.IsSet("draft") && !c.Bool("lossless") {
 		return fmt.Errorf("--draft needs --lossless")
 	}
@@ -99,6 +105,7 @@ func runBench(c *cli.Context) error {
 		Device: c.String("device"), Threads: c.Int("threads"), ORTLib: ortLib,
 		Seed: c.Uint64("seed"), NoMono: c.Bool("no-mono"), NoRoofline: c.Bool("no-roofline"), Lossless: c.Bool("lossless"), Drafts: drafts,
 		PerGraphThreads: !c.Bool("shared-threads"), ProfileDir: c.String("profile"),
+		DraftConfidence: c.Float64("draft-confidence"),
 	}
 	if opts.ProfileDir != "" {
 		if err := os.MkdirAll(opts.ProfileDir, 0o755); err != nil {

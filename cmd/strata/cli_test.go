@@ -308,6 +308,10 @@ func TestEvalDataErrors(t *testing.T) {
 		{[]string{"eval", "--task", "nope"}, "unknown task"},
 		{[]string{"eval", "--data", good, "extra"}, "no arguments"},
 		{[]string{"eval", "--data", good, "--draft", "3"}, "--draft needs --lossless"},
+		{[]string{"eval", "--data", good, "--draft-confidence", "0.5"}, "--draft-confidence needs --lossless"},
+		{[]string{"eval", "--data", good, "--lossless", "--draft-confidence", "1.5"}, "--draft-confidence 1.5: want a probability"},
+		{[]string{"generate", "--model", dir, "--lossless", "--draft-confidence", "NaN", "hi"}, "--draft-confidence NaN"},
+		{[]string{"bench", "--model", dir, "--draft-confidence", "0.5"}, "--draft-confidence needs --lossless"},
 	}
 	for _, tc := range tests {
 		code, _, errOut := runCLI(t, tc.args...)

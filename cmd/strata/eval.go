@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/strata-llm/strata/engine"
 	"github.com/strata-llm/strata/engine/eval"
 )
 
@@ -30,7 +31,8 @@ func evalCommand() *cli.Command {
 			&cli.StringFlag{Name: "task", Value: "bible-en-es", Usage: "built-in evaluation set: " + strings.Join(taskNames(), ", ")},
 			&cli.StringFlag{Name: "data", Usage: "your own test set: JSONL of {\"prompt\", \"reference\"} (instead of --task)"},
 			&cli.BoolFlag{Name: "lossless", Usage: "add lossless rows: each schedule and ratio above 1 drafts, every layer verifies; reports the share of the draft accepted"},
-			&cli.IntFlag{Name: "draft", Usage: "tokens drafted per lossless round (0: the engine's default)"},
+			&cli.IntFlag{Name: "draft", Usage: "most tokens drafted per lossless round (0: the engine's default)"},
+			&cli.Float64Flag{Name: "draft-confidence", Usage: fmt.Sprintf("a lossless round stops drafting once the draft's probability of its last token is below this (negative: always draft --draft tokens; the output never changes) (default %g)", engine.DefaultDraftConfidence)},
 			&cli.StringSliceFlag{Name: "stop", Usage: "stop a hypothesis at this string (repeatable; default: a newline for --task, none for --data)"},
 			&cli.StringFlag{Name: "ratios", Value: "1,2,3", Usage: "speedup ratios"},
 			&cli.StringFlag{Name: "schedules", Value: "uls,top,bottom", Usage: "schedules to compare"},
@@ -82,6 +84,11 @@ func runEval(c *cli.Context) error {
 	if c.IsSet("draft") && !c.Bool("lossless") {
 		return fmt.Errorf("--draft needs --lossless")
 	}
+	if c.IsSet("draft-confidence") {
+		if err := checkDraftConfidence(c, c.Bool("lossless")); err != nil {
+			return err
+		}
+	}
 	schedules := strings.Split(c.String("schedules"), ",")
 	if n := c.Int("limit"); n > 0 && n < len(examples) {
 		examples = examples[:n]
@@ -98,7 +105,8 @@ func runEval(c *cli.Context) error {
 	rows, err := eval.Run(ctx, m, examples, eval.Options{
 		Schedules: schedules, Ratios: ratios, MaxTokens: c.Int("max-tokens"), BatchSize: c.Int("batch-size"), Stop: stop,
 		BaselineBLEU: c.Float64("baseline-bleu"), Lossless: c.Bool("lossless"), Draft: c.Int("draft"),
-		Progress: p.set,
+		DraftConfidence: c.Float64("draft-confidence"),
+		Progress:        p.set,
 	})
 	p.finish()
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -34,7 +35,8 @@ func scheduleFlags() []cli.Flag {
 		&cli.StringFlag{Name: "schedule", DefaultText: "the package's, else uls",
 			Usage: "which layers decoding keeps: uls, balanced, top, bottom or layers:0,3,7,…; a rule without --speedup takes the package's fine-tuned ratio and is refused when it has none"},
 		&cli.BoolFlag{Name: "lossless", Usage: "output identical to full depth: the schedule's layers draft tokens that every layer verifies"},
-		&cli.IntFlag{Name: "draft", Usage: fmt.Sprintf("tokens drafted per lossless round (default %d)", engine.DefaultDraftTokens)},
+		&cli.IntFlag{Name: "draft", Usage: fmt.Sprintf("most tokens drafted per lossless round (default %d)", engine.DefaultDraftTokens)},
+		&cli.Float64Flag{Name: "draft-confidence", Usage: fmt.Sprintf("a lossless round stops drafting once the draft's probability of its last token is below this (negative: always draft --draft tokens; the output never changes) (default %g)", engine.DefaultDraftConfidence)},
 	}
 }
 
@@ -61,6 +63,8 @@ func requestFromFlags(c *cli.Context) (engine.Request, error) {
 		Speedup:   c.Float64("speedup"),
 		Lossless:  c.Bool("lossless"),
 		Draft:     c.Int("draft"),
+
+		DraftConfidence: c.Float64("draft-confidence"),
 		SamplingOptions: engine.SamplingOptions{
 			Temperature:       c.Float64("temperature"),
 			TopK:              c.Int("top-k"),
@@ -80,6 +84,11 @@ func requestFromFlags(c *cli.Context) (engine.Request, error) {
 	}
 	if c.IsSet("draft") && !req.Lossless {
 		return req, fmt.Errorf("--draft needs --lossless")
+	}
+	if c.IsSet("draft-confidence") {
+		if err := checkDraftConfidence(c, req.Lossless); err != nil {
+			return req, err
+		}
 	}
 	if c.IsSet("draft") && req.Draft < 1 {
 		return req, fmt.Errorf("--draft %d: must be at least 1", req.Draft)
@@ -196,3 +205,15 @@ func parseIDs(s string) ([]int, error) {
 // default) or, set false, a pool per session.
 var sharedThreadsFlag = &cli.BoolFlag{Name: "shared-threads", Value: true,
 	Usage: "run every graph on one intra-op thread pool whose threads spin between runs; --shared-threads=false gives each graph a pool of its own that sleeps between runs"}
+
+// checkDraftConfidence validates --draft-confidence.
+func checkDraftConfidence(c *cli.Context, lossless bool) error {
+	v := c.Float64("draft-confidence")
+	if !lossless {
+		return fmt.Errorf("--draft-confidence needs --lossless")
+	}
+	if math.IsNaN(v) || v > 1 {
+		return fmt.Errorf("--draft-confidence %g: want a probability up to 1, or negative for none", v)
+	}
+	return nil
+}

@@ -63,6 +63,8 @@ type Options struct {
 	// length in Drafts, the ratio's layers draft and every layer verifies.
 	Lossless bool
 	Drafts   []int
+	// DraftConfidence is Request.DraftConfidence of the lossless rows.
+	DraftConfidence float64
 	// Progress, when set, receives one line per run (warm-up runs included).
 	Progress func(line string)
 }
@@ -376,6 +378,9 @@ func runEngine(ctx context.Context, m *engine.Model, c config, prompts [][]int, 
 	for b, p := range prompts {
 		reqs[b] = engine.Request{PromptIDs: p, MaxTokens: opts.Gen, IgnoreEOS: true, Schedule: opts.Schedule, Speedup: c.ratio,
 			Lossless: c.draft > 0, Draft: c.draft}
+		if c.draft > 0 {
+			reqs[b].DraftConfidence = opts.DraftConfidence
+		}
 		if c.mono {
 			reqs[b].Schedule, reqs[b].Speedup = "", 0
 		}

@@ -106,8 +106,11 @@ type Options struct {
 	// output equals full depth; the row reports how much of the draft the
 	// full model accepted).
 	Lossless bool
-	// Draft is the tokens drafted per lossless round (0: the engine's default).
+	// Draft is the most tokens drafted per lossless round (0: the
+	// engine's default).
 	Draft int
+	// DraftConfidence is Request.DraftConfidence of the lossless rows.
+	DraftConfidence float64
 	// Progress, when set, is called after every batch.
 	Progress func(done, total int)
 }
@@ -190,7 +193,7 @@ func Run(ctx context.Context, m *engine.Model, examples []Example, opts Options)
 				}
 				req := engine.Request{Prompt: prompt, MaxTokens: maxTokens, Stop: opts.Stop, Schedule: sched.String()}
 				if j.lossless {
-					req.Lossless, req.Draft = true, opts.Draft
+					req.Lossless, req.Draft, req.DraftConfidence = true, opts.Draft, opts.DraftConfidence
 				}
 				reqs = append(reqs, req)
 			}
