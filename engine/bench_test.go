@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"testing"
 )
@@ -76,6 +77,43 @@ func benchDecodeStep(b *testing.B, m *Model, prompt []int, ratio float64, batch 
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/tokens, "allocs/token")
 	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/tokens, "B/token")
 	b.ReportMetric(float64(2*4*man.NumKVHeads*man.MaxSeqLen*man.HeadDim), "kv-B/layer-row")
+}
+
+// BenchmarkVerifyStep measures one full-depth step of S tokens on a cache
+// at batch 1, as lossless decoding verifies S−1 drafts: set against S=1 it
+// is what a verify step costs over a plain decode step. STRATA_BENCH_MODEL
+// names a package to measure instead of the small test model.
+func BenchmarkVerifyStep(b *testing.B) {
+	dir := os.Getenv("STRATA_BENCH_MODEL")
+	if dir == "" {
+		dir, _, _ = testPackage(b)
+	}
+	m, err := Load(dir, Options{NoTokenizer: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	prompt := []int{1, 5, 9, 33, 2, 7, 80, 11}
+	for _, S := range []int{1, 2, 3, 5} {
+		b.Run(fmt.Sprintf("S=%d", S), func(b *testing.B) {
+			r, err := m.newRunner(1, m.allLayers())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.close()
+			if _, err := r.prefill([][]int{prompt}, m.allLayers(), DefaultPrefillChunk); err != nil {
+				b.Fatal(err)
+			}
+			// The same positions every time: each step overwrites them.
+			step := part{S: S, ids: make([]int, S), pos: []int{len(prompt)}}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := r.step([]part{step}, m.allLayers(), true); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
 
 // BenchmarkSample measures choosing one token from a 32000-entry vocabulary
