@@ -67,7 +67,7 @@ func Export(ctx context.Context, opts Options) (err error) {
 		if opts.DType != graph.DTypeInt4 {
 			return fmt.Errorf("an int4 block size (%d) applies to int4 weights only, not %s", opts.Int4Block, opts.DType)
 		}
-		if err := graph.CheckInt4Block(opts.Int4Block); err != nil {
+		if err := manifest.CheckInt4Block(opts.Int4Block); err != nil {
 			return err
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/strata-llm/strata/export"
-	"github.com/strata-llm/strata/models/graph"
 	"github.com/strata-llm/strata/models/manifest"
 )
 
@@ -49,7 +48,7 @@ func runExport(c *cli.Context) error {
 		if c.String("dtype") != "int4" {
 			return fmt.Errorf("--int4-block-size applies to --dtype int4 only")
 		}
-		if err := graph.CheckInt4Block(c.Int("int4-block-size")); err != nil {
+		if err := manifest.CheckInt4Block(c.Int("int4-block-size")); err != nil {
 			return fmt.Errorf("--int4-block-size: %w", err)
 		}
 	}

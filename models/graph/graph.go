@@ -124,7 +124,7 @@ func CheckOptions(opts Options, maxPositions, headDim int) (Options, error) {
 	if opts.Int4Block == 0 {
 		opts.Int4Block = Int4BlockSize
 	}
-	if err := CheckInt4Block(opts.Int4Block); err != nil {
+	if err := manifest.CheckInt4Block(opts.Int4Block); err != nil {
 		return opts, err
 	}
 	if opts.MaxSeqLen == 0 {

@@ -4,21 +4,13 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/strata-llm/strata/models/manifest"
 	"github.com/strata-llm/strata/models/onnx"
 )
 
-// Int4BlockSize is the default MatMulNBits block size along K: one fp32
-// scale per 32 weights, as llama.cpp's Q4_0 (which stores it in fp16).
-const Int4BlockSize = 32
-
-// CheckInt4Block returns an error unless block is a MatMulNBits block size
-// strata writes: a power of two from 16 to 256.
-func CheckInt4Block(block int) error {
-	if block < 16 || block > 256 || block&(block-1) != 0 {
-		return fmt.Errorf("int4 block size %d is not one of 16, 32, 64, 128, 256", block)
-	}
-	return nil
-}
+// Int4BlockSize is the default MatMulNBits block size along K
+// (manifest.DefaultInt4BlockSize).
+const Int4BlockSize = manifest.DefaultInt4BlockSize
 
 // QuantizeInt4 quantizes a [n, k] weight (Hugging Face [out, in] layout)
 // for com.microsoft.MatMulNBits with bits=4, the given block_size and no

@@ -89,11 +89,25 @@ type Manifest struct {
 	PromptTemplate string `json:"prompt_template,omitempty"`
 }
 
-// Int4Block returns the int4 block size: Int4BlockSize, or 32 when the
-// manifest does not record one.
+// DefaultInt4BlockSize is the int4 block size along K of packages that do
+// not choose one: one scale per 32 weights, as llama.cpp's Q4_0.
+const DefaultInt4BlockSize = 32
+
+// CheckInt4Block returns an error unless block is an int4 block size
+// strata writes and ONNX Runtime's MatMulNBits takes: a power of two from
+// 16 to 256.
+func CheckInt4Block(block int) error {
+	if block < 16 || block > 256 || block&(block-1) != 0 {
+		return fmt.Errorf("int4 block size %d is not one of 16, 32, 64, 128, 256", block)
+	}
+	return nil
+}
+
+// Int4Block returns the int4 block size: Int4BlockSize, or
+// DefaultInt4BlockSize when the manifest does not record one.
 func (m *Manifest) Int4Block() int {
 	if m.Int4BlockSize == 0 {
-		return 32
+		return DefaultInt4BlockSize
 	}
 	return m.Int4BlockSize
 }
@@ -193,8 +207,10 @@ func (m *Manifest) Validate() error {
 	default:
 		return fmt.Errorf("manifest dtype %q is not one of fp32, fp16, int4", m.DType)
 	}
-	if b := m.Int4BlockSize; b != 0 && (b < 16 || b > 256 || b&(b-1) != 0) {
-		return fmt.Errorf("manifest int4_block_size %d is not one of 16, 32, 64, 128, 256", b)
+	if m.Int4BlockSize != 0 {
+		if err := CheckInt4Block(m.Int4BlockSize); err != nil {
+			return fmt.Errorf("manifest int4_block_size: %w", err)
+		}
 	}
 	if len(m.Files.Layers) != m.NumLayers {
 		return fmt.Errorf("manifest lists %d layer files for num_layers %d", len(m.Files.Layers), m.NumLayers)

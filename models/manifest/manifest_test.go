@@ -38,6 +38,7 @@ func TestValidate(t *testing.T) {
 		{"zero kv heads", func(m *Manifest) { m.NumKVHeads = 0 }, "num_kv_heads = 0"},
 		{"heads not multiple", func(m *Manifest) { m.NumKVHeads = 3 }, "not a multiple"},
 		{"unknown dtype", func(m *Manifest) { m.DType = "bf16" }, "dtype \"bf16\""},
+		{"int4 block size not a power of two", func(m *Manifest) { m.Int4BlockSize = 48 }, "int4_block_size: int4 block size 48"},
 		{"layer count mismatch", func(m *Manifest) { m.Files.Layers = m.Files.Layers[:1] }, "lists 1 layer files for num_layers 2"},
 		{"empty embed", func(m *Manifest) { m.Files.Embed = "" }, "required graph path is empty"},
 		{"empty layer", func(m *Manifest) { m.Files.Layers[1] = "" }, "required graph path is empty"},
