@@ -84,10 +84,8 @@ func runBench(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.IsSet("draft-confidence") {
-		if err := checkDraftConfidence(c, c.Bool("lossless")); err != nil {
-			return err
-		}
+	if err := checkDraftConfidence(c, c.Bool("lossless")); err != nil {
+		return err
 	}
 	if c.IsSet("draft") && !c.Bool("lossless") {
 		return fmt.Errorf("--draft needs --lossless")

@@ -84,10 +84,8 @@ func runEval(c *cli.Context) error {
 	if c.IsSet("draft") && !c.Bool("lossless") {
 		return fmt.Errorf("--draft needs --lossless")
 	}
-	if c.IsSet("draft-confidence") {
-		if err := checkDraftConfidence(c, c.Bool("lossless")); err != nil {
-			return err
-		}
+	if err := checkDraftConfidence(c, c.Bool("lossless")); err != nil {
+		return err
 	}
 	schedules := strings.Split(c.String("schedules"), ",")
 	if n := c.Int("limit"); n > 0 && n < len(examples) {

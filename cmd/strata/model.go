@@ -85,10 +85,8 @@ func requestFromFlags(c *cli.Context) (engine.Request, error) {
 	if c.IsSet("draft") && !req.Lossless {
 		return req, fmt.Errorf("--draft needs --lossless")
 	}
-	if c.IsSet("draft-confidence") {
-		if err := checkDraftConfidence(c, req.Lossless); err != nil {
-			return req, err
-		}
+	if err := checkDraftConfidence(c, req.Lossless); err != nil {
+		return req, err
 	}
 	if c.IsSet("draft") && req.Draft < 1 {
 		return req, fmt.Errorf("--draft %d: must be at least 1", req.Draft)
@@ -206,8 +204,11 @@ func parseIDs(s string) ([]int, error) {
 var sharedThreadsFlag = &cli.BoolFlag{Name: "shared-threads", Value: true,
 	Usage: "run every graph on one intra-op thread pool whose threads spin between runs; --shared-threads=false gives each graph a pool of its own that sleeps between runs"}
 
-// checkDraftConfidence validates --draft-confidence.
+// checkDraftConfidence validates --draft-confidence when it is given.
 func checkDraftConfidence(c *cli.Context, lossless bool) error {
+	if !c.IsSet("draft-confidence") {
+		return nil
+	}
 	v := c.Float64("draft-confidence")
 	if !lossless {
 		return fmt.Errorf("--draft-confidence needs --lossless")
