@@ -270,25 +270,7 @@ func TestExportErrors(t *testing.T) {
 // poke overwrites one float32 element of a tensor in dir/model.safetensors.
 func poke(tensor string, index int, v float32) func(t *testing.T, dir string) {
 	return func(t *testing.T, dir string) {
-		p := filepath.Join(dir, "model.safetensors")
-		f, err := safetensors.Open(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, ok := f.Info(tensor)
-		start := f.Header().DataStart
-		f.Close()
-		if !ok || info.DType != safetensors.F32 {
-			t.Fatalf("no F32 tensor %s", tensor)
-		}
-		w, err := os.OpenFile(p, os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer w.Close()
-		var b [4]byte
-		binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
-		if _, err := w.WriteAt(b[:], start+info.Begin+int64(4*index)); err != nil {
+		if err := synth.SetFloat(dir, tensor, index, v); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -325,7 +325,11 @@ func badInputs(t *testing.T, root string) []badInput {
 	hugeVocab := badCheckpoint(t, root, "ckpt-huge-product", func(dir string) {
 		editJSON(t, filepath.Join(dir, "config.json"), func(v map[string]any) { v["hidden_size"], v["intermediate_size"] = 1<<20, 1<<20 })
 	})
-	nanST := badCheckpoint(t, root, "ckpt-nan", func(dir string) { pokeFloat(t, dir, "model.layers.1.self_attn.v_proj.weight", float32(math.NaN())) })
+	nanST := badCheckpoint(t, root, "ckpt-nan", func(dir string) {
+		if err := synth.SetFloat(dir, "model.layers.1.self_attn.v_proj.weight", 0, float32(math.NaN())); err != nil {
+			t.Fatal(err)
+		}
+	})
 	randomST := badCheckpoint(t, root, "ckpt-random-bytes", func(dir string) {
 		// Random bytes over a whole tensor: some decode as NaN or Inf.
 		path := filepath.Join(dir, "model.safetensors")
@@ -477,28 +481,6 @@ func badInputs(t *testing.T, root string) []badInput {
 		{name: "tokenize with a missing tokenizer", args: []string{"tokenize", "--tokenizer", filepath.Join(root, "nope.json"), "--text", "hi"}, want: "nope.json"},
 		{name: "tokenize with an invalid tokenizer.json", args: []string{"tokenize", "--tokenizer", garbageTok, "--text", "hi"}, want: "tokenizer"},
 	}
-}
-
-// pokeFloat overwrites the first element of an F32 tensor in dir/model.safetensors.
-func pokeFloat(t *testing.T, dir, tensor string, v float32) {
-	t.Helper()
-	path := filepath.Join(dir, "model.safetensors")
-	f, err := safetensors.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, ok := f.Info(tensor)
-	start := f.Header().DataStart
-	f.Close()
-	if !ok || info.DType != safetensors.F32 {
-		t.Fatalf("no F32 tensor %s", tensor)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	binary.LittleEndian.PutUint32(data[start+info.Begin:], math.Float32bits(v))
-	replaceFile(t, path, data)
 }
 
 // rewriteHeader edits the JSON header of a safetensors file in place,

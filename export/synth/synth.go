@@ -6,6 +6,7 @@
 package synth
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
@@ -499,4 +500,32 @@ func (s Spec) writeWeights(dir string) error {
 		return writeJSON(filepath.Join(dir, safetensors.IndexFile), index)
 	}
 	return nil
+}
+
+// SetFloat overwrites element index of the F32 tensor named tensor in
+// dir/model.safetensors with v, in place: for making broken checkpoints
+// (a NaN weight) in tests.
+func SetFloat(dir, tensor string, index int, v float32) error {
+	path := filepath.Join(dir, "model.safetensors")
+	f, err := safetensors.Open(path)
+	if err != nil {
+		return err
+	}
+	info, ok := f.Info(tensor)
+	start := f.Header().DataStart
+	f.Close()
+	if !ok || info.DType != safetensors.F32 || index < 0 || int64(4*index) >= info.End-info.Begin {
+		return fmt.Errorf("%s: no F32 tensor %s with an element %d", path, tensor, index)
+	}
+	w, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
+	if _, err := w.WriteAt(b[:], start+info.Begin+int64(4*index)); err != nil {
+		w.Close()
+		return err
+	}
+	return w.Close()
 }

@@ -242,3 +242,48 @@ func TestWriteBloom(t *testing.T) {
 		t.Error("BLOOM spec with KVHeads != Heads accepted")
 	}
 }
+
+// TestSetFloat: one element changes, the others stay; a missing tensor or
+// an element past its end is refused.
+func TestSetFloat(t *testing.T) {
+	dir := t.TempDir()
+	s := Llama2Like()
+	s.DType = safetensors.F32
+	if err := Write(dir, s); err != nil {
+		t.Fatal(err)
+	}
+	read := func() []float32 {
+		f, err := safetensors.Open(filepath.Join(dir, "model.safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		v, _, err := f.Tensor("model.norm.weight")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	before := read()
+	if err := SetFloat(dir, "model.norm.weight", 3, 42); err != nil {
+		t.Fatal(err)
+	}
+	after := read()
+	for i := range before {
+		want := before[i]
+		if i == 3 {
+			want = 42
+		}
+		if after[i] != want {
+			t.Errorf("element %d = %g, want %g", i, after[i], want)
+		}
+	}
+	for _, tc := range []struct {
+		tensor string
+		index  int
+	}{{"model.nope", 0}, {"model.norm.weight", len(before)}, {"model.norm.weight", -1}} {
+		if err := SetFloat(dir, tc.tensor, tc.index, 1); err == nil {
+			t.Errorf("SetFloat(%s, %d) accepted", tc.tensor, tc.index)
+		}
+	}
+}
