@@ -30,7 +30,10 @@ func TestBibleTask(t *testing.T) {
 	}
 }
 
-func TestRunOnDefaultModel(t *testing.T) {
+// loadDefaultModel exports the built-in checkpoint in fp32 and loads it;
+// the model closes when the test ends.
+func loadDefaultModel(t *testing.T) *engine.Model {
+	t.Helper()
 	tmp := t.TempDir()
 	ckpt, pkg := filepath.Join(tmp, "ckpt"), filepath.Join(tmp, "pkg")
 	if err := defaultmodel.WriteCheckpoint(ckpt); err != nil {
@@ -43,7 +46,12 @@ func TestRunOnDefaultModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func TestRunOnDefaultModel(t *testing.T) {
+	m := loadDefaultModel(t)
 	ex, _ := Tasks["bible-en-es"]()
 	calls := 0
 	rows, err := Run(context.Background(), m, ex[:4], Options{Schedules: []string{"uls", "top"}, Ratios: []float64{1, 2},
@@ -107,19 +115,7 @@ func TestReadExamplesForms(t *testing.T) {
 // TestRunOwnPrompts runs raw prompts (no template) and checks exact match
 // against the model's own full-depth outputs, then against wrong references.
 func TestRunOwnPrompts(t *testing.T) {
-	tmp := t.TempDir()
-	ckpt, pkg := filepath.Join(tmp, "ckpt"), filepath.Join(tmp, "pkg")
-	if err := defaultmodel.WriteCheckpoint(ckpt); err != nil {
-		t.Fatal(err)
-	}
-	if err := export.Export(context.Background(), export.Options{In: ckpt, Out: pkg, DType: "fp32"}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := engine.Load(pkg, engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := loadDefaultModel(t)
 	ex := []Example{
 		{Prompt: "English: In the beginning God created the heaven and the earth.\nSpanish:", Target: "x"},
 		{Prompt: "English: And God said, Let there be light.\nSpanish:", Target: "x"},
@@ -147,19 +143,7 @@ func TestRunOwnPrompts(t *testing.T) {
 // TestRunLossless checks the lossless rows: output identical to full depth,
 // acceptance and first-token agreement in (0, 1].
 func TestRunLossless(t *testing.T) {
-	tmp := t.TempDir()
-	ckpt, pkg := filepath.Join(tmp, "ckpt"), filepath.Join(tmp, "pkg")
-	if err := defaultmodel.WriteCheckpoint(ckpt); err != nil {
-		t.Fatal(err)
-	}
-	if err := export.Export(context.Background(), export.Options{In: ckpt, Out: pkg, DType: "fp32"}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := engine.Load(pkg, engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := loadDefaultModel(t)
 	ex, _ := Tasks["bible-en-es"]()
 	rows, err := Run(context.Background(), m, ex[:4], Options{Schedules: []string{"uls"}, Ratios: []float64{1, 2},
 		MaxTokens: 16, BatchSize: 2, Stop: []string{"\n"}, Lossless: true, Draft: 3})
