@@ -1,0 +1,106 @@
+package placement
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/strata-llm/strata/export"
+	"github.com/strata-llm/strata/export/synth"
+	"github.com/strata-llm/strata/models/manifest"
+)
+
+// TestExportedPackages checks what strata's exporter writes: this test's
+// job is the exporter's output, so it exports synthetic checkpoints
+// through the export package (which engine code never imports). Every
+// family in every weight dtype places on the CPU. On CUDA the float32
+// activations leave exactly one node per layer graph without a kernel,
+// GroupQueryAttention, whose CUDA kernel takes float16 and bfloat16 only.
+// On WebGPU the LLaMA family places; BLOOM's ALiBi bias computes its shape
+// with an int64 Concat, which WebGPU's Concat kernel does not take.
+func TestExportedPackages(t *testing.T) {
+	small := func(s synth.Spec) synth.Spec {
+		s.Layers = 2
+		return s
+	}
+	for _, family := range []struct {
+		name string
+		spec synth.Spec
+		// webgpuMiss is the op WebGPU lacks a kernel for in every layer
+		// graph ("" when all place).
+		webgpuMiss string
+	}{
+		{"llama", small(synth.Llama2Like()), ""},
+		{"bloom", small(synth.BloomLike()), "Concat"},
+	} {
+		ckpt := filepath.Join(t.TempDir(), "ckpt")
+		if err := synth.Write(ckpt, family.spec); err != nil {
+			t.Fatal(err)
+		}
+		for _, dtype := range []string{"fp32", "fp16", "int4"} {
+			t.Run(family.name+"/"+dtype, func(t *testing.T) {
+				pkg := filepath.Join(t.TempDir(), "pkg")
+				if err := export.Export(context.Background(), export.Options{In: ckpt, Out: pkg, DType: dtype, MaxSeqLen: 32}); err != nil {
+					t.Fatal(err)
+				}
+				m, err := manifest.Load(pkg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				layers := family.spec.Layers
+				graphs := 2 + layers // embed, layers, head
+				if m.Files.HeadLast != "" {
+					graphs++
+				}
+
+				cpu, err := Check(pkg, "cpu")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !cpu.OK() || cpu.Graphs != graphs || cpu.Nodes == 0 {
+					t.Errorf("cpu: %d graphs, %d nodes, misses %v; want %d graphs, none missing", cpu.Graphs, cpu.Nodes, cpu.Misses, graphs)
+				}
+				if want := fmt.Sprintf("every node of %d graphs has a kernel on cpu (ONNX Runtime 1.30.0)", graphs); cpu.Summary() != want {
+					t.Errorf("cpu summary %q, want %q", cpu.Summary(), want)
+				}
+
+				cuda, err := Check(pkg, "cuda")
+				if err != nil {
+					t.Fatal(err)
+				}
+				expectOnePerLayer(t, cuda, layers, "GroupQueryAttention", "type float of input query is not allowed for T (bfloat16, float16)")
+				if want := fmt.Sprintf("of %d graphs have no kernel on cuda (ONNX Runtime 1.29.0)", graphs); !strings.Contains(cuda.Summary(), want) {
+					t.Errorf("cuda summary %q, want it to contain %q", cuda.Summary(), want)
+				}
+
+				webgpu, err := Check(pkg, "webgpu")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if family.webgpuMiss == "" {
+					if !webgpu.OK() {
+						t.Errorf("webgpu misses %v, want none", webgpu.Misses)
+					}
+				} else {
+					expectOnePerLayer(t, webgpu, layers, family.webgpuMiss, "type int64 of input inputs is not allowed for T (float, float16, int32, uint32)")
+				}
+			})
+		}
+	}
+}
+
+// expectOnePerLayer checks that r misses exactly one node, of op, in each
+// layer graph, for reason.
+func expectOnePerLayer(t *testing.T, r *Report, layers int, op, reason string) {
+	t.Helper()
+	if len(r.Misses) != layers {
+		t.Fatalf("%s: %d misses, want %d (one %s per layer): %v", r.Device, len(r.Misses), layers, op, r.Misses)
+	}
+	for i, m := range r.Misses {
+		if m.Graph != fmt.Sprintf("layer_%02d.onnx", i) || m.Op != op || m.Reason != reason || m.Node == "" {
+			t.Errorf("%s miss %d: %s; want %s in layer_%02d.onnx: %s", r.Device, i, m, op, i, reason)
+		}
+	}
+}
