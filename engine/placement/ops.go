@@ -197,7 +197,7 @@ var ops = map[string]opSpec{
 			}), nil
 		}},
 	"com.microsoft:MatMulNBits": {versions: contribVersions,
-		inputs: []param{p("A", "T1"), p("B", "T2"), p("scales", "T1"), p("zero_points", "T3"), p("g_idx", "T4"), p("bias", "T1")},
+		inputs:  []param{p("A", "T1"), p("B", "T2"), p("scales", "T1"), p("zero_points", "T3"), p("g_idx", "T4"), p("bias", "T1")},
 		outputs: []param{p("Y", "T1")}, infer: sameAs(0)},
 	"com.microsoft:RotaryEmbedding": {versions: contribVersions,
 		inputs:  []param{p("input", "T"), p("position_ids", "M"), p("cos_cache", "T"), p("sin_cache", "T")},
