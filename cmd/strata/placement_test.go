@@ -1,0 +1,45 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestVerifyPlacement runs verify --placement on the float32 test package:
+// it places on the CPU and fails on CUDA, one line per GroupQueryAttention
+// node and a one-line summary, with no ONNX Runtime involved.
+func TestVerifyPlacement(t *testing.T) {
+	pkg := testPackage(t)
+	for _, c := range []struct {
+		device string
+		code   int
+		stdout []string // substrings of each stdout line, in order
+		stderr string
+	}{
+		{"cpu", 0, []string{"every node of 6 graphs has a kernel on cpu (ONNX Runtime 1.30.0)"}, ""},
+		{"webgpu", 0, []string{"every node of 6 graphs has a kernel on webgpu (ONNX Runtime 1.30.0)"}, ""},
+		{"cuda", 1, []string{
+			"layer_00.onnx  GroupQueryAttention_3  com.microsoft:GroupQueryAttention  float,-,-,float,float,int32,int32,float,float  type float of input query is not allowed for T (bfloat16, float16)",
+			"layer_01.onnx  ", "layer_02.onnx  ", "layer_03.onnx  ",
+		}, "strata: 4 of "},
+	} {
+		t.Run(c.device, func(t *testing.T) {
+			code, out, errOut := runCLI(t, "verify", "--model", pkg, "--device", c.device, "--placement")
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if code != c.code || len(lines) != len(c.stdout) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d and %d lines", code, out, errOut, c.code, len(c.stdout))
+			}
+			for i, want := range c.stdout {
+				if !strings.Contains(lines[i], want) {
+					t.Errorf("line %d %q, want it to contain %q", i, lines[i], want)
+				}
+			}
+			if c.stderr == "" && errOut != "" || !strings.HasPrefix(errOut, c.stderr) || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
+				t.Errorf("stderr %q, want one line starting %q", errOut, c.stderr)
+			}
+			if c.code != 0 && !strings.Contains(errOut, "graphs have no kernel on cuda (ONNX Runtime 1.29.0)") {
+				t.Errorf("stderr %q lacks the summary", errOut)
+			}
+		})
+	}
+}
