@@ -430,6 +430,9 @@ func badInputs(t *testing.T, root string) []badInput {
 		{name: "--temperature not a number", args: gen(pkg, append(ids, "--temperature", "hot")...), want: "temperature"},
 		{name: "unknown flag", args: gen(pkg, append(ids, "--bogus")...), want: "bogus"},
 		{name: "unknown command", args: []string{"frobnicate"}, want: "frobnicate"},
+		// Placement check.
+		{name: "verify --placement of a float32 package on cuda", args: []string{"verify", "--model", pkg, "--device", "cuda", "--placement"}, want: "have no kernel on cuda"},
+		{name: "verify --placement with --steps", args: []string{"verify", "--model", pkg, "--placement", "--steps", "3"}, want: "--placement checks kernels only"},
 		{name: "--threads -1", args: gen(pkg, append(ids, "--threads", "-1")...), want: "--threads -1 is out of range"},
 		{name: "--threads 100000", args: gen(pkg, append(ids, "--threads", "100000")...), want: "--threads 100000 is out of range"},
 		{name: "--speedup NaN", args: gen(pkg, append(ids, "--speedup", "NaN")...), want: "--speedup NaN"},
