@@ -26,7 +26,7 @@ func Types(g *onnx.Graph) (map[string]onnx.DataType, error) {
 		n := &g.Nodes[i]
 		spec, ok := ops[opKey(n.Domain, n.OpType)]
 		if !ok {
-			return nil, fmt.Errorf("node %q: op %s has no type rule", n.Name, opKey(n.Domain, n.OpType))
+			return nil, fmt.Errorf("node %q: op %s has no type rule (the placement check knows the ops strata exports)", n.Name, opKey(n.Domain, n.OpType))
 		}
 		in, err := inputTypes(n, types)
 		if err != nil {
