@@ -16,8 +16,8 @@ func TestVerifyPlacement(t *testing.T) {
 		stdout []string // substrings of each stdout line, in order
 		stderr string
 	}{
-		{"cpu", 0, []string{"every node of 6 graphs has a kernel on cpu (ONNX Runtime 1.30.0)"}, ""},
-		{"webgpu", 0, []string{"every node of 6 graphs has a kernel on webgpu (ONNX Runtime 1.30.0)"}, ""},
+		{"cpu", 0, []string{"every node of 6 graphs has a kernel on cpu (ORT 1.30.0)"}, ""},
+		{"webgpu", 0, []string{"every node of 6 graphs has a kernel on webgpu (ORT 1.30.0)"}, ""},
 		{"cuda", 1, []string{
 			"layer_00.onnx  GroupQueryAttention_3  com.microsoft:GroupQueryAttention  float,-,-,float,float,int32,int32,float,float  type float of input query is not allowed for T (bfloat16, float16)",
 			"layer_01.onnx  ", "layer_02.onnx  ", "layer_03.onnx  ",
@@ -37,7 +37,7 @@ func TestVerifyPlacement(t *testing.T) {
 			if c.stderr == "" && errOut != "" || !strings.HasPrefix(errOut, c.stderr) || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
 				t.Errorf("stderr %q, want one line starting %q", errOut, c.stderr)
 			}
-			if c.code != 0 && !strings.Contains(errOut, "graphs have no kernel on cuda (ONNX Runtime 1.29.0)") {
+			if c.code != 0 && !strings.Contains(errOut, "graphs have no kernel on cuda (ORT 1.29.0)") {
 				t.Errorf("stderr %q lacks the summary", errOut)
 			}
 		})

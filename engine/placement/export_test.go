@@ -62,7 +62,7 @@ func TestExportedPackages(t *testing.T) {
 				if !cpu.OK() || cpu.Graphs != graphs || cpu.Nodes == 0 {
 					t.Errorf("cpu: %d graphs, %d nodes, misses %v; want %d graphs, none missing", cpu.Graphs, cpu.Nodes, cpu.Misses, graphs)
 				}
-				if want := fmt.Sprintf("every node of %d graphs has a kernel on cpu (ONNX Runtime 1.30.0)", graphs); cpu.Summary() != want {
+				if want := fmt.Sprintf("every node of %d graphs has a kernel on cpu (ORT 1.30.0)", graphs); cpu.Summary() != want {
 					t.Errorf("cpu summary %q, want %q", cpu.Summary(), want)
 				}
 
@@ -71,7 +71,7 @@ func TestExportedPackages(t *testing.T) {
 					t.Fatal(err)
 				}
 				expectOnePerLayer(t, cuda, layers, "GroupQueryAttention", "type float of input query is not allowed for T (bfloat16, float16)")
-				if want := fmt.Sprintf("of %d graphs have no kernel on cuda (ONNX Runtime 1.29.0)", graphs); !strings.Contains(cuda.Summary(), want) {
+				if want := fmt.Sprintf("of %d graphs have no kernel on cuda (ORT 1.29.0)", graphs); !strings.Contains(cuda.Summary(), want) {
 					t.Errorf("cuda summary %q, want it to contain %q", cuda.Summary(), want)
 				}
 

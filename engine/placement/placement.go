@@ -76,7 +76,7 @@ func (r *Report) OK() bool { return len(r.Misses) == 0 }
 // Summary is one line: how many nodes of how many graphs lack a kernel,
 // or that all have one.
 func (r *Report) Summary() string {
-	where := fmt.Sprintf("on %s (ONNX Runtime %s)", r.Device, r.ORTVersion)
+	where := fmt.Sprintf("on %s (ORT %s)", r.Device, r.ORTVersion)
 	if r.OK() {
 		s := fmt.Sprintf("every node of %d graphs has a kernel %s", r.Graphs, where)
 		if r.CastFallbacks > 0 {
