@@ -26,6 +26,34 @@ import (
 // exists and holds files while Options.Force is off.
 var ErrOutputNotEmpty = errors.New("exists and is not empty")
 
+// ErrBadInput is wrapped by the errors for a checkpoint that cannot be
+// exported as it is: unreadable or inconsistent files, tensors that are
+// missing, misshapen or non-finite, or tensors the export would not use.
+var ErrBadInput = errors.New("bad checkpoint")
+
+// inputError is an error about the checkpoint: its text is err's and it
+// matches both err and ErrBadInput.
+type inputError struct{ err error }
+
+func (e inputError) Error() string   { return e.err.Error() }
+func (e inputError) Unwrap() []error { return []error{e.err, ErrBadInput} }
+
+// badInput marks err as the checkpoint's fault (ErrBadInput).
+func badInput(err error) error {
+	if err == nil || errors.Is(err, ErrBadInput) {
+		return err
+	}
+	return inputError{err}
+}
+
+// inputSource marks every error reading a tensor as the checkpoint's.
+type inputSource struct{ graph.WeightSource }
+
+func (s inputSource) Tensor(name string) ([]float32, []int, error) {
+	data, shape, err := s.WeightSource.Tensor(name)
+	return data, shape, badInput(err)
+}
+
 // ReferenceFile is the name of the optional fp32 copy of the weights.
 const ReferenceFile = "reference.safetensors"
 
@@ -39,6 +67,9 @@ type Options struct {
 	DType string
 	// Int4Block is the int4 block size along K (0: graph.Int4BlockSize).
 	Int4Block int
+	// Compute is the graphs' activation type: "fp32" (default) or "fp16"
+	// (graph.Options.Compute; what the GPU providers run).
+	Compute string
 	// MaxSeqLen is the KV buffer length; 0 takes the model's
 	// max_position_embeddings, capped at graph.DefaultMaxSeqLen (models
 	// without a position table, such as BLOOM, take graph.DefaultMaxSeqLen).
@@ -63,6 +94,15 @@ func Export(ctx context.Context, opts Options) (err error) {
 	if err := graph.CheckDType(opts.DType); err != nil {
 		return err
 	}
+	if opts.Compute == "" {
+		opts.Compute = manifest.ComputeFP32
+	}
+	if err := manifest.CheckComputeType(opts.Compute); err != nil {
+		return err
+	}
+	if opts.Compute == manifest.ComputeFP16 && opts.DType == graph.DTypeFP32 {
+		return errors.New("compute type fp16 needs dtype fp16 or int4")
+	}
 	if opts.Int4Block != 0 {
 		if opts.DType != graph.DTypeInt4 {
 			return fmt.Errorf("an int4 block size (%d) applies to int4 weights only, not %s", opts.Int4Block, opts.DType)
@@ -83,7 +123,7 @@ func Export(ctx context.Context, opts Options) (err error) {
 	}
 	src, err := OpenSource(opts.In)
 	if err != nil {
-		return err
+		return badInput(err)
 	}
 	defer src.Close()
 	model := src.Model
@@ -101,7 +141,7 @@ func Export(ctx context.Context, opts Options) (err error) {
 	if err := checkMemory(model, maxSeq); err != nil {
 		return err
 	}
-	src.Weights = finiteSource{src.Weights}
+	src.Weights = inputSource{finiteSource{src.Weights}}
 	layers := model.NumLayers()
 	dec := model.Decoder()
 
@@ -149,9 +189,12 @@ func Export(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 
-	gopts := graph.Options{DType: opts.DType, MaxSeqLen: maxSeq, Int4Block: opts.Int4Block}
+	gopts := graph.Options{DType: opts.DType, Compute: opts.Compute, MaxSeqLen: maxSeq, Int4Block: opts.Int4Block}
 	m := model.Manifest()
 	m.DType, m.MaxSeqLen = opts.DType, maxSeq
+	if opts.Compute != manifest.ComputeFP32 {
+		m.ComputeType = opts.Compute // fp32 packages keep the manifest they always had
+	}
 	if opts.DType == graph.DTypeInt4 {
 		m.Int4BlockSize = cmp.Or(opts.Int4Block, graph.Int4BlockSize)
 	}

@@ -65,7 +65,7 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 	code := 0
 	if err := app.Run(append([]string{"strata"}, args...)); err != nil {
 		fmt.Fprintln(&stderr, "strata:", strings.Join(strings.Fields(userMessage(err)), " "))
-		code = 1
+		code = exitCode(err)
 	}
 	return code, stdout.String(), stderr.String()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/strata-llm/strata/export"
+	"github.com/strata-llm/strata/models/graph"
 	"github.com/strata-llm/strata/models/manifest"
 )
 
@@ -27,6 +28,7 @@ func exportCommand() *cli.Command {
 			&cli.StringFlag{Name: "in", Required: true, Usage: "`PATH` of a Hugging Face checkpoint directory or a llama2.c .bin file"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "model package `DIR` to create"},
 			&cli.StringFlag{Name: "dtype", Value: "fp32", Usage: "graph weight type: fp32, fp16 or int4"},
+			&cli.StringFlag{Name: "compute", Value: "fp32", Usage: "activation type: fp32 (fastest on the CPU) or fp16 (hidden states, KV cache and attention in float16, what --device cuda and webgpu run; needs --dtype fp16 or int4)"},
 			&cli.IntFlag{Name: "int4-block-size", Usage: "int4 weights per scale along the input axis: 16, 32, 64, 128 or 256 (larger: fewer bytes and faster int4 kernels, coarser quantization)", DefaultText: "32"},
 			&cli.IntFlag{Name: "max-seq-len", Usage: "KV cache length (at most 4194304)", DefaultText: "the model's max_position_embeddings, at most 2048 (2048 for ALiBi models such as BLOOM)"},
 			&cli.BoolFlag{Name: "full", Usage: "also write model_full.onnx, the whole model as one graph"},
@@ -39,17 +41,26 @@ func exportCommand() *cli.Command {
 
 func runExport(c *cli.Context) error {
 	if c.Args().Present() {
-		return fmt.Errorf("unexpected argument %q (flags only)", c.Args().First())
+		return usageError(fmt.Errorf("unexpected argument %q (flags only)", c.Args().First()))
 	}
 	if n := c.Int("max-seq-len"); n < 0 || n > manifest.MaxSeqLen {
-		return fmt.Errorf("--max-seq-len %d is out of range (1..%d)", n, manifest.MaxSeqLen)
+		return usageError(fmt.Errorf("--max-seq-len %d is out of range (1..%d)", n, manifest.MaxSeqLen))
+	}
+	if err := graph.CheckDType(c.String("dtype")); err != nil {
+		return usageError(fmt.Errorf("--dtype: %w", err))
+	}
+	if err := manifest.CheckComputeType(c.String("compute")); err != nil {
+		return usageError(fmt.Errorf("--compute: %w", err))
+	}
+	if c.String("compute") == manifest.ComputeFP16 && c.String("dtype") == "fp32" {
+		return usageError(errors.New("--compute fp16 needs --dtype fp16 or int4"))
 	}
 	if c.IsSet("int4-block-size") {
 		if c.String("dtype") != "int4" {
-			return fmt.Errorf("--int4-block-size applies to --dtype int4 only")
+			return usageError(errors.New("--int4-block-size applies to --dtype int4 only"))
 		}
 		if err := manifest.CheckInt4Block(c.Int("int4-block-size")); err != nil {
-			return fmt.Errorf("--int4-block-size: %w", err)
+			return usageError(fmt.Errorf("--int4-block-size: %w", err))
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -63,6 +74,7 @@ func runExport(c *cli.Context) error {
 		Out:       c.String("out"),
 		DType:     c.String("dtype"),
 		Int4Block: c.Int("int4-block-size"),
+		Compute:   c.String("compute"),
 		MaxSeqLen: c.Int("max-seq-len"),
 		Full:      c.Bool("full"),
 		Reference: c.Bool("reference"),
@@ -95,10 +107,12 @@ func runExport(c *cli.Context) error {
 			fmt.Fprintln(c.App.ErrWriter) // the error goes on a line of its own
 		}
 	}
-	if errors.Is(err, export.ErrOutputNotEmpty) {
-		return fmt.Errorf("%w (use --force to replace it)", err)
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, export.ErrOutputNotEmpty):
+		return usageError(fmt.Errorf("%w (use --force to replace it)", err))
+	case errors.Is(err, export.ErrBadInput):
+		return inputError(err)
+	case err != nil:
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "exported %s\n", c.String("out"))

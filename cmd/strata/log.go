@@ -18,7 +18,7 @@ var logLevelFlag = &cli.StringFlag{
 func setupLogging(c *cli.Context) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+		return usageError(fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level")))
 	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
 	return nil

@@ -29,27 +29,21 @@ func disableORTTelemetry() {
 }
 
 // run executes the CLI and turns any error into one line on stderr and a
-// non-zero exit status.
+// non-zero exit status (exitcode.go).
 func run(args []string) int {
 	app := newApp()
-	if err := app.Run(args); err != nil {
-		var exit cli.ExitCoder
-		if errors.As(err, &exit) && exit.ExitCode() == 0 {
-			return 0
-		}
+	err := app.Run(args)
+	code := exitCode(err)
+	if err != nil && code != exitOK {
 		// ORT and some libraries format errors over several lines; a user
 		// gets one.
 		fmt.Fprintln(os.Stderr, "strata:", strings.Join(strings.Fields(userMessage(err)), " "))
-		if errors.As(err, &exit) {
-			return exit.ExitCode()
-		}
-		return 1
 	}
-	return 0
+	return code
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "strata",
 		Usage: "LLM inference on ONNX Runtime with Unified Layer Skipping",
 		Description: "strata runs decoder-only language models exported as one ONNX graph per layer.\n" +
@@ -71,13 +65,16 @@ func newApp() *cli.App {
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return fmt.Errorf("unknown command %q: see strata --help", c.Args().First())
+				return usageError(fmt.Errorf("unknown command %q: see strata --help", c.Args().First()))
 			}
 			return cli.ShowAppHelp(c)
 		},
 		// Errors are printed once, by run.
 		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   onUsageError,
 	}
+	markUsageErrors(app.Commands)
+	return app
 }
 
 // userMessage is err's text with the CLI's advice for errors the libraries
