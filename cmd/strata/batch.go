@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,10 +11,12 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/strata-llm/strata/engine"
+	"github.com/strata-llm/strata/engine/requests"
 )
 
 func batchCommand() *cli.Command {
@@ -25,7 +26,7 @@ func batchCommand() *cli.Command {
 		&cli.BoolFlag{Name: "allow-mismatch", Usage: "append to an --out produced by another model package or other settings"},
 		&cli.BoolFlag{Name: "skip-failed", Usage: "on a rerun, leave requests whose last result is an error instead of retrying them"},
 		&cli.IntFlag{Name: "batch-size", Value: 8, Usage: "rows decoded together (a finished request's row takes the next request at once)"},
-		&cli.DurationFlag{Name: "deadline", Usage: "finish within this time (e.g. 30m): pick the smallest speedup that meets it, from the package's calibration (strata bench --calibrate)"},
+		&cli.StringFlag{Name: "deadline", Usage: "finish within this time (e.g. 30m): pick the smallest speedup that meets it, from the package's calibration (strata bench --calibrate); a resumed --out keeps the ratio it started with"},
 	)
 	flags = append(flags, scheduleFlags()...)
 	flags = append(flags, samplingFlags()...)
@@ -41,7 +42,8 @@ func batchCommand() *cli.Command {
 			"finishes the requests whose ids are not in the output yet, and retries those that failed. The\n" +
 			"first output line, {\"strata_batch\": {…}}, records the model package and settings; a rerun with\n" +
 			"others is refused (--allow-mismatch appends anyway). One run at a time holds --out (a file lock).\n" +
-			"Ctrl-C stops at the next decode step.",
+			"Ctrl-C or SIGTERM stops at the next decode step, says what is done and what is left, and exits\n" +
+			"with status 130; the same command run again finishes the rest.",
 		Flags:  flags,
 		Action: runBatch,
 	}
@@ -54,6 +56,11 @@ type errorLine struct {
 }
 
 func runBatch(c *cli.Context) error {
+	// Signals are caught from the start, so that an interruption at any
+	// moment ends with the interrupted message and status, and stay caught
+	// until the process exits: one arriving after the last result cannot
+	// kill it half-way through its exit.
+	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defaults, err := requestFromFlags(c)
 	if err != nil {
 		return err
@@ -64,6 +71,13 @@ func runBatch(c *cli.Context) error {
 	if err := checkThreads(c); err != nil {
 		return err
 	}
+	deadline, err := deadlineFlag(c)
+	if err != nil {
+		return err
+	}
+	if deadline > 0 && c.IsSet("speedup") {
+		return fmt.Errorf("--deadline picks the speedup itself: leave out --speedup")
+	}
 	reqs, err := readRequests(c.String("in"), defaults)
 	if err != nil {
 		return err
@@ -71,6 +85,10 @@ func runBatch(c *cli.Context) error {
 	reqs, merged, err := shardRequests(c, reqs)
 	if err != nil || merged {
 		return err
+	}
+	if len(reqs) == 0 {
+		fmt.Fprintf(c.App.ErrWriter, "strata: shard %s holds none of the requests in %s; nothing to do\n", c.String("shard"), c.String("in"))
+		return nil
 	}
 	results, err := openResults(c.String("in"), c.String("out"))
 	if err != nil {
@@ -81,7 +99,7 @@ func runBatch(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ident, err := batchProducer(c, dir, defaults)
+	ident, err := batchProducer(c, dir, defaults, deadline)
 	if err != nil {
 		return err
 	}
@@ -90,50 +108,67 @@ func runBatch(c *cli.Context) error {
 		fmt.Fprintf(c.App.ErrWriter, "strata: all %d requests are already in %s\n", len(reqs), c.String("out"))
 		return results.compact()
 	}
-	if err := results.claim(ident, c.Bool("allow-mismatch")); err != nil {
+	// Refused before the model loads; the header is written once the
+	// speedup a deadline picks is known.
+	if err := results.check(&ident, c.Bool("allow-mismatch")); err != nil {
 		return err
 	}
 	if retried > 0 {
 		fmt.Fprintf(c.App.ErrWriter, "strata: retrying %d requests that failed before (--skip-failed leaves them)\n", retried)
 	}
+	fmt.Fprintf(c.App.ErrWriter, "strata: %d requests, %d to run, %d already in %s\n", len(reqs), len(todo), len(reqs)-len(todo), c.String("out"))
 	m, format, err := loadModelDir(c, dir)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	job := batchJob{c: c, total: len(reqs), already: len(reqs) - len(todo), todo: len(todo)}
+	if ctx.Err() != nil {
+		return job.interrupted()
+	}
 
 	progress := newProgress(c.App.ErrWriter, "requests", len(reqs), len(reqs)-len(todo))
 	var runnable []engine.Request
 	for _, r := range todo {
 		requestRatio(m, &r)
-		if r.PromptIDs == nil {
+		err := requests.CheckPromptBytes(r.Prompt, m.Manifest.MaxSeqLen)
+		if r.PromptIDs == nil && err == nil {
 			r.Prompt = format(r.Prompt)
 		}
-		if err := m.Check(r); err != nil {
+		if err == nil {
+			err = m.Check(r)
+		}
+		if err != nil {
 			if err := results.write(r.ID, errorLine{ID: r.ID, Error: err.Error()}); err != nil {
 				return err
 			}
-			progress.add(0)
+			job.failed++
+			progress.fail()
 			continue
 		}
 		runnable = append(runnable, r)
 	}
-	if d := c.Duration("deadline"); d > 0 && len(runnable) > 0 {
-		if c.IsSet("speedup") {
-			return fmt.Errorf("--deadline picks the speedup itself: leave out --speedup")
-		}
-		speedup, err := pickDeadline(c.App.ErrWriter, m, runnable, c.Int("batch-size"), d)
-		if err != nil {
-			return err
+	if ctx.Err() != nil {
+		return job.interrupted()
+	}
+	if deadline > 0 && len(runnable) > 0 {
+		speedup := ident.Settings.Speedup // a resumed file keeps the ratio its first part ran at
+		if speedup == 0 {
+			if speedup, err = pickDeadline(c.App.ErrWriter, m, runnable, c.Int("batch-size"), deadline); err != nil {
+				return err
+			}
+			ident.Settings.Speedup = speedup
+		} else {
+			fmt.Fprintf(c.App.ErrWriter, "strata: deadline %v: resuming at ratio %g, the ratio %s was started at\n", deadline, speedup, c.String("out"))
 		}
 		for i := range runnable {
 			if runnable[i].Speedup == 0 && !strings.HasPrefix(runnable[i].Schedule, "layers:") {
 				runnable[i].Speedup = speedup
 			}
 		}
+	}
+	if err := results.claim(ident); err != nil {
+		return err
 	}
 	// Continuous batching over the whole job: a row freed by a finished
 	// request takes the next one at once.
@@ -148,35 +183,82 @@ func runBatch(c *cli.Context) error {
 			}
 		}
 	}()
-	var runErr error
 	for done := range m.Stream(ctx, in, nil) {
 		if done.Err != nil {
 			if ctx.Err() != nil || errors.Is(done.Err, context.Canceled) {
-				runErr = ctx.Err()
 				continue // not finished: the next run does it
 			}
 			id := runnable[done.Index].ID
 			if err := results.write(id, errorLine{ID: id, Error: done.Err.Error()}); err != nil {
 				return err
 			}
-			progress.add(0)
+			job.failed++
+			progress.fail()
 			continue
 		}
 		if err := results.write(done.Result.ID, done.Result); err != nil {
 			return err
 		}
+		job.ok++
 		progress.add(len(done.Result.TokenIDs))
 	}
-	if runErr != nil {
+	// A cancelled stream may end without a word about the requests it
+	// dropped: what counts is what was written.
+	if ctx.Err() != nil || job.ok+job.failed < job.todo {
 		progress.finish()
-		return fmt.Errorf("interrupted; finished results are in %s, run the same command again to finish", c.String("out"))
+		if job.ok+job.failed == job.todo {
+			if err := results.compact(); err != nil {
+				return err
+			}
+		}
+		return job.interrupted()
 	}
 	progress.finish()
 	return results.compact()
 }
 
+// batchJob counts a batch run's requests for its closing message.
+type batchJob struct {
+	c *cli.Context
+	// total requests (of this shard), already in --out when the run
+	// started, todo in this run; ok and failed: this run's results.
+	total, already, todo, ok, failed int
+}
+
+// interrupted is the error of a batch stopped by a signal: it says what is
+// done and what is left, and exits with exitInterrupted.
+func (j batchJob) interrupted() error {
+	out := j.c.String("out")
+	left := j.todo - j.ok - j.failed
+	failed := ""
+	if j.failed > 0 {
+		failed = fmt.Sprintf(" (%d of this run's failed)", j.failed)
+	}
+	if left == 0 {
+		return interrupted(fmt.Errorf("interrupted after the last request: all %d requests have a line in %s%s, none is left", j.total, out, failed))
+	}
+	return interrupted(fmt.Errorf("interrupted: %d of %d requests have a line in %s%s, %d are left; run the same command again to finish them",
+		j.already+j.ok+j.failed, j.total, out, failed, left))
+}
+
+// deadlineFlag parses --deadline ("30m"; 0 when not given).
+func deadlineFlag(c *cli.Context) (time.Duration, error) {
+	if !c.IsSet("deadline") {
+		return 0, nil
+	}
+	s := c.String("deadline")
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, usageError(fmt.Errorf("--deadline %s: want a duration such as 30m", s))
+	}
+	if d <= 0 {
+		return 0, usageError(fmt.Errorf("--deadline %s: must be a positive duration such as 30m", s))
+	}
+	return d, nil
+}
+
 // batchProducer describes this run for the results file's first line.
-func batchProducer(c *cli.Context, dir string, defaults engine.Request) (producerInfo, error) {
+func batchProducer(c *cli.Context, dir string, defaults engine.Request, deadline time.Duration) (producerInfo, error) {
 	id, err := packageIdentity(dir)
 	if err != nil {
 		return producerInfo{}, err
@@ -191,7 +273,7 @@ func batchProducer(c *cli.Context, dir string, defaults engine.Request) (produce
 	}
 	return producerInfo{Package: id, Model: abs, Settings: batchSettings{
 		MaxTokens: defaults.MaxTokens, Stop: defaults.Stop, SamplingOptions: defaults.SamplingOptions,
-		Schedule: spec, Speedup: speedup, Raw: c.Bool("raw"),
+		Schedule: spec, Speedup: speedup, Raw: c.Bool("raw"), Lossless: defaults.Lossless, Deadline: deadlineText(deadline),
 	}}, nil
 }
 
@@ -212,27 +294,35 @@ func pendingRequests(reqs []engine.Request, results *resultsFile, skipFailed boo
 	return todo, retried
 }
 
-// readRequests parses the JSONL input. A field a request leaves out takes
-// the command-line value; ids must be unique (a missing id becomes the line number).
+// readRequests parses the JSONL input (requests.Decode: one object per
+// line). A field a request leaves out takes the command-line value; ids
+// must be unique (a missing id becomes the line number). A file without a
+// request is an error.
 func readRequests(path string, defaults engine.Request) ([]engine.Request, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open requests: %w", err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return nil, fmt.Errorf("--in %s is a directory: give the requests file", path)
+	}
 	var reqs []engine.Request
 	seen := map[string]int{}
 	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for line := 1; sc.Scan(); line++ {
+	sc.Buffer(make([]byte, 1<<20), requests.MaxLineBytes)
+	line := 0
+	for sc.Scan() {
+		line++
 		text := bytes.TrimSpace(sc.Bytes())
+		if line == 1 {
+			text = requests.StripBOM(text)
+		}
 		if len(text) == 0 {
 			continue
 		}
-		r := defaults
-		dec := json.NewDecoder(bytes.NewReader(text))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&r); err != nil {
+		r, err := requests.Decode(text, defaults)
+		if err != nil {
 			return nil, fmt.Errorf("%s line %d: %w", path, line, err)
 		}
 		if r.ID == "" {
@@ -248,22 +338,13 @@ func readRequests(path string, defaults engine.Request) ([]engine.Request, error
 		reqs = append(reqs, r)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read requests: %w", err)
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fmt.Errorf("%s line %d is longer than %d MiB, the most one request line may hold", path, line+1, requests.MaxLineBytes>>20)
+		}
+		return nil, fmt.Errorf("read requests %s: %w", path, err)
+	}
+	if len(reqs) == 0 {
+		return nil, fmt.Errorf("--in %s holds no requests", path)
 	}
 	return reqs, nil
-}
-
-// writeLine appends one JSON line with a single write, so a crash never
-// leaves half a line behind, and syncs it to disk.
-func writeLine(f *os.File, v any) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return err
-	}
-	if _, err := f.Write(buf.Bytes()); err != nil {
-		return fmt.Errorf("write result: %w", err)
-	}
-	return f.Sync()
 }

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/strata-llm/strata/engine"
 	"github.com/strata-llm/strata/internal/filelock"
@@ -39,9 +40,21 @@ type batchSettings struct {
 	MaxTokens int      `json:"max_tokens"`
 	Stop      []string `json:"stop,omitempty"`
 	engine.SamplingOptions
-	Schedule string  `json:"schedule,omitempty"`
+	Schedule string `json:"schedule,omitempty"`
+	// Speedup is --speedup, or the ratio --deadline picked when the file
+	// was started (a resume keeps it, so both parts run at one ratio).
 	Speedup  float64 `json:"speedup,omitempty"`
 	Raw      bool    `json:"raw,omitempty"`
+	Lossless bool    `json:"lossless,omitempty"`
+	Deadline string  `json:"deadline,omitempty"`
+}
+
+// deadlineText is how a --deadline is recorded ("" for none).
+func deadlineText(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return d.String()
 }
 
 // packageIdentity hashes what makes a package's results what they are,
@@ -126,10 +139,22 @@ func show(v any) string {
 	return string(b)
 }
 
+// lineFile is what a results file is written through: the open --out, or
+// in tests a file whose writes fail part-way.
+type lineFile interface {
+	Write([]byte) (int, error)
+	Truncate(size int64) error
+	Sync() error
+}
+
 // resultsFile is the open, locked --out of a batch run.
 type resultsFile struct {
 	f    *os.File
+	w    lineFile // f, unless a test replaces it
 	path string
+	// size is the length of the file's complete lines: a write that fails
+	// part-way is cut back to it.
+	size int64
 	// created is true when this run created the file; it is removed again
 	// if the run ends before writing any result.
 	created, wrote bool
@@ -147,17 +172,15 @@ type resultsFile struct {
 // process holds it, and reads the ids already there. A last line cut short
 // by a crash is removed so the file stays valid JSONL.
 func openResults(in, out string) (*resultsFile, error) {
-	if inSt, err := os.Stat(in); err == nil {
-		if outSt, err := os.Stat(out); err == nil && os.SameFile(inSt, outSt) {
-			return nil, fmt.Errorf("--out %s is the requests file --in %s: results need a file of their own", out, in)
-		}
+	if err := checkNotRequests(in, out); err != nil {
+		return nil, err
 	}
 	_, statErr := os.Stat(out)
 	f, err := os.OpenFile(out, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open results: %w", err)
 	}
-	r := &resultsFile{f: f, path: out, created: errors.Is(statErr, os.ErrNotExist)}
+	r := &resultsFile{f: f, w: f, path: out, created: errors.Is(statErr, os.ErrNotExist)}
 	if err := filelock.TryLock(f); err != nil {
 		r.created = false // another run's file: never remove it
 		f.Close()
@@ -192,6 +215,7 @@ func (r *resultsFile) read() error {
 		}
 		data = data[:end]
 	}
+	r.size = int64(len(data))
 	seen := map[string]bool{}
 	for i, line := range bytes.Split(data, []byte("\n")) {
 		if len(bytes.TrimSpace(line)) == 0 {
@@ -222,26 +246,35 @@ func (r *resultsFile) read() error {
 	return nil
 }
 
-// claim checks the file's producer against want: a file without results
-// gets want as its first line; one with results written by another package
-// or other settings is refused unless allowMismatch.
-func (r *resultsFile) claim(want producerInfo, allowMismatch bool) error {
+// check refuses to resume a file that holds results written by another
+// package or with other settings, or that does not record what wrote them,
+// unless allowMismatch. A file started under --deadline keeps the ratio the
+// deadline picked then: want takes it.
+func (r *resultsFile) check(want *producerInfo, allowMismatch bool) error {
 	if r.header == nil {
-		if len(r.done)+len(r.failed) > 0 {
-			if allowMismatch {
-				return nil
-			}
+		if len(r.done)+len(r.failed) > 0 && !allowMismatch {
 			return fmt.Errorf("--out %s holds results but does not record what produced them; use --allow-mismatch to append to it anyway, or choose another --out", r.path)
 		}
-		if err := writeLine(r.f, producer{Batch: want}); err != nil {
-			return err
-		}
-		r.header = &want
 		return nil
 	}
-	if d := r.header.diff(want); len(d) > 0 && !allowMismatch {
+	if h := r.header.Settings; h.Deadline != "" && h.Deadline == want.Settings.Deadline && want.Settings.Speedup == 0 {
+		want.Settings.Speedup = h.Speedup
+	}
+	if d := r.header.diff(*want); len(d) > 0 && !allowMismatch {
 		return fmt.Errorf("--out %s was produced with other settings (%s); resuming would mix results: use --allow-mismatch to append anyway, or choose another --out", r.path, strings.Join(d, ", "))
 	}
+	return nil
+}
+
+// claim gives a file without results want as its first line.
+func (r *resultsFile) claim(want producerInfo) error {
+	if r.header != nil || len(r.done)+len(r.failed) > 0 {
+		return nil
+	}
+	if err := r.appendLine(producer{Batch: want}); err != nil {
+		return err
+	}
+	r.header = &want
 	return nil
 }
 
@@ -251,7 +284,53 @@ func (r *resultsFile) write(id string, v any) error {
 	if r.done[id] || r.failed[id] {
 		r.superseded++
 	}
-	return writeLine(r.f, v)
+	return r.appendLine(v)
+}
+
+// appendLine appends v as one JSON line with a single write and syncs it.
+// A write that fails part-way (a full disk) is cut back to the last
+// complete line, so the file stays JSONL and a rerun resumes from it.
+func (r *resultsFile) appendLine(v any) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("encode result: %w", err)
+	}
+	n, err := r.w.Write(buf.Bytes())
+	if err != nil {
+		if n > 0 {
+			if terr := r.w.Truncate(r.size); terr != nil {
+				return fmt.Errorf("write results to %s: %w (the partial last line could not be removed: %v; the next run drops it)", r.path, err, terr)
+			}
+		}
+		return fmt.Errorf("write results to %s: %w", r.path, err)
+	}
+	r.size += int64(n)
+	if err := r.w.Sync(); err != nil {
+		return fmt.Errorf("write results to %s: %w", r.path, err)
+	}
+	return nil
+}
+
+// checkNotRequests refuses an output path that is the requests file in,
+// compared by file identity: through symbolic and hard links and relative
+// paths alike.
+func checkNotRequests(in, out string) error {
+	if sameFile(in, out) {
+		return fmt.Errorf("--out %s is the requests file --in %s: results need a file of their own", out, in)
+	}
+	return nil
+}
+
+// sameFile reports whether paths a and b name one existing file.
+func sameFile(a, b string) bool {
+	sa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	sb, err := os.Stat(b)
+	return err == nil && os.SameFile(sa, sb)
 }
 
 // compact rewrites the file keeping only the last line of every id, once a

@@ -19,6 +19,7 @@ type progress struct {
 	w           io.Writer
 	noun        string // what is counted: "requests", "sentences"
 	total, done int
+	failed      int // items that ended in an error (not in done)
 	// tokens counts generated tokens; -1 when the caller does not know them.
 	tokens    int
 	start     time.Time
@@ -51,6 +52,21 @@ func (p *progress) add(tokens int) {
 	p.draw()
 }
 
+// fail counts one item that ended in an error.
+func (p *progress) fail() {
+	p.failed++
+	p.draw()
+}
+
+// counts is "D/T noun" with the failed items named apart from the done ones.
+func (p *progress) counts() string {
+	s := fmt.Sprintf("%d/%d %s", p.done, p.total, p.noun)
+	if p.failed > 0 {
+		s += fmt.Sprintf(" (%d failed)", p.failed)
+	}
+	return s
+}
+
 // set replaces the counts (for callers that report done of total).
 func (p *progress) set(done, total int) {
 	p.done, p.total = done, total
@@ -67,17 +83,17 @@ func (p *progress) rate() string {
 
 func (p *progress) draw() {
 	if !p.tty {
-		if now := time.Now(); p.done > 0 && now.Sub(p.lastPrint) >= progressInterval {
+		if now := time.Now(); p.done+p.failed > 0 && now.Sub(p.lastPrint) >= progressInterval {
 			p.lastPrint = now
-			fmt.Fprintf(p.w, "strata: %d/%d %s%s, %.0fs\n", p.done, p.total, p.noun, p.rate(), now.Sub(p.start).Seconds())
+			fmt.Fprintf(p.w, "strata: %s%s, %.0fs\n", p.counts(), p.rate(), now.Sub(p.start).Seconds())
 		}
 		return
 	}
 	const width = 30
-	filled := width * min(p.done, p.total) / max(1, p.total)
+	filled := width * min(p.done+p.failed, p.total) / max(1, p.total)
 	bar := bytes.Repeat([]byte("="), filled)
 	bar = append(bar, bytes.Repeat([]byte(" "), width-filled)...)
-	fmt.Fprintf(p.w, "\r[%s] %d/%d %s%s", bar, p.done, p.total, p.noun, p.rate())
+	fmt.Fprintf(p.w, "\r[%s] %s%s", bar, p.counts(), p.rate())
 }
 
 func (p *progress) finish() {
@@ -85,5 +101,9 @@ func (p *progress) finish() {
 		fmt.Fprintln(p.w)
 		return
 	}
-	fmt.Fprintf(p.w, "strata: %d/%d %s done%s in %.1fs\n", p.done, p.total, p.noun, p.rate(), time.Since(p.start).Seconds())
+	failed := ""
+	if p.failed > 0 {
+		failed = fmt.Sprintf(", %d failed", p.failed)
+	}
+	fmt.Fprintf(p.w, "strata: %d/%d %s done%s%s in %.1fs\n", p.done, p.total, p.noun, failed, p.rate(), time.Since(p.start).Seconds())
 }

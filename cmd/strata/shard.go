@@ -42,6 +42,9 @@ func shardRequests(c *cli.Context, reqs []engine.Request) (_ []engine.Request, d
 		if n == 0 {
 			return nil, false, errors.New("--merge needs --shards N")
 		}
+		if err := checkNotRequests(c.String("in"), out); err != nil {
+			return nil, false, err
+		}
 		return nil, true, mergeShards(c, reqs, out, n)
 	}
 	if n == 0 {
@@ -65,7 +68,7 @@ func shardFromFlags(c *cli.Context) (index, n int, err error) {
 	if c.IsSet("shards") && n < 1 {
 		return 0, 0, fmt.Errorf("--shards %d: must be at least 1", n)
 	}
-	if spec := c.String("shard"); spec != "" {
+	if spec := c.String("shard"); spec != "" || c.IsSet("shard") {
 		i, m, ok := strings.Cut(spec, "/")
 		index, err1 := strconv.Atoi(i)
 		count, err2 := strconv.Atoi(m)
@@ -111,8 +114,12 @@ func shardPath(out string, index, n int) string {
 // mergeShards writes the shard outputs of out into out in request order.
 // Every request must have exactly one line in its shard's file; otherwise
 // nothing is written and the error names the missing, repeated and
-// unknown ids. A last line cut short by a crash counts as missing.
+// unknown ids. A last line cut short by a crash counts as missing. The
+// shards' first lines, which record the model package and settings that
+// produced them, must agree (--allow-mismatch merges anyway).
 func mergeShards(c *cli.Context, reqs []engine.Request, out string, n int) error {
+	var first *producerInfo // the first shard's header
+	firstPath := ""
 	lines := map[string][]byte{}
 	var dups, unknown []string
 	known := map[string]bool{}
@@ -137,14 +144,22 @@ func mergeShards(c *cli.Context, reqs []engine.Request, out string, n int) error
 				continue
 			}
 			var r struct {
-				ID    string          `json:"id"`
-				Batch json.RawMessage `json:"strata_batch"`
+				ID    string        `json:"id"`
+				Batch *producerInfo `json:"strata_batch"`
 			}
 			if err := json.Unmarshal(text, &r); err != nil {
 				return fmt.Errorf("%s line %d is not a result: %w", path, line, err)
 			}
-			if r.Batch != nil {
-				continue // the header saying what produced the shard
+			if r.Batch != nil { // the header saying what produced the shard
+				if first == nil {
+					first, firstPath = r.Batch, path
+				} else if d := first.diff(*r.Batch); len(d) > 0 && !c.Bool("allow-mismatch") {
+					return fmt.Errorf("merge: %s and %s were produced with other settings (%s); merging would mix results: rerun the shard, or use --allow-mismatch to merge anyway", firstPath, path, strings.Join(d, ", "))
+				}
+				continue
+			}
+			if line == 1 && !c.Bool("allow-mismatch") {
+				return fmt.Errorf("merge: %s does not record what produced it (no strata_batch first line); use --allow-mismatch to merge it anyway", path)
 			}
 			switch {
 			case !known[r.ID]:
