@@ -35,6 +35,7 @@ import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import torch
@@ -194,15 +195,26 @@ def load_examples(path, ckpt, max_len):
             raw = f.read()
     except OSError as e:
         raise UsageError("%s: %s" % (path, e)) from None
-    lines = [ln for ln in raw.decode("utf-8").splitlines() if ln.strip()]
-    if not lines:
-        raise UsageError("%s: no records" % path)
     try:
-        recs = [json.loads(ln) for ln in lines]
-    except ValueError as e:
-        raise UsageError("%s: %s" % (path, e)) from None
-    if any(not isinstance(r, dict) for r in recs):
-        raise UsageError("%s: every line must be a JSON object" % path)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError("%s: line %d: not UTF-8 (byte 0x%02x)" % (path, raw.count(b"\n", 0, e.start) + 1, raw[e.start])) from None
+    # The file's own line number of every record (blank lines are skipped), for error messages.
+    numbered = [(n, ln) for n, ln in enumerate(text.split("\n"), 1) if ln.strip()]
+    if not numbered:
+        raise UsageError("%s: no records" % path)
+    linenos, recs = [], []
+    for n, ln in numbered:
+        try:
+            rec = json.loads(ln)
+        except json.JSONDecodeError as e:
+            raise UsageError("%s: line %d column %d: %s" % (path, n, e.colno, e.msg)) from None
+        except ValueError as e:
+            raise UsageError("%s: line %d: %s" % (path, n, e)) from None
+        if not isinstance(rec, dict):
+            raise UsageError("%s: line %d: want a JSON object, got %s" % (path, n, type(rec).__name__))
+        linenos.append(n)
+        recs.append(rec)
     if not all("prompt_ids" in r and "response_ids" in r for r in recs):
         tok = os.path.join(ckpt.dir, "tokenizer.json")
         if not os.path.exists(tok):
@@ -215,13 +227,27 @@ def load_examples(path, ckpt, max_len):
         if p.returncode != 0:
             err = p.stderr.decode("utf-8", "replace").strip().splitlines()
             raise UsageError("tokenize %s: %s" % (path, err[-1] if err else "exit status %d" % p.returncode))
-        recs = [json.loads(ln) for ln in p.stdout.decode("utf-8").splitlines() if ln.strip()]
+        try:
+            recs = [json.loads(ln) for ln in p.stdout.decode("utf-8").splitlines() if ln.strip()]
+        except ValueError as e:
+            raise UsageError("tokenize %s: unreadable output: %s" % (path, e)) from None
+        if len(recs) != len(linenos):
+            raise UsageError("tokenize %s: %d records in, %d out" % (path, len(linenos), len(recs)))
     eos = ckpt.eos_id
+    vocab = ckpt.model.cfg.vocab_size
     out, dropped = [], 0
-    for i, r in enumerate(recs):
+    for n, r in zip(linenos, recs):
         p, resp = r.get("prompt_ids"), r.get("response_ids")
         if not isinstance(p, list) or not isinstance(resp, list) or not p:
-            raise UsageError("%s: record %d needs a non-empty prompt_ids list and a response_ids list" % (path, i + 1))
+            raise UsageError("%s: line %d needs a non-empty prompt_ids list and a response_ids list" % (path, n))
+        for key, ids in (("prompt_ids", p), ("response_ids", resp)):
+            # bool is an int in Python; 1.5 and true are not token ids.
+            bad = next((t for t in ids if type(t) is not int), None)
+            if bad is not None:
+                raise UsageError("%s: line %d: %s holds %s, not an integer token id" % (path, n, key, json.dumps(bad)))
+            bad = next((t for t in ids if t < 0 or t >= vocab), None)
+            if bad is not None:
+                raise UsageError("%s: line %d: %s holds %d, outside the vocabulary (0..%d)" % (path, n, key, bad, vocab - 1))
         resp = resp + [eos]
         if len(p) + len(resp) > max_len:
             dropped += 1
@@ -229,9 +255,6 @@ def load_examples(path, ckpt, max_len):
         out.append((p, resp))
     if not out:
         raise UsageError("%s: every record is longer than --max-len %d tokens" % (path, max_len))
-    vocab = ckpt.model.cfg.vocab_size
-    if any(t < 0 or t >= vocab for p, r in out for t in p + r):
-        raise UsageError("%s: token ids outside the vocabulary (0..%d)" % (path, vocab - 1))
     log.info("%s: %d examples (%d longer than %d tokens dropped)", path, len(out), dropped, max_len)
     return out
 
@@ -264,11 +287,27 @@ def kept_layers(num_layers, ratio):
     return None if ratio == 1 else M.uls_schedule(num_layers, ratio)
 
 
-def batch_loss(model, examples, batch, kept, device):
+def batch_loss(model, examples, batch, kept, device, distill=0.0):
+    """The loss of one batch with the response through kept (None: all layers):
+    (loss, cross-entropy, KL, response tokens, input tokens).
+
+    With distill > 0 and kept layers, the loss is the cross-entropy plus distill
+    times KL(full depth || kept layers) per response token: the same batch runs at
+    full depth without gradients (a detached teacher), and the skipped-layer path is
+    trained toward that next-token distribution, the one lossless decoding verifies
+    its drafts against (docs/design.md, "Lossless decoding"). Full depth itself is
+    trained only by its own cross-entropy (the batches at ratio 1)."""
     inputs, targets, skip_from = (t.to(device) for t in collate(examples, batch, pad_id=0))
     select = targets != -100
-    logits = model(inputs, skip_from=skip_from, kept=kept, select=select)
-    return F.cross_entropy(logits.float(), targets[select]), int(select.sum()), int(inputs.numel())
+    logits = model(inputs, skip_from=skip_from, kept=kept, select=select).float()
+    ce = F.cross_entropy(logits, targets[select])
+    loss, kl = ce, None
+    if distill and kept is not None:
+        with torch.no_grad():
+            teacher = F.log_softmax(model(inputs, select=select).float(), dim=-1)
+        kl = F.kl_div(F.log_softmax(logits, dim=-1), teacher, log_target=True, reduction="batchmean")
+        loss = ce + distill * kl
+    return loss, ce, kl, int(select.sum()), int(inputs.numel())
 
 
 @torch.no_grad()
@@ -279,11 +318,32 @@ def dev_loss(model, examples, ratio, batch_size=16, device="cpu"):
     kept = kept_layers(model.cfg.num_hidden_layers, ratio)
     total, count = 0.0, 0
     for i in range(0, len(examples), batch_size):
-        loss, n, _ = batch_loss(model, examples, list(range(i, min(i + batch_size, len(examples)))), kept, device)
+        loss, _, _, n, _ = batch_loss(model, examples, list(range(i, min(i + batch_size, len(examples)))), kept, device)
         total += float(loss) * n
         count += n
     model.train(was)
     return total / max(count, 1)
+
+
+@torch.no_grad()
+def agreement(model, examples, ratio, batch_size=16, device="cpu"):
+    """The fraction of response positions (teacher-forced on examples) where the
+    greedy token of the ratio's kept layers equals that of full depth: how often a
+    draft token at that ratio would survive lossless verification."""
+    was = model.training
+    model.eval()
+    kept = kept_layers(model.cfg.num_hidden_layers, ratio)
+    same, count = 0, 0
+    for i in range(0, len(examples), batch_size):
+        batch = list(range(i, min(i + batch_size, len(examples))))
+        inputs, targets, skip_from = (t.to(device) for t in collate(examples, batch, pad_id=0))
+        select = targets != -100
+        full = model(inputs, select=select).argmax(-1)
+        draft = full if kept is None else model(inputs, skip_from=skip_from, kept=kept, select=select).argmax(-1)
+        same += int((full == draft).sum())
+        count += int(select.sum())
+    model.train(was)
+    return same / max(count, 1)
 
 
 # ---- training
@@ -337,6 +397,13 @@ def build_parser():
         default=True,
         help="freeze the word embeddings as the paper does (with a tied head this freezes the head too)",
     )
+    ap.add_argument(
+        "--distill",
+        type=float,
+        default=0.0,
+        metavar="WEIGHT",
+        help="self-distillation: at ratios above 1 add WEIGHT x KL(full depth || kept layers) on the same batch (0: off)",
+    )
     ap.add_argument("--save-every", type=int, default=100, help="steps between saved states (0: never)")
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--time-budget", type=float, default=0, help="minutes; progress is max(step/steps, elapsed/budget)")
@@ -345,18 +412,63 @@ def build_parser():
     return ap
 
 
+def check_args(args):
+    """Refuses flag values that would fail later with a Python error."""
+    if args.steps < 1 or args.batch_size < 1:
+        raise UsageError("--steps and --batch-size must be at least 1")
+    if args.distill < 0:
+        raise UsageError("--distill must be at least 0")
+    if args.lr <= 0 or args.weight_decay < 0:
+        raise UsageError("--lr must be above 0 and --weight-decay at least 0")
+    if not 0 <= args.warmup < 1:
+        raise UsageError("--warmup must be in [0, 1)")
+    if args.log_every < 1 or args.save_every < 0 or args.threads < 1 or args.time_budget < 0:
+        raise UsageError("--log-every and --threads must be at least 1, --save-every and --time-budget at least 0")
+    if args.max_len < 2:
+        raise UsageError("--max-len must be at least 2")
+    try:
+        dev = torch.device(args.device)
+    except RuntimeError as e:
+        raise UsageError("--device %s: %s" % (args.device, e)) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device %s: CUDA is not available" % args.device)
+
+
+def check_out(out, inp):
+    """Refuses, before any training, an --out that is the --in checkpoint (also through
+    a symbolic link) or inside it, that is not a directory, or that cannot be written."""
+    real_out, real_in = os.path.realpath(out), os.path.realpath(inp)
+    same = real_out == real_in or (os.path.exists(out) and os.path.exists(inp) and os.path.samefile(out, inp))
+    if same:
+        raise UsageError("--out %s is the --in checkpoint; write the fine-tuned one elsewhere" % out)
+    if real_out.startswith(real_in.rstrip(os.sep) + os.sep):
+        raise UsageError("--out %s is inside the --in checkpoint %s" % (out, inp))
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError("--out %s exists and is not a directory" % out)
+    parent = real_out
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UsageError("--out %s: %s is not a directory" % (out, parent))
+    # Create and remove a file where the first missing directory (or the checkpoint) will go.
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".finetune-probe-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise UsageError("--out %s: cannot write in %s: %s" % (out, parent, e.strerror or e)) from None
+
+
 def fingerprint(args):
     """The arguments a resumed run must share with the saved state."""
-    keys = ("inp", "data", "ratio", "ratios", "steps", "batch_size", "lr", "warmup", "weight_decay", "max_len", "seed", "freeze_embeddings", "time_budget")
+    keys = ("inp", "data", "ratio", "ratios", "steps", "batch_size", "lr", "warmup", "weight_decay", "max_len", "seed", "freeze_embeddings", "time_budget", "distill")
     return {k: getattr(args, k) for k in keys}
 
 
 def finetune(args):
     """Runs the fine-tuning and writes the checkpoint; returns a summary dictionary."""
-    if args.steps < 1 or args.batch_size < 1:
-        raise UsageError("--steps and --batch-size must be at least 1")
-    if os.path.abspath(args.out) == os.path.abspath(args.inp):
-        raise UsageError("--out must differ from --in")
+    check_args(args)
+    check_out(args.out, args.inp)
     torch.manual_seed(args.seed)
     if args.device == "cpu":
         torch.set_num_threads(args.threads)
@@ -381,17 +493,23 @@ def finetune(args):
         "%s, %d layers, %d parameters (%d trained); %d train examples; %d steps of %d",
         ckpt.family, n_layers, sum(p.numel() for p in model.parameters()), sum(p.numel() for p in params), len(train_ex), args.steps, args.batch_size,
     )
-    summary = {"ratios": ratios, "default_ratio": default_ratio}
+    summary = {"ratios": ratios, "default_ratio": default_ratio, "distill": args.distill}
     if dev_ex:
         summary["dev_before"] = {str(r): round(dev_loss(model, dev_ex, r, device=args.device), 4) for r in ratios}
         log.info("dev loss before: %s", summary["dev_before"])
+        summary["dev_agreement_before"] = {str(r): round(agreement(model, dev_ex, r, device=args.device), 4) for r in ratios if r > 1}
+        log.info("dev agreement with full depth before: %s", summary["dev_agreement_before"])
 
     state_dir = os.path.join(args.out, STATE_DIR)
     state_path = os.path.join(state_dir, "state.pt")
     step, elapsed_before, progress = 0, 0.0, 0.0
     if os.path.exists(state_path):
-        st = torch.load(state_path, map_location=args.device)
-        if st["args"] != fingerprint(args):
+        try:
+            st = torch.load(state_path, map_location=args.device)
+            saved_args = st["args"]
+        except Exception as e:  # a truncated or foreign file: torch raises many kinds
+            raise UsageError("%s: unreadable saved state (%s); remove it to start over" % (state_path, e)) from None
+        if saved_args != fingerprint(args):
             raise UsageError("%s was saved by a run with other arguments; remove it to start over" % state_dir)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
@@ -411,7 +529,11 @@ def finetune(args):
     order = BatchOrder(train_ex, args.batch_size, args.seed)
     start = time.time()
     losses, tokens, run_steps = [], 0, 0
-    history = []
+    history, kls = [], []
+    # Steps per ratio, including those of a run this one resumes (the draw is a function of seed and step).
+    per_ratio = {r: 0 for r in ratios}
+    for i in range(step):
+        per_ratio[ratio_at(ratios, args.seed, i)] += 1
     model.train()
     progress = step / args.steps
     while progress < 1.0:
@@ -420,12 +542,15 @@ def finetune(args):
         lr = lr_at(progress, args.lr, args.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
-        loss, _, ntok = batch_loss(model, train_ex, batch, kept_layers(n_layers, ratio), args.device)
+        loss, _, kl, _, ntok = batch_loss(model, train_ex, batch, kept_layers(n_layers, ratio), args.device, args.distill)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         losses.append(float(loss))
+        if kl is not None:
+            kls.append(float(kl))
+        per_ratio[ratio] += 1
         tokens += ntok
         step += 1
         run_steps += 1
@@ -439,15 +564,18 @@ def finetune(args):
             history.append((step, round(avg, 4)))
             rate = run_steps / max(el, 1e-9)
             eta = (1 - progress) * (el / max(progress - summary["resumed_from"] / args.steps, 1e-9)) if not args.time_budget else max(0.0, args.time_budget * 60 - elapsed_before - el)
+            kl_text = " kl %.4f" % (sum(kls[-args.log_every :]) / len(kls[-args.log_every :])) if kls else ""
             log.info(
-                "step %d/%d epoch %d ratio %d loss %.4f lr %.2e %.0f tok/s %.2f steps/s ETA %s",
-                step, args.steps, epoch, ratio, avg, lr, tokens / max(el, 1e-9), rate, _hms(eta),
+                "step %d/%d epoch %d ratio %d loss %.4f%s lr %.2e %.0f tok/s %.2f steps/s ETA %s steps per ratio %s",
+                step, args.steps, epoch, ratio, avg, kl_text, lr, tokens / max(el, 1e-9), rate, _hms(eta),
+                " ".join("%d:%d" % (r, n) for r, n in per_ratio.items()),
             )
         if args.save_every and step % args.save_every == 0 and progress < 1.0:
             save_state()
     summary.update(
         {
             "steps": step,
+            "steps_per_ratio": {str(r): n for r, n in per_ratio.items()},
             "run_steps": run_steps,
             "tokens": tokens,
             "seconds": round(elapsed_before + time.time() - start, 1),
@@ -460,6 +588,8 @@ def finetune(args):
     if dev_ex:
         summary["dev_after"] = {str(r): round(dev_loss(model, dev_ex, r, device=args.device), 4) for r in ratios}
         log.info("dev loss after: %s", summary["dev_after"])
+        summary["dev_agreement_after"] = {str(r): round(agreement(model, dev_ex, r, device=args.device), 4) for r in ratios if r > 1}
+        log.info("dev agreement with full depth after: %s", summary["dev_agreement_after"])
     model.to("cpu")
     ckpt.save(args.out, ratios, default_ratio)
     shutil.rmtree(state_dir, ignore_errors=True)
@@ -480,6 +610,9 @@ def main(argv=None):
     except UsageError as e:
         print("finetune: %s" % e, file=sys.stderr)
         return 2
+    except OSError as e:  # e.g. the disk filling up while the state or checkpoint is written
+        print("finetune: %s" % e, file=sys.stderr)
+        return 1
     print(json.dumps({k: v for k, v in summary.items() if k != "loss_history"}))
     return 0
 

@@ -267,9 +267,10 @@ class FinetuneLlamaTest(unittest.TestCase):
         d = tempfile.mkdtemp(dir=_TMP)
         base = synth_checkpoint(os.path.join(d, "base"), "llama2")
         train = write_ids_task(os.path.join(d, "train.jsonl"), 200, 3)
-        args = ["--in", base, "--data", train, "--ratios", "1,2", "--steps", "60", "--batch-size", "8", "--lr", "2e-3", "--save-every", "5", "--log-every", "5"]
+        args = ["--in", base, "--data", train, "--ratios", "1,2", "--steps", "60", "--batch-size", "8", "--lr", "2e-3", "--save-every", "5", "--log-every", "5", "--distill", "1"]
         ref = os.path.join(d, "ref")
-        run_finetune(args + ["--out", ref])
+        s = run_finetune(args + ["--out", ref])
+        self.assertEqual(s["steps_per_ratio"], {str(r): sum(FT.ratio_at([1, 2], 1234, i) == r for i in range(60)) for r in (1, 2)})
         out = os.path.join(d, "out")
         cmd = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "finetune.py")] + args + ["--out", out, "--threads", "1", "--device", "cpu"]
         state = os.path.join(out, FT.STATE_DIR, "state.pt")
@@ -292,7 +293,9 @@ class FinetuneLlamaTest(unittest.TestCase):
         p = subprocess.run(cmd, capture_output=True, text=True)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("resuming from step %d" % killed_at, p.stderr)
-        self.assertEqual(json.loads(p.stdout)["run_steps"], 60 - killed_at)
+        resumed = json.loads(p.stdout)
+        self.assertEqual(resumed["run_steps"], 60 - killed_at)
+        self.assertEqual(resumed["steps_per_ratio"], s["steps_per_ratio"])  # counts the steps before the kill too
         self.assertEqual(load_dir_raw(ref), load_dir_raw(out))
 
     def test_bad_input(self):
@@ -305,6 +308,25 @@ class FinetuneLlamaTest(unittest.TestCase):
         text_no_tok = os.path.join(d, "text.jsonl")
         with open(text_no_tok, "w") as f:
             f.write(json.dumps({"prompt": "a", "response": "b"}) + "\n")
+
+        def data(name, bad):
+            """Five good records and a blank line, then bad as line 7."""
+            path = os.path.join(d, name)
+            with open(path, "w") as f:
+                f.write("".join(json.dumps({"prompt_ids": [1, 5], "response_ids": [6]}) + "\n" for _ in range(5)) + "\n" + bad + "\n")
+            return path
+
+        half = data("half.jsonl", json.dumps({"prompt_ids": [1, 1.5], "response_ids": [5]}))
+        true = data("true.jsonl", json.dumps({"prompt_ids": [1, True], "response_ids": [5]}))
+        resp_str = data("str.jsonl", json.dumps({"prompt_ids": [1, 2], "response_ids": ["5"]}))
+        broken = data("broken.jsonl", '{"prompt_ids": [1, 2], "response_ids": [5')
+        not_obj = data("list.jsonl", "[1, 2]")
+        latin1 = os.path.join(d, "latin1.jsonl")
+        with open(latin1, "wb") as f:
+            f.write(b'{"prompt_ids": [1], "response_ids": [5]}\n{"prompt": "caf\xe9", "response": "x"}\n')
+        afile = os.path.join(d, "afile")
+        with open(afile, "w") as f:
+            f.write("x")
         cases = [
             (["--in", os.path.join(d, "nope"), "--data", good, "--ratio", "2"], "config.json"),
             (["--in", base, "--data", os.path.join(d, "nope.jsonl"), "--ratio", "2"], "nope.jsonl"),
@@ -314,23 +336,135 @@ class FinetuneLlamaTest(unittest.TestCase):
             (["--in", base, "--data", bad_ids, "--ratio", "2"], "vocabulary"),
             (["--in", base, "--data", text_no_tok, "--ratio", "2"], "tokenizer.json"),
             (["--in", base, "--data", good, "--ratios", "1,2", "--default-ratio", "4"], "default-ratio"),
+            (["--in", base, "--data", half, "--ratio", "2"], "half.jsonl: line 7: prompt_ids holds 1.5, not an integer"),
+            (["--in", base, "--data", true, "--ratio", "2"], "true.jsonl: line 7: prompt_ids holds true, not an integer"),
+            (["--in", base, "--data", resp_str, "--ratio", "2"], 'line 7: response_ids holds "5"'),
+            (["--in", base, "--data", broken, "--ratio", "2"], "broken.jsonl: line 7 column 42: Expecting"),
+            (["--in", base, "--data", not_obj, "--ratio", "2"], "list.jsonl: line 7: want a JSON object"),
+            (["--in", base, "--data", latin1, "--ratio", "2"], "latin1.jsonl: line 2: not UTF-8"),
+            (["--in", base, "--data", good, "--dev", half, "--ratio", "2"], "half.jsonl: line 7"),
+            (["--in", base, "--data", good, "--ratio", "2", "--distill", "-1"], "--distill"),
+            (["--in", base, "--data", good, "--ratio", "2", "--log-every", "0"], "--log-every"),
+            (["--in", base, "--data", good, "--ratio", "2", "--lr", "-1"], "--lr"),
+            (["--in", base, "--data", good, "--ratio", "2", "--device", "nonsense"], "--device"),
+            (["--in", base, "--data", good, "--ratio", "2", "--out", afile], "is not a directory"),
+            (["--in", base, "--data", good, "--ratio", "2", "--out", os.path.join(afile, "sub")], "is not a directory"),
+            # Writing under /proc fails even for root.
+            (["--in", base, "--data", good, "--ratio", "2", "--out", "/proc/self/finetune-out"], "cannot write in /proc/"),
         ]
         for i, (args, want) in enumerate(cases):
             with self.subTest(args=args):
                 out = os.path.join(d, "out%d" % i)
+                if "--out" in args:
+                    out = args[args.index("--out") + 1]
+                    args = args[: args.index("--out")] + args[args.index("--out") + 2 :]
                 err = io.StringIO()
                 with contextlib.redirect_stderr(err):
-                    code = FT.main(args + ["--out", out, "--steps", "2", "--threads", "1", "--device", "cpu"])
+                    code = FT.main(args + ["--out", out, "--steps", "2", "--threads", "1"] + ([] if "--device" in args else ["--device", "cpu"]))
                 self.assertEqual(code, 2, err.getvalue())
                 last = err.getvalue().strip().splitlines()[-1]
                 self.assertTrue(last.startswith("finetune: ") and want in last, last)
                 self.assertFalse(os.path.exists(os.path.join(out, "model.safetensors")))
+                if out != afile:
+                    self.assertFalse(os.path.exists(out))
+        with open(afile) as f:
+            self.assertEqual(f.read(), "x")
         # The script itself: one line, exit status 2, no traceback.
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "finetune.py")
         p = subprocess.run([sys.executable, script] + cases[2][0] + ["--out", os.path.join(d, "o")], capture_output=True, text=True)
         self.assertEqual(p.returncode, 2)
         self.assertEqual(p.stderr.strip().count("\n"), 0, p.stderr)
         self.assertIn("fewer than 2", p.stderr)
+
+
+class OutputTest(unittest.TestCase):
+    def test_out_never_overwrites_in(self):
+        """--out that is --in through a symbolic link, or a directory inside --in, is
+        refused before training and the input stays as it was."""
+        d = tempfile.mkdtemp(dir=_TMP)
+        base = synth_checkpoint(os.path.join(d, "base"), "llama2")
+        good = write_ids_task(os.path.join(d, "train.jsonl"), 20, 3)
+        before = read_dir(base)
+        link = os.path.join(d, "link")
+        os.symlink(base, link)
+        rel = os.path.relpath(base)
+        cases = [
+            (link, base, "is the --in checkpoint"),
+            (base, link, "is the --in checkpoint"),
+            (base + "/", rel, "is the --in checkpoint"),
+            (os.path.join(base, "uls"), base, "inside the --in checkpoint"),
+            (os.path.join(link, "uls"), base, "inside the --in checkpoint"),
+        ]
+        for out, inp, want in cases:
+            with self.subTest(out=out, inp=inp):
+                err = io.StringIO()
+                with contextlib.redirect_stderr(err):
+                    code = FT.main(["--in", inp, "--data", good, "--ratio", "2", "--out", out, "--steps", "2", "--threads", "1", "--device", "cpu"])
+                self.assertEqual(code, 2, err.getvalue())
+                last = err.getvalue().strip().splitlines()[-1]
+                self.assertTrue(last.startswith("finetune: ") and want in last, last)
+                self.assertEqual(read_dir(base), before)
+
+
+class DistillTest(unittest.TestCase):
+    def test_distill_raises_agreement(self):
+        """--distill trains the 2x path toward full depth: at the same steps per ratio its
+        greedy tokens agree with full depth's more often than without."""
+        d = tempfile.mkdtemp(dir=_TMP)
+        base = synth_checkpoint(os.path.join(d, "base"), "llama2", layers=4)
+        train = write_ids_task(os.path.join(d, "train.jsonl"), 300, 3)
+        dev = write_ids_task(os.path.join(d, "dev.jsonl"), 48, 4)
+        common = ["--in", base, "--data", train, "--dev", dev, "--ratios", "1,2", "--steps", "150", "--batch-size", "16", "--lr", "3e-3", "--log-every", "50"]
+        runs = {w: run_finetune(common + ["--out", os.path.join(d, "w" + w), "--distill", w]) for w in ("0", "3")}
+        plain, distilled = runs["0"], runs["3"]
+        self.assertEqual(plain["steps_per_ratio"], distilled["steps_per_ratio"])
+        self.assertEqual(sum(plain["steps_per_ratio"].values()), 150)
+        self.assertEqual(plain["dev_agreement_before"], distilled["dev_agreement_before"])
+        self.assertEqual((plain["distill"], distilled["distill"]), (0.0, 3.0))
+        self.assertGreater(distilled["dev_agreement_after"]["2"], plain["dev_agreement_after"]["2"] + 0.03, runs)
+        # Both still learn the task at 2x (the unigram loss of the task is about 2.2).
+        self.assertLess(distilled["dev_after"]["2"], 0.6 * distilled["dev_before"]["2"])
+        # The summary's agreement is what the written checkpoint gives.
+        ck = FT.HFCheckpoint(os.path.join(d, "w3"))
+        got = FT.agreement(ck.model, FT.load_examples(dev, ck, 512), 2)
+        self.assertAlmostEqual(got, distilled["dev_agreement_after"]["2"], delta=0.03)
+
+    def test_agreement(self):
+        """agreement compares greedy tokens of the kept layers and of full depth on the
+        response positions only."""
+        torch.manual_seed(0)
+        model = M.LlamaForCausalLM(M.Config(vocab_size=32, hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2))
+        ex = [([1, 5, 6, 7], [8, 9, 2]), ([1, 4], [3, 3, 3, 2])]
+        self.assertEqual(FT.agreement(model, ex, 1), 1.0)
+        inputs, targets, skip_from = collate_rows(ex)
+        select = targets != -100
+        full = model(inputs, select=select).argmax(-1)
+        draft = model(inputs, skip_from=skip_from, kept=[0, 3], select=select).argmax(-1)
+        self.assertEqual(int(select.sum()), 7)
+        self.assertAlmostEqual(FT.agreement(model, ex, 2), float((full == draft).float().mean()))
+        # Training the 2x path of a model toward its own full depth ends in full agreement.
+        opt = torch.optim.Adam([p for n, p in model.named_parameters() if "embed" not in n], lr=3e-3)
+        for _ in range(300):
+            loss, _, kl, _, _ = FT.batch_loss(model, ex, [0, 1], [0, 3], "cpu", distill=1000.0)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        self.assertLess(float(kl), 0.01)
+        self.assertEqual(FT.agreement(model, ex, 2), 1.0)
+
+
+def read_dir(d):
+    out = {}
+    for f in sorted(os.listdir(d)):
+        with open(os.path.join(d, f), "rb") as fh:
+            out[f] = fh.read()
+    return out
+
+
+def collate_rows(ex):
+    from train import collate
+
+    return collate(ex, list(range(len(ex))), pad_id=0)
 
 
 class BuiltinCheckpointTest(unittest.TestCase):
