@@ -190,6 +190,16 @@ func badInputs(t *testing.T, root string) []badInput {
 			t.Fatal(err)
 		}
 	})
+	unknownOp := badPackage(t, root, "pkg-unknown-op", func(dir string, m *manifest.Manifest) {
+		g := onnx.Model{Graph: onnx.Graph{Name: "layer", Inputs: []onnx.ValueInfo{{Name: "hidden", Type: onnx.Float}},
+			Nodes:   []onnx.Node{{Name: "mystery", OpType: "Frobnicate", Domain: "com.example", Inputs: []string{"hidden"}, Outputs: []string{"hidden_out"}}},
+			Outputs: []onnx.ValueInfo{{Name: "hidden_out", Type: onnx.Float}}}}
+		data, err := g.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		replaceFile(t, layer0(dir, m), data)
+	})
 	missingData := badPackage(t, root, "pkg-missing-data", func(dir string, m *manifest.Manifest) {
 		matches, _ := filepath.Glob(layer0(dir, m) + "*.data")
 		if len(matches) == 0 {
@@ -433,6 +443,7 @@ func badInputs(t *testing.T, root string) []badInput {
 		// Placement check.
 		{name: "verify --placement of a float32 package on cuda", args: []string{"verify", "--model", pkg, "--device", "cuda", "--placement"}, want: "have no kernel on cuda"},
 		{name: "verify --placement with --steps", args: []string{"verify", "--model", pkg, "--placement", "--steps", "3"}, want: "--placement checks kernels only"},
+		{name: "verify --placement of a graph with an op it knows no rule for", args: []string{"verify", "--model", unknownOp, "--placement"}, want: "has no type rule"},
 		{name: "--threads -1", args: gen(pkg, append(ids, "--threads", "-1")...), want: "--threads -1 is out of range"},
 		{name: "--threads 100000", args: gen(pkg, append(ids, "--threads", "100000")...), want: "--threads 100000 is out of range"},
 		{name: "--speedup NaN", args: gen(pkg, append(ids, "--speedup", "NaN")...), want: "--speedup NaN"},

@@ -6,8 +6,9 @@ import (
 )
 
 // TestVerifyPlacement runs verify --placement on the float32 test package:
-// it places on the CPU and fails on CUDA, one line per GroupQueryAttention
-// node and a one-line summary, with no ONNX Runtime involved.
+// it places on the CPU and fails on CUDA (exit status 4, verification
+// failed), one line per GroupQueryAttention node and a one-line summary,
+// with no ONNX Runtime involved.
 func TestVerifyPlacement(t *testing.T) {
 	pkg := testPackage(t)
 	for _, c := range []struct {
@@ -18,7 +19,7 @@ func TestVerifyPlacement(t *testing.T) {
 	}{
 		{"cpu", 0, []string{"every node of 6 graphs has a kernel on cpu (ORT 1.30.0)"}, ""},
 		{"webgpu", 0, []string{"every node of 6 graphs has a kernel on webgpu (ORT 1.30.0)"}, ""},
-		{"cuda", 1, []string{
+		{"cuda", exitVerifyFailed, []string{
 			"layer_00.onnx  GroupQueryAttention_3  com.microsoft:GroupQueryAttention  float,-,-,float,float,int32,int32,float,float  type float of input query is not allowed for T (bfloat16, float16)",
 			"layer_01.onnx  ", "layer_02.onnx  ", "layer_03.onnx  ",
 		}, "strata: 4 of "},
@@ -41,5 +42,18 @@ func TestVerifyPlacement(t *testing.T) {
 				t.Errorf("stderr %q lacks the summary", errOut)
 			}
 		})
+	}
+}
+
+// TestVerifyPlacementUsage: the comparison flags make no sense with
+// --placement and are refused as usage errors.
+func TestVerifyPlacementUsage(t *testing.T) {
+	pkg := testPackage(t)
+	for _, flag := range [][]string{{"--steps", "3"}, {"--checkpoint", pkg}, {"--tol", "0.1"}, {"--json"}, {"--prompt-ids", "1,2"}} {
+		args := append([]string{"verify", "--model", pkg, "--placement"}, flag...)
+		code, _, errOut := runCLI(t, args...)
+		if code != exitUsage || !strings.Contains(errOut, "it takes no "+flag[0]) {
+			t.Errorf("%v: exit %d, stderr %q; want %d naming %s", args, code, errOut, exitUsage, flag[0])
+		}
 	}
 }

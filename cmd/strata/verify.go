@@ -139,7 +139,7 @@ func runVerify(c *cli.Context) error {
 func runPlacement(c *cli.Context) error {
 	for _, name := range []string{"checkpoint", "prompt-ids", "steps", "tol", "json"} {
 		if c.IsSet(name) {
-			return fmt.Errorf("--placement checks kernels only; it takes no --%s", name)
+			return usageError(fmt.Errorf("--placement checks kernels only; it takes no --%s", name))
 		}
 	}
 	rep, err := placement.Check(c.String("model"), c.String("device"))
@@ -151,7 +151,7 @@ func runPlacement(c *cli.Context) error {
 		fmt.Fprintln(out, m)
 	}
 	if !rep.OK() {
-		return errors.New(rep.Summary())
+		return verifyFailed(errors.New(rep.Summary()))
 	}
 	fmt.Fprintln(out, rep.Summary())
 	return nil
