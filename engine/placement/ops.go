@@ -155,7 +155,12 @@ var ops = map[string]opSpec{
 			if len(in) < 2 || in[0] == 0 || in[1] == 0 {
 				return nil, fmt.Errorf("X or scale is missing")
 			}
-			return fill(len(n.Outputs), func(i int) onnx.DataType { return []onnx.DataType{in[1], onnx.Float}[min(i, 1)] }), nil
+			return fill(len(n.Outputs), func(i int) onnx.DataType {
+				if i == 0 {
+					return in[1] // Y
+				}
+				return onnx.Float // inv_std_var
+			}), nil
 		}},
 	"ai.onnx:Slice": {versions: []int64{1, 10, 11, 13},
 		inputs:  []param{p("data", "T"), p("starts", "Tind"), p("ends", "Tind"), p("axes", "Tind"), p("steps", "Tind")},
