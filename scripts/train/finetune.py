@@ -8,7 +8,10 @@ response token through the layers the ULS schedule keeps at the batch's ratio (t
 same rule as strata's `uls:R` schedule), the loss is next-token cross-entropy on the
 response tokens and the EOS that ends them, and the word embeddings are frozen
 (--no-freeze-embeddings trains them). With --ratios the ratio is drawn per batch, so
-one checkpoint serves each of them (include 1 to keep full depth good).
+one checkpoint serves each of them (include 1 to keep full depth good). With
+--distill W, a batch at a ratio above 1 also runs at full depth without gradients,
+and W x KL(full depth || kept layers) is added to its loss (self-distillation: the
+skipped-layer draft learns to agree with the full depth that verifies it).
 
 Data: JSONL records {"prompt": text, "response": text}, tokenized with the
 checkpoint's tokenizer.json by strata's Go tokenizer (scripts/train/encode; the
