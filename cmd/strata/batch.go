@@ -129,6 +129,7 @@ func runBatch(c *cli.Context) error {
 
 	progress := newProgress(c.App.ErrWriter, "requests", len(reqs), len(reqs)-len(todo))
 	var runnable []engine.Request
+	var refused []errorLine // written once the header is
 	for _, r := range todo {
 		requestRatio(m, &r)
 		err := requests.CheckPromptBytes(r.Prompt, m.Manifest.MaxSeqLen)
@@ -139,11 +140,7 @@ func runBatch(c *cli.Context) error {
 			err = m.Check(r)
 		}
 		if err != nil {
-			if err := results.write(r.ID, errorLine{ID: r.ID, Error: err.Error()}); err != nil {
-				return err
-			}
-			job.failed++
-			progress.fail()
+			refused = append(refused, errorLine{ID: r.ID, Error: err.Error()})
 			continue
 		}
 		runnable = append(runnable, r)
@@ -169,6 +166,13 @@ func runBatch(c *cli.Context) error {
 	}
 	if err := results.claim(ident); err != nil {
 		return err
+	}
+	for _, e := range refused {
+		if err := results.write(e.ID, e); err != nil {
+			return err
+		}
+		job.failed++
+		progress.fail()
 	}
 	// Continuous batching over the whole job: a row freed by a finished
 	// request takes the next one at once.
@@ -294,6 +298,9 @@ func pendingRequests(reqs []engine.Request, results *resultsFile, skipFailed boo
 	return todo, retried
 }
 
+// maxRequestLine is the longest request line read.
+var maxRequestLine = requests.MaxLineBytes
+
 // readRequests parses the JSONL input (requests.Decode: one object per
 // line). A field a request leaves out takes the command-line value; ids
 // must be unique (a missing id becomes the line number). A file without a
@@ -310,7 +317,7 @@ func readRequests(path string, defaults engine.Request) ([]engine.Request, error
 	var reqs []engine.Request
 	seen := map[string]int{}
 	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), requests.MaxLineBytes)
+	sc.Buffer(make([]byte, min(1<<20, maxRequestLine)), maxRequestLine)
 	line := 0
 	for sc.Scan() {
 		line++
@@ -339,7 +346,7 @@ func readRequests(path string, defaults engine.Request) ([]engine.Request, error
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("%s line %d is longer than %d MiB, the most one request line may hold", path, line+1, requests.MaxLineBytes>>20)
+			return nil, fmt.Errorf("%s line %d is longer than %d bytes, the most one request line may hold", path, line+1, maxRequestLine)
 		}
 		return nil, fmt.Errorf("read requests %s: %w", path, err)
 	}

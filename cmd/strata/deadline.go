@@ -8,23 +8,27 @@ import (
 
 	"github.com/strata-llm/strata/engine"
 	"github.com/strata-llm/strata/engine/bench"
+	"github.com/strata-llm/strata/engine/requests"
 )
 
 // pickDeadline chooses the speedup that finishes reqs within deadline on
 // m at the given batch size, from the package's calibration, and says on w
 // which it chose and why.
 func pickDeadline(w io.Writer, m *engine.Model, reqs []engine.Request, batch int, deadline time.Duration) (float64, error) {
-	cal, err := bench.LoadCalibration(m.Dir())
+	cal, err := bench.LoadCalibration(m.Dir(), m.Manifest.NumLayers)
 	if errors.Is(err, bench.ErrNoCalibration) {
 		return 0, fmt.Errorf("--deadline needs a calibration of this package on this machine: run strata bench --model %s --calibrate --ratios 1,2,3 --batch %d", m.Dir(), batch)
 	}
 	if err != nil {
-		return 0, err
+		return 0, inputError(fmt.Errorf("--deadline: %w; measure it again with strata bench --model %s --calibrate --ratios 1,2,3 --batch %d", err, m.Dir(), batch))
 	}
 	var job bench.Job
 	for _, r := range reqs {
 		n := len(r.PromptIDs)
 		if r.PromptIDs == nil && m.Tokenizer != nil {
+			if err := requests.CheckPromptBytes(r.Prompt, m.Manifest.MaxSeqLen); err != nil {
+				return 0, err
+			}
 			ids, err := m.Tokenizer.Encode(r.Prompt, true)
 			if err != nil {
 				return 0, err

@@ -158,9 +158,6 @@ func mergeShards(c *cli.Context, reqs []engine.Request, out string, n int) error
 				}
 				continue
 			}
-			if line == 1 && !c.Bool("allow-mismatch") {
-				return fmt.Errorf("merge: %s does not record what produced it (no strata_batch first line); use --allow-mismatch to merge it anyway", path)
-			}
 			switch {
 			case !known[r.ID]:
 				unknown = append(unknown, r.ID)

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/strata-llm/strata/engine"
 )
 
 // CalibrationFile is the calibration's file name inside a package.
@@ -65,10 +68,18 @@ func (c Calibration) Save(pkg string) error {
 	return nil
 }
 
-// LoadCalibration reads a package's calibration.
-func LoadCalibration(pkg string) (Calibration, error) {
+// MinCalibratedTPS is the smallest throughput a calibration may record:
+// below it an estimate of a job's time overflows or means nothing.
+const MinCalibratedTPS = 1e-3
+
+// LoadCalibration reads a package's calibration and checks its points
+// against the package's num_layers: every ratio must leave layers to run
+// (engine.ParseSchedule) and every rate must be a finite number of at least
+// MinCalibratedTPS. Errors name the file.
+func LoadCalibration(pkg string, numLayers int) (Calibration, error) {
 	var c Calibration
-	data, err := os.ReadFile(filepath.Join(pkg, CalibrationFile))
+	path := filepath.Join(pkg, CalibrationFile)
+	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, ErrNoCalibration
 	}
@@ -76,15 +87,19 @@ func LoadCalibration(pkg string) (Calibration, error) {
 		return c, err
 	}
 	if err := json.Unmarshal(data, &c); err != nil {
-		return c, fmt.Errorf("%s: %w", CalibrationFile, err)
-	}
-	for _, p := range c.Points {
-		if p.Ratio < 1 || p.Batch < 1 || p.PrefillTPS <= 0 || p.DecodeTPS <= 0 {
-			return c, fmt.Errorf("%s: invalid point %+v", CalibrationFile, p)
-		}
+		return c, fmt.Errorf("%s: %w", path, err)
 	}
 	if len(c.Points) == 0 {
-		return c, fmt.Errorf("%s: no points", CalibrationFile)
+		return c, fmt.Errorf("%s: no points", path)
+	}
+	rate := func(v float64) bool { return v >= MinCalibratedTPS && !math.IsInf(v, 0) }
+	for _, p := range c.Points {
+		if !(p.Ratio >= 1) || math.IsInf(p.Ratio, 0) || p.Batch < 1 || !rate(p.PrefillTPS) || !rate(p.DecodeTPS) {
+			return c, fmt.Errorf("%s: invalid point %+v (want ratio ≥ 1, batch ≥ 1, rates of at least %g tokens/s)", path, p, MinCalibratedTPS)
+		}
+		if _, err := engine.ParseSchedule("uls", p.Ratio, numLayers); err != nil {
+			return c, fmt.Errorf("%s: ratio %g cannot run on this package: %w", path, p.Ratio, err)
+		}
 	}
 	return c, nil
 }
@@ -115,7 +130,11 @@ func (c Calibration) Estimates(job Job, batch int) []Estimate {
 	var out []Estimate
 	for r, p := range byRatio {
 		sec := float64(job.PromptTokens)/p.PrefillTPS + float64(job.NewTokens)/p.DecodeTPS
-		out = append(out, Estimate{Ratio: r, Duration: time.Duration(sec * float64(time.Second))})
+		d := time.Duration(math.MaxInt64) // longer than a Duration holds
+		if ns := sec * float64(time.Second); ns < float64(math.MaxInt64) {
+			d = time.Duration(ns)
+		}
+		out = append(out, Estimate{Ratio: r, Duration: d})
 	}
 	slices.SortFunc(out, func(a, b Estimate) int { return cmp.Compare(a.Ratio, b.Ratio) })
 	return out
