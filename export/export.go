@@ -15,8 +15,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/strata-llm/strata/export/safetensors"
+	"github.com/strata-llm/strata/internal/version"
 	"github.com/strata-llm/strata/models/family"
 	"github.com/strata-llm/strata/models/graph"
 	"github.com/strata-llm/strata/models/manifest"
@@ -84,48 +86,78 @@ type Options struct {
 	Progress func(done, total int)
 }
 
-// Export writes the package for opts.In into opts.Out. The package is built
-// in a temporary directory next to Out and renamed into place at the end;
-// on any error or cancellation nothing is left behind.
-func Export(ctx context.Context, opts Options) (err error) {
+// Result describes the package an export wrote or found up to date.
+type Result struct {
+	// Out is the package directory.
+	Out string
+	// UpToDate reports that Out already held the package this export
+	// would write (same checkpoint, strata version and settings, files
+	// unchanged): nothing was written.
+	UpToDate bool
+	// Manifest is the package's manifest.
+	Manifest *manifest.Manifest
+	// Bytes is the size of the package's files, manifest.json included.
+	Bytes int64
+}
+
+// Export writes the package for opts.In into opts.Out (Write without its
+// result).
+func Export(ctx context.Context, opts Options) error {
+	_, err := Write(ctx, opts)
+	return err
+}
+
+// Write writes the package for opts.In into opts.Out, or leaves Out alone
+// when it already holds that package (Result.UpToDate). The package is
+// built in a temporary directory next to Out and renamed into place at the
+// end; on any error or cancellation nothing is left behind. One export at a
+// time writes to Out (ErrOutputBusy), and Out may not overlap the
+// checkpoint (ErrOutputOverlapsInput).
+func Write(ctx context.Context, opts Options) (res Result, err error) {
 	if opts.DType == "" {
 		opts.DType = graph.DTypeFP32
 	}
 	if err := graph.CheckDType(opts.DType); err != nil {
-		return err
+		return res, err
 	}
 	if opts.Compute == "" {
 		opts.Compute = manifest.ComputeFP32
 	}
 	if err := manifest.CheckComputeType(opts.Compute); err != nil {
-		return err
+		return res, err
 	}
 	if opts.Compute == manifest.ComputeFP16 && opts.DType == graph.DTypeFP32 {
-		return errors.New("compute type fp16 needs dtype fp16 or int4")
+		return res, errors.New("compute type fp16 needs dtype fp16 or int4")
 	}
 	if opts.Int4Block != 0 {
 		if opts.DType != graph.DTypeInt4 {
-			return fmt.Errorf("an int4 block size (%d) applies to int4 weights only, not %s", opts.Int4Block, opts.DType)
+			return res, fmt.Errorf("an int4 block size (%d) applies to int4 weights only, not %s", opts.Int4Block, opts.DType)
 		}
 		if err := manifest.CheckInt4Block(opts.Int4Block); err != nil {
-			return err
+			return res, err
 		}
 	}
 	if opts.Out == "" {
-		return errors.New("no output directory given")
+		return res, errors.New("no output directory given")
 	}
 	if opts.MaxSeqLen < 0 || opts.MaxSeqLen > manifest.MaxSeqLen {
-		return fmt.Errorf("max sequence length %d is out of range (1..%d)", opts.MaxSeqLen, manifest.MaxSeqLen)
+		return res, fmt.Errorf("max sequence length %d is out of range (1..%d)", opts.MaxSeqLen, manifest.MaxSeqLen)
 	}
 	out := filepath.Clean(opts.Out)
-	if err := checkOut(out, opts.Force); err != nil {
-		return err
+	if err := checkOverlap(opts.In, out); err != nil {
+		return res, err
+	}
+	if err := checkOut(out, true); err != nil {
+		return res, err
 	}
 	src, err := OpenSource(opts.In)
 	if err != nil {
-		return badInput(err)
+		return res, badInput(err)
 	}
 	defer src.Close()
+	if unused := unusedTensors(src); len(unused) > 0 {
+		return res, badInput(fmt.Errorf("checkpoint %s: %d tensors are not used by its config.json (%s): the config does not describe these weights", opts.In, len(unused), fewNames(unused, 3)))
+	}
 	model := src.Model
 	maxPos := model.MaxPositions()
 	maxSeq := opts.MaxSeqLen
@@ -139,34 +171,63 @@ func Export(ctx context.Context, opts Options) (err error) {
 		slog.Warn("max sequence length exceeds the model's max_position_embeddings", "max_seq_len", maxSeq, "max_position_embeddings", maxPos)
 	}
 	if err := checkMemory(model, maxSeq); err != nil {
-		return err
+		return res, err
+	}
+	prov := &manifest.Provenance{
+		Strata: version.Version,
+		Export: manifest.ExportSettings{DType: opts.DType, Compute: opts.Compute, MaxSeqLen: maxSeq, Full: opts.Full, Reference: opts.Reference},
+	}
+	if opts.DType == graph.DTypeInt4 {
+		prov.Export.Int4BlockSize = cmp.Or(opts.Int4Block, graph.Int4BlockSize)
+	}
+	if prov.Source, err = hashSource(ctx, opts.In, src); err != nil {
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		return res, badInput(err)
 	}
 	src.Weights = inputSource{finiteSource{src.Weights}}
 	layers := model.NumLayers()
 	dec := model.Decoder()
 
 	parent := filepath.Dir(out)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("create output parent: %w", err)
+	created, err := mkdirAll(parent)
+	if err != nil {
+		return res, fmt.Errorf("create output parent: %w", err)
+	}
+	unlockOut, err := lockOut(out)
+	if err != nil {
+		removeCreated(created)
+		return res, err
+	}
+	defer unlockOut()
+	if m, n, ok := upToDate(ctx, out, prov); ok {
+		slog.Info("model package is up to date", "out", out)
+		return Result{Out: out, UpToDate: true, Manifest: m, Bytes: n}, nil
+	}
+	if err := checkOut(out, opts.Force); err != nil {
+		removeCreated(created)
+		return res, err
 	}
 	cleanStale(out)
 	tmp, err := os.MkdirTemp(parent, tmpPrefix(out))
 	if err != nil {
-		return fmt.Errorf("create temporary output: %w", err)
+		return res, fmt.Errorf("create temporary output: %w", err)
 	}
 	unlock := func() {}
 	defer func() {
 		if err != nil {
 			os.RemoveAll(tmp)
+			removeCreated(created)
 		}
 		unlock()
 	}()
 	if err := os.Chmod(tmp, 0o755); err != nil {
-		return fmt.Errorf("create temporary output: %w", err)
+		return res, fmt.Errorf("create temporary output: %w", err)
 	}
 	release, err := lockTemp(tmp)
 	if err != nil {
-		return err
+		return res, err
 	}
 	unlock = release
 
@@ -186,7 +247,7 @@ func Export(ctx context.Context, opts Options) (err error) {
 		return ctx.Err()
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return res, err
 	}
 
 	gopts := graph.Options{DType: opts.DType, Compute: opts.Compute, MaxSeqLen: maxSeq, Int4Block: opts.Int4Block}
@@ -218,58 +279,120 @@ func Export(ctx context.Context, opts Options) (err error) {
 		return filepath.ToSlash(name), step()
 	}
 	if m.Files.Embed, err = write("embedding", func() (string, error) { return graph.WriteEmbed(tmp, dec, src.Weights, gopts) }); err != nil {
-		return err
+		return res, err
 	}
 	for l := 0; l < layers; l++ {
 		name, err := write(fmt.Sprintf("layer %d", l), func() (string, error) { return graph.WriteLayer(tmp, dec, l, src.Weights, gopts) })
 		if err != nil {
-			return err
+			return res, err
 		}
 		m.Files.Layers = append(m.Files.Layers, name)
 	}
 	if m.Files.Head, err = write("head", func() (string, error) { return graph.WriteHead(tmp, dec, src.Weights, gopts) }); err != nil {
-		return err
+		return res, err
 	}
 	if opts.Full {
 		if m.Files.Full, err = write("full model", func() (string, error) { return graph.WriteFull(tmp, dec, src.Weights, gopts) }); err != nil {
-			return err
+			return res, err
 		}
 	}
 	if opts.Reference {
 		if err := WriteReference(filepath.Join(tmp, ReferenceFile), model, src.Weights); err != nil {
-			return err
+			return res, err
 		}
 		m.Files.Reference = ReferenceFile
 		if err := step(); err != nil {
-			return err
+			return res, err
 		}
 	}
 	for _, f := range src.Files {
 		if err := copyFile(f, filepath.Join(tmp, filepath.Base(f))); err != nil {
-			return fmt.Errorf("copy tokenizer files: %w", err)
+			return res, fmt.Errorf("copy tokenizer files: %w", err)
 		}
 		if filepath.Base(f) == "tokenizer.json" {
 			m.Files.Tokenizer = "tokenizer.json"
 		}
 	}
+	if prov.Files, res.Bytes, err = hashPackage(ctx, tmp, &m); err != nil {
+		return res, fmt.Errorf("export: %w", err)
+	}
+	m.Provenance = prov
 	if err := m.Validate(); err != nil {
-		return fmt.Errorf("export: %w", err)
+		return res, fmt.Errorf("export: %w", err)
 	}
 	if err := m.Save(tmp); err != nil {
-		return fmt.Errorf("export: write manifest: %w", err)
+		return res, fmt.Errorf("export: write manifest: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return res, err
 	}
 	unlock()
 	unlock = func() {}
 	if err := replace(tmp, out); err != nil {
-		return err
+		return res, err
 	}
 	done = total - 1
 	step()
 	slog.Info("exported model package", "out", out, "dtype", opts.DType, "architecture", model.Family(), "layers", layers, "max_seq_len", maxSeq)
-	return nil
+	st, err := os.Stat(filepath.Join(out, manifest.FileName))
+	if err != nil {
+		return res, fmt.Errorf("export: %w", err)
+	}
+	return Result{Out: out, Manifest: &m, Bytes: res.Bytes + st.Size()}, nil
+}
+
+// fewNames is up to n of names, quoted and comma-separated, with "…" when
+// there are more.
+func fewNames(names []string, n int) string {
+	var b strings.Builder
+	for i, name := range names {
+		if i == n {
+			b.WriteString(", …")
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q", name)
+	}
+	return b.String()
+}
+
+// mkdirAll creates dir and its missing parents and returns the topmost
+// directory it created ("" when dir existed).
+func mkdirAll(dir string) (string, error) {
+	top := ""
+	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil {
+			break
+		}
+		top = p
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	return top, nil
+}
+
+// removeCreated removes the directories mkdirAll created for a failed
+// export, as long as they are still empty.
+func removeCreated(top string) {
+	if top == "" {
+		return
+	}
+	var dirs []string
+	filepath.WalkDir(top, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		os.Remove(dirs[i]) // fails, harmlessly, on a directory that holds something
+	}
 }
 
 // checkOut refuses an output path that is a file, or a non-empty directory

@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
@@ -33,7 +37,8 @@ func exportCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-seq-len", Usage: "KV cache length (at most 4194304)", DefaultText: "the model's max_position_embeddings, at most 2048 (2048 for ALiBi models such as BLOOM)"},
 			&cli.BoolFlag{Name: "full", Usage: "also write model_full.onnx, the whole model as one graph"},
 			&cli.BoolFlag{Name: "reference", Usage: "also write reference.safetensors (fp32 weights) for strata verify"},
-			&cli.BoolFlag{Name: "force", Usage: "replace an existing non-empty --out directory"},
+			&cli.BoolFlag{Name: "force", Usage: "replace an existing non-empty --out directory (a package this export would reproduce is left alone: \"up to date\")"},
+			&cli.BoolFlag{Name: "json", Usage: "print a JSON report on stdout (package, content hash, family, dtype, compute type, layers, bytes, seconds)"},
 		},
 		Action: runExport,
 	}
@@ -69,7 +74,8 @@ func runExport(c *cli.Context) error {
 	var bar *progressbar.ProgressBar
 	var lines *progress
 	tty := isTerminal(c.App.ErrWriter)
-	err := export.Export(ctx, export.Options{
+	start := time.Now()
+	res, err := export.Write(ctx, export.Options{
 		In:        c.String("in"),
 		Out:       c.String("out"),
 		DType:     c.String("dtype"),
@@ -110,11 +116,71 @@ func runExport(c *cli.Context) error {
 	switch {
 	case errors.Is(err, export.ErrOutputNotEmpty):
 		return usageError(fmt.Errorf("%w (use --force to replace it)", err))
+	case errors.Is(err, export.ErrOutputOverlapsInput):
+		return usageError(fmt.Errorf("--out: %w", err))
 	case errors.Is(err, export.ErrBadInput):
 		return inputError(err)
 	case err != nil:
 		return err
 	}
+	rep, err := newExportReport(res, time.Since(start))
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, rep)
+	}
+	if res.UpToDate {
+		fmt.Fprintf(c.App.Writer, "%s is up to date\n", c.String("out"))
+		return nil
+	}
 	fmt.Fprintf(c.App.Writer, "exported %s\n", c.String("out"))
 	return nil
+}
+
+// exportReport is what strata export --json prints.
+type exportReport struct {
+	// Package is the package directory.
+	Package string `json:"package"`
+	// ContentHash identifies the package as batch result files record it.
+	ContentHash string `json:"content_hash"`
+	// UpToDate: the package was already there and nothing was written.
+	UpToDate    bool    `json:"up_to_date"`
+	Family      string  `json:"family"`
+	DType       string  `json:"dtype"`
+	ComputeType string  `json:"compute_type"`
+	Layers      int     `json:"layers"`
+	Bytes       int64   `json:"bytes"`
+	Seconds     float64 `json:"seconds"`
+	// SourceSHA256 identifies the checkpoint (manifest provenance).
+	SourceSHA256 string `json:"source_sha256"`
+	// Strata is the version of strata that wrote the package.
+	Strata string `json:"strata_version"`
+}
+
+func newExportReport(res export.Result, took time.Duration) (exportReport, error) {
+	id, err := packageIdentity(res.Out)
+	if err != nil {
+		return exportReport{}, err
+	}
+	m := res.Manifest
+	rep := exportReport{
+		Package: res.Out, ContentHash: id, UpToDate: res.UpToDate,
+		Family: m.Architecture, DType: m.DType, ComputeType: m.Compute(), Layers: m.NumLayers,
+		Bytes: res.Bytes, Seconds: math.Round(took.Seconds()*1000) / 1000,
+	}
+	if p := m.Provenance; p != nil {
+		rep.SourceSHA256, rep.Strata = p.Source.SHA256, p.Strata
+	}
+	return rep, nil
+}
+
+// writeJSON prints v as indented JSON and a newline.
+func writeJSON(w io.Writer, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(data, '\n'))
+	return err
 }

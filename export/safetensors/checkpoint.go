@@ -136,6 +136,15 @@ func openFiles(paths []string) (*Checkpoint, error) {
 	return c, nil
 }
 
+// Paths returns the paths of the checkpoint's safetensors files, in order.
+func (c *Checkpoint) Paths() []string {
+	paths := make([]string, len(c.files))
+	for i, f := range c.files {
+		paths[i] = f.path
+	}
+	return paths
+}
+
 // Names returns every tensor name, shard by shard in file order.
 func (c *Checkpoint) Names() []string { return append([]string(nil), c.names...) }
 

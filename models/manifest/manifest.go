@@ -87,6 +87,9 @@ type Manifest struct {
 	// PromptTemplate, when set, wraps a text prompt: its one {placeholder}
 	// is replaced by the user's text (e.g. "English: {en}\nSpanish:").
 	PromptTemplate string `json:"prompt_template,omitempty"`
+	// Provenance records the checkpoint and settings the package was
+	// exported from (nil in packages written before it was recorded).
+	Provenance *Provenance `json:"provenance,omitempty"`
 }
 
 // DefaultInt4BlockSize is the int4 block size along K of packages that do
@@ -236,6 +239,11 @@ func (m *Manifest) Validate() error {
 	for _, id := range append([]int{m.BOSID, m.PadID}, m.EOSIDs...) {
 		if id < -1 || id >= m.VocabSize {
 			return fmt.Errorf("manifest special token id %d is outside the vocabulary (%d)", id, m.VocabSize)
+		}
+	}
+	if m.Provenance != nil {
+		if err := m.Provenance.Validate(); err != nil {
+			return fmt.Errorf("manifest %w", err)
 		}
 	}
 	return nil
