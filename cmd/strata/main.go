@@ -62,6 +62,8 @@ func newApp() *cli.App {
 			evalCommand(),
 			tokenizeCommand(),
 			runtimeCommand(),
+			inspectCommand(),
+			versionCommand(),
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
