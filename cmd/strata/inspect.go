@@ -117,14 +117,27 @@ type placementInfo struct {
 var placementDevices = []string{"cpu", "cuda", "webgpu"}
 
 func runInspect(c *cli.Context) error {
-	if c.NArg() != 1 {
+	// Flags after PKG are allowed: strata inspect PKG --json.
+	jsonOut := c.Bool("json")
+	var dirs []string
+	for _, a := range c.Args().Slice() {
+		switch {
+		case a == "--json" || a == "-json":
+			jsonOut = true
+		case strings.HasPrefix(a, "-"):
+			return usageError(fmt.Errorf("flag provided but not defined: %s", a))
+		default:
+			dirs = append(dirs, a)
+		}
+	}
+	if len(dirs) != 1 {
 		return usageError(errors.New("strata inspect takes one argument, the package directory (strata inspect PKG [--json])"))
 	}
-	rep, err := inspectPackage(c.Args().First(), time.Now())
+	rep, err := inspectPackage(dirs[0], time.Now())
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
+	if jsonOut {
 		return writeJSON(c.App.Writer, rep)
 	}
 	return writeInspect(c.App.Writer, rep)
