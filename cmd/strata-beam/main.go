@@ -18,9 +18,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/textio"
@@ -30,6 +33,7 @@ import (
 
 	"github.com/strata-llm/strata/engine"
 	"github.com/strata-llm/strata/engine/beamgen"
+	"github.com/strata-llm/strata/engine/requests"
 	"github.com/strata-llm/strata/models/manifest"
 )
 
@@ -84,7 +88,7 @@ func (c *config) check() error {
 	if c.errors == "" {
 		c.errors = errorsPath(c.output)
 	}
-	if c.errors == c.output {
+	if samePath(c.errors, c.output) {
 		return fmt.Errorf("--errors %s: must differ from --output", c.errors)
 	}
 	o := &c.opts
@@ -104,29 +108,64 @@ func (c *config) check() error {
 		return fmt.Errorf("--memory %s: %w", c.memory, err)
 	}
 	o.MemoryBytes = mem
-	if d := o.Defaults; d.MaxTokens < 1 {
-		return fmt.Errorf("--max-tokens %d: must be at least 1", d.MaxTokens)
-	}
-	if s := o.Defaults.Speedup; s != 0 && s < 1 {
-		return fmt.Errorf("--speedup %g: must be at least 1", s)
-	}
-	if err := o.Defaults.SamplingOptions.Validate(); err != nil {
+	// The same checks as strata batch's flags; the schedule once more
+	// against the package below, where it can be read.
+	if err := requests.CheckDefaults(o.Defaults, 0); err != nil {
 		return fmt.Errorf("--%w", err)
 	}
 	// A local input is checked here so a typo is one line, not a failed job.
-	if !strings.Contains(c.input, "://") && !strings.ContainsAny(c.input, "*?[") {
-		if _, err := os.Stat(c.input); err != nil {
+	if !isRemote(c.input) && !strings.ContainsAny(c.input, "*?[") {
+		st, err := os.Stat(c.input)
+		if err != nil {
 			return fmt.Errorf("--input: %w", err)
+		}
+		if st.IsDir() {
+			return fmt.Errorf("--input %s is a directory: give a requests file or a glob such as %s", c.input, filepath.Join(c.input, "*.jsonl"))
+		}
+		for _, f := range []struct{ flag, path string }{{"--output", c.output}, {"--errors", c.errors}} {
+			if samePath(c.input, f.path) {
+				return fmt.Errorf("%s %s is the requests file --input %s: results need a file of their own", f.flag, f.path, c.input)
+			}
 		}
 	}
 	// In-process, the workers see this machine's files: read the package's
 	// manifest now rather than fail in the first bundle.
 	if inProcess() {
-		if _, err := manifest.Load(c.model); err != nil {
+		man, err := manifest.Load(c.model)
+		if err != nil {
 			return fmt.Errorf("--model: %w", err)
+		}
+		if mem > 0 {
+			if err := beamgen.CheckMemory(c.model, mem); err != nil {
+				return fmt.Errorf("--memory %s: %w", c.memory, err)
+			}
+		}
+		if err := requests.CheckDefaults(o.Defaults, man.NumLayers); err != nil {
+			return fmt.Errorf("--%w", err)
 		}
 	}
 	return nil
+}
+
+// isRemote reports whether path names a file on a Beam filesystem other
+// than the local one (gs://, s3://, …).
+func isRemote(path string) bool { return strings.Contains(path, "://") }
+
+// samePath reports whether two local paths name one file: the same file
+// through links or relative paths, or, for files that do not exist yet,
+// the same cleaned absolute path.
+func samePath(a, b string) bool {
+	if isRemote(a) || isRemote(b) {
+		return a == b
+	}
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	if errA == nil && errB == nil {
+		return os.SameFile(sa, sb)
+	}
+	absA, errA := filepath.Abs(a)
+	absB, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && absA == absB
 }
 
 // inProcess reports whether the pipeline runs on this machine: prism
@@ -165,14 +204,49 @@ func parseBytes(s string) (int64, error) {
 	return int64(v), nil
 }
 
-// pipeline reads the requests, generates and writes both outputs.
-func pipeline(c *config) *beam.Pipeline {
+// pipeline reads the requests, generates and writes both outputs to the
+// paths given.
+func pipeline(c *config, output, errs string) *beam.Pipeline {
 	p, s := beam.NewPipelineWithRoot()
 	lines := textio.Read(s, c.input)
-	results, errs := beamgen.Generate(s, lines, c.opts)
-	textio.Write(s, c.output, results)
-	textio.Write(s, c.errors, errs)
+	results, errRows := beamgen.Generate(s, lines, c.opts)
+	textio.Write(s, output, results)
+	textio.Write(s, errs, errRows)
 	return p
+}
+
+// output is one of the command's output files. A local one is written under
+// a temporary name next to it and renamed once the pipeline has succeeded,
+// so that a failed or interrupted run leaves an earlier run's file as it
+// was, and what is there afterwards is all this run's.
+type output struct{ path, tmp string }
+
+func newOutput(path string) output {
+	if isRemote(path) {
+		return output{path: path, tmp: path}
+	}
+	return output{path: path, tmp: filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.tmp-%d", filepath.Base(path), os.Getpid()))}
+}
+
+// commit renames the finished file into place. Beam writes nothing for an
+// empty output: that becomes an empty file.
+func (o output) commit() error {
+	if o.tmp == o.path {
+		return nil
+	}
+	if _, err := os.Stat(o.tmp); errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(o.tmp, nil, 0o644); err != nil {
+			return err
+		}
+	}
+	return os.Rename(o.tmp, o.path)
+}
+
+// discard removes the temporary file of a failed run.
+func (o output) discard() {
+	if o.tmp != o.path {
+		os.Remove(o.tmp)
+	}
 }
 
 func main() {
@@ -183,17 +257,24 @@ func main() {
 	if err := c.check(); err != nil {
 		fail(err)
 	}
-	// Beam writes nothing for an empty output: clear the files of an
-	// earlier run so that what is there afterwards is this run's.
-	for _, path := range []string{c.output, c.errors} {
-		if !strings.Contains(path, "://") {
-			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-				fail(err)
-			}
+	out, errs := newOutput(c.output), newOutput(c.errors)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := beamx.Run(ctx, pipeline(c, out.tmp, errs.tmp)); err != nil || ctx.Err() != nil {
+		out.discard()
+		errs.discard()
+		if ctx.Err() != nil {
+			fmt.Fprintf(os.Stderr, "strata-beam: interrupted; %s and %s are as they were before this run\n", c.output, c.errors)
+			os.Exit(130)
 		}
-	}
-	if err := beamx.Run(context.Background(), pipeline(c)); err != nil {
 		fail(err)
+	}
+	for _, o := range []output{errs, out} {
+		if err := o.commit(); err != nil {
+			out.discard()
+			errs.discard()
+			fail(fmt.Errorf("write %s: %w", o.path, err))
+		}
 	}
 }
 

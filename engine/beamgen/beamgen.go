@@ -24,6 +24,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
 	"github.com/strata-llm/strata/engine"
+	"github.com/strata-llm/strata/engine/requests"
 )
 
 // DefaultBatchSize is the batch size when Options.BatchSize is 0.
@@ -159,15 +160,15 @@ func (f *generateFn) Teardown() error {
 // parse decodes a request line as `strata batch` does: unknown fields are
 // errors and fields left out take the defaults.
 func (f *generateFn) parse(line string) (engine.Request, error) {
-	req := f.Opts.Defaults
-	dec := json.NewDecoder(bytes.NewReader([]byte(line)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	// Every line may be a file's first (a runner splits files into lines).
+	text := requests.StripBOM(bytes.TrimSpace([]byte(line)))
+	req, err := requests.Decode(text, f.Opts.Defaults)
+	if err != nil {
 		// Name the request if its id can be read at all.
 		var idOnly struct {
 			ID string `json:"id"`
 		}
-		json.Unmarshal([]byte(line), &idOnly)
+		json.NewDecoder(bytes.NewReader(text)).Decode(&idOnly)
 		return engine.Request{ID: idOnly.ID}, fmt.Errorf("not a request: %w", err)
 	}
 	if req.ID == "" {
@@ -176,8 +177,13 @@ func (f *generateFn) parse(line string) (engine.Request, error) {
 	if req.Prompt == "" && req.PromptIDs == nil {
 		return req, fmt.Errorf("request %q has neither prompt nor prompt_ids", req.ID)
 	}
-	if req.PromptIDs == nil && !f.Opts.Raw {
-		req.Prompt = f.model.model.Manifest.FormatPrompt(req.Prompt)
+	if req.PromptIDs == nil {
+		if err := requests.CheckPromptBytes(req.Prompt, f.model.model.Manifest.MaxSeqLen); err != nil {
+			return req, err
+		}
+		if !f.Opts.Raw {
+			req.Prompt = f.model.model.Manifest.FormatPrompt(req.Prompt)
+		}
 	}
 	if err := f.model.model.Check(req); err != nil {
 		return req, err

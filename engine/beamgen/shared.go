@@ -125,6 +125,19 @@ func fitBatch(m *engine.Model, o Options) (int, error) {
 		gib(o.MemoryBytes), gib(weights), o.Concurrency, gib(kv(1)))
 }
 
+// CheckMemory refuses a memory budget that cannot hold the weights of the
+// package in dir, before any worker loads it.
+func CheckMemory(dir string, budget int64) error {
+	weights, err := packageBytes(dir)
+	if err != nil {
+		return err
+	}
+	if weights >= budget {
+		return fmt.Errorf("memory budget of %d bytes cannot hold the package's weights (%.2f GiB) and a KV cache", budget, gib(weights))
+	}
+	return nil
+}
+
 // packageBytes sums the sizes of the files in a package directory (the
 // weights, loaded into memory by ONNX Runtime).
 func packageBytes(dir string) (int64, error) {

@@ -117,7 +117,7 @@ func CheckDefaults(d engine.Request, numLayers int) error {
 	if err := d.SamplingOptions.Validate(); err != nil {
 		return err
 	}
-	if d.Schedule == "" {
+	if d.Schedule == "" && (d.Speedup == 0 || numLayers < 1) {
 		return nil
 	}
 	layers := numLayers
@@ -129,7 +129,10 @@ func CheckDefaults(d engine.Request, numLayers int) error {
 		speedup = 1 // the package's ratio is applied later
 	}
 	if _, err := engine.ParseSchedule(d.Schedule, speedup, layers); err != nil {
-		return fmt.Errorf("schedule: %w", err)
+		if d.Schedule == "" {
+			return err // it names the speedup
+		}
+		return fmt.Errorf("schedule %s: %w", d.Schedule, err)
 	}
 	return nil
 }
