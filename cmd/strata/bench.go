@@ -59,13 +59,37 @@ func benchCommand() *cli.Command {
 	}
 }
 
+// benchOnly names the flags that apply to one workload only.
+var benchOnly = map[string][]string{
+	"ratios": {"ratios", "schedule", "prompt-len", "gen", "reps", "warmup", "no-mono", "profile", "no-roofline",
+		"calibrate", "lossless", "draft", "draft-confidence", "markdown", "plot", "cpuprofile"},
+	"mixed": {"requests"},
+}
+
 func runBench(c *cli.Context) error {
-	switch c.String("workload") {
-	case "ratios":
-	case "mixed":
+	workload := c.String("workload")
+	other, ok := map[string]string{"ratios": "mixed", "mixed": "ratios"}[workload]
+	if !ok {
+		return usageError(fmt.Errorf("--workload %q: want ratios or mixed", workload))
+	}
+	for _, name := range benchOnly[other] {
+		if c.IsSet(name) {
+			return usageError(fmt.Errorf("--%s applies to --workload %s only, not %s", name, other, workload))
+		}
+	}
+	for _, name := range []string{"requests", "gen", "prompt-len", "reps"} {
+		if c.IsSet(name) && c.Int(name) < 1 {
+			return usageError(fmt.Errorf("--%s %d: must be at least 1", name, c.Int(name)))
+		}
+	}
+	if c.Int("warmup") < 0 {
+		return usageError(fmt.Errorf("--warmup %d: must be at least 0", c.Int("warmup")))
+	}
+	if err := checkThreads(c); err != nil {
+		return err
+	}
+	if workload == "mixed" {
 		return runMixedBench(c)
-	default:
-		return fmt.Errorf("--workload %q: want ratios or mixed", c.String("workload"))
 	}
 	ratios, err := benchList(c.String("ratios"), "--ratios", func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
 	if err != nil {
@@ -76,7 +100,7 @@ func runBench(c *cli.Context) error {
 			return err
 		}
 	}
-	batches, err := benchList(c.String("batch"), "--batch", strconv.Atoi)
+	batches, err := benchBatches(c.String("batch"))
 	if err != nil {
 		return err
 	}
@@ -89,9 +113,6 @@ func runBench(c *cli.Context) error {
 	}
 	if c.IsSet("draft") && !c.Bool("lossless") {
 		return fmt.Errorf("--draft needs --lossless")
-	}
-	if err := checkThreads(c); err != nil {
-		return err
 	}
 	ortLib, err := ortLibFor(c)
 	if err != nil {
@@ -161,6 +182,20 @@ func runBench(c *cli.Context) error {
 	return nil
 }
 
+// benchBatches parses --batch: batch sizes of at least 1.
+func benchBatches(value string) ([]int, error) {
+	batches, err := benchList(value, "--batch", strconv.Atoi)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range batches {
+		if b < 1 {
+			return nil, usageError(fmt.Errorf("--batch %d: must be at least 1", b))
+		}
+	}
+	return batches, nil
+}
+
 // benchList parses a comma-separated flag value.
 func benchList[T any](value, flag string, parse func(string) (T, error)) ([]T, error) {
 	var out []T
@@ -188,12 +223,16 @@ func runMixedBench(c *cli.Context) error {
 	if c.IsSet("batch") {
 		batchFlag = c.String("batch")
 	}
-	batches, err := benchList(batchFlag, "--batch", strconv.Atoi)
+	batches, err := benchBatches(batchFlag)
+	if err != nil {
+		return err
+	}
+	ortLib, err := ortLibFor(c)
 	if err != nil {
 		return err
 	}
 	opts := bench.MixedOptions{Model: c.String("model"), Requests: c.Int("requests"), Batches: batches,
-		Seed: c.Uint64("seed"), Device: c.String("device"), Threads: c.Int("threads"), ORTLib: c.String("ort-lib")}
+		Seed: c.Uint64("seed"), Device: c.String("device"), Threads: c.Int("threads"), ORTLib: ortLib}
 	if !c.Bool("quiet") {
 		opts.Progress = func(line string) { fmt.Fprintln(c.App.ErrWriter, "bench:", line) }
 	}

@@ -73,6 +73,13 @@ func runEval(c *cli.Context) error {
 		}
 		ratios = append(ratios, r)
 	}
+	schedules := strings.Split(c.String("schedules"), ",")
+	for i := range schedules {
+		schedules[i] = strings.TrimSpace(schedules[i])
+	}
+	if err := (eval.Options{Schedules: schedules, Ratios: ratios}).Validate(); err != nil {
+		return fmt.Errorf("--%w", err)
+	}
 	for _, f := range []struct {
 		name string
 		min  int
@@ -87,7 +94,6 @@ func runEval(c *cli.Context) error {
 	if err := checkDraftConfidence(c, c.Bool("lossless")); err != nil {
 		return err
 	}
-	schedules := strings.Split(c.String("schedules"), ",")
 	if n := c.Int("limit"); n > 0 && n < len(examples) {
 		examples = examples[:n]
 	}
@@ -107,6 +113,9 @@ func runEval(c *cli.Context) error {
 		Progress:        p.set,
 	})
 	p.finish()
+	if ctx.Err() != nil {
+		return interrupted(fmt.Errorf("interrupted: the evaluation did not finish (%d of %d examples decoded); nothing was written", p.done, p.total))
+	}
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/strata-llm/strata/engine"
+	"github.com/strata-llm/strata/engine/requests"
 )
 
 func generateCommand() *cli.Command {
@@ -82,10 +83,18 @@ func runGenerate(c *cli.Context) error {
 			return err
 		}
 	}
+	if req.PromptIDs == nil {
+		if err := requests.CheckPromptBytes(text, m.Manifest.MaxSeqLen); err != nil {
+			return inputError(err)
+		}
+	}
 	res, err := m.GenerateStream(ctx, req, onToken)
 	if err != nil {
 		if !jsonOut {
 			fmt.Fprintln(out)
+		}
+		if ctx.Err() != nil {
+			return interrupted(errors.New("interrupted: generation stopped before it finished"))
 		}
 		return err
 	}

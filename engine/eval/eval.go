@@ -11,9 +11,12 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/strata-llm/strata/engine"
 	"github.com/strata-llm/strata/engine/metrics"
@@ -49,10 +52,19 @@ var Tasks = map[string]func() ([]Example, error){
 func ReadExamples(r io.Reader) ([]Example, error) {
 	var out []Example
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for line := 1; sc.Scan(); line++ {
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+	sc.Buffer(make([]byte, 1<<20), maxExampleLine)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := sc.Bytes()
+		if line == 1 {
+			text = bytes.TrimPrefix(text, []byte("\xef\xbb\xbf")) // a byte order mark
+		}
+		if len(bytes.TrimSpace(text)) == 0 {
 			continue
+		}
+		if !utf8.Valid(text) {
+			return nil, fmt.Errorf("examples line %d is not valid UTF-8 (at byte %d); convert the file to UTF-8", line, invalidUTF8At(text))
 		}
 		var rec struct {
 			Ref       string  `json:"ref"`
@@ -62,7 +74,7 @@ func ReadExamples(r io.Reader) ([]Example, error) {
 			Reference *string `json:"reference"`
 			Response  *string `json:"response"`
 		}
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+		if err := json.Unmarshal(text, &rec); err != nil {
 			return nil, fmt.Errorf("examples line %d: %w", line, err)
 		}
 		ex := Example{Ref: rec.Ref, Source: rec.En, Target: rec.Es, Prompt: rec.Prompt}
@@ -80,12 +92,62 @@ func ReadExamples(r io.Reader) ([]Example, error) {
 		out = append(out, ex)
 	}
 	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fmt.Errorf("examples line %d is longer than %d MiB, the most one example may hold", line+1, maxExampleLine>>20)
+		}
 		return nil, fmt.Errorf("read examples: %w", err)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no examples")
 	}
 	return out, nil
+}
+
+// maxExampleLine is the longest example line read.
+const maxExampleLine = 16 << 20
+
+// invalidUTF8At is the offset of the first byte of b that is not valid UTF-8.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
+}
+
+// Validate checks the schedules and ratios: none empty or repeated, each
+// schedule a ratio rule (uls, balanced, top, bottom), each ratio a finite
+// number ≥ 1.
+func (o Options) Validate() error {
+	seen := map[string]bool{}
+	for _, s := range o.Schedules {
+		switch {
+		case s == "":
+			return errors.New("schedules: an empty item")
+		case !engine.IsRule(s):
+			return fmt.Errorf("schedules: %q is not one of uls, balanced, top, bottom", s)
+		case seen[s]:
+			return fmt.Errorf("schedules: %s is listed twice", s)
+		}
+		seen[s] = true
+	}
+	if len(o.Schedules) == 0 {
+		return errors.New("schedules: none given")
+	}
+	ratios := map[float64]bool{}
+	for _, r := range o.Ratios {
+		switch {
+		case !(r >= 1) || math.IsInf(r, 0):
+			return fmt.Errorf("ratios: %g is not a ratio ≥ 1", r)
+		case ratios[r]:
+			return fmt.Errorf("ratios: %g is listed twice", r)
+		}
+		ratios[r] = true
+	}
+	return nil
 }
 
 // Options choose what to evaluate.
@@ -145,6 +207,9 @@ type Row struct {
 func Run(ctx context.Context, m *engine.Model, examples []Example, opts Options) ([]Row, error) {
 	if len(examples) == 0 {
 		return nil, fmt.Errorf("no examples to evaluate")
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
 	maxTokens := opts.MaxTokens
 	if maxTokens == 0 {

@@ -164,3 +164,41 @@ func TestRunLossless(t *testing.T) {
 		t.Errorf("markdown:\n%s", md)
 	}
 }
+
+// TestReadExamplesRefuses checks that a test set is read as it is or
+// refused naming the line: invalid UTF-8 is never turned into U+FFFD.
+func TestReadExamplesRefuses(t *testing.T) {
+	ok := `{"prompt": "a", "reference": "b"}`
+	for _, tc := range []struct{ name, data, want string }{
+		{"invalid UTF-8", ok + "\n" + "{\"prompt\": \"caf\xe9\", \"reference\": \"b\"}\n", "line 2 is not valid UTF-8 (at byte 15)"},
+		{"byte order mark", "\xef\xbb\xbf" + ok + "\n", ""},
+	} {
+		ex, err := ReadExamples(strings.NewReader(tc.data))
+		switch {
+		case tc.want == "" && (err != nil || len(ex) != 1):
+			t.Errorf("%s: %v, %v", tc.name, ex, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		schedules []string
+		ratios    []float64
+		want      string
+	}{
+		{[]string{"uls", "top"}, []float64{1, 2}, ""},
+		{[]string{"uls", "", "top"}, []float64{1, 2}, "an empty item"},
+		{[]string{"uls", "top", "uls"}, []float64{1, 2}, "uls is listed twice"},
+		{[]string{"zigzag"}, []float64{1, 2}, `"zigzag" is not one of`},
+		{[]string{"uls"}, []float64{2, 2}, "2 is listed twice"},
+		{[]string{"uls"}, []float64{0.5}, "not a ratio"},
+	} {
+		err := Options{Schedules: tc.schedules, Ratios: tc.ratios}.Validate()
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%v %v: %v, want %q", tc.schedules, tc.ratios, err, tc.want)
+		}
+	}
+}

@@ -218,14 +218,15 @@ func writeStamp(lib, sum string) error {
 	return nil
 }
 
-// verifyCached reports whether the cached library matches want, trusting an
-// up-to-date stamp and hashing the file otherwise.
-func verifyCached(lib, want string) (bool, error) {
+// verifyCached reports whether the cached library matches want. With
+// trustStamp an up-to-date stamp is taken for the hash; otherwise, and
+// when the stamp is stale, the file is hashed.
+func verifyCached(lib, want string, trustStamp bool) (bool, error) {
 	st, err := os.Stat(lib)
 	if err != nil {
 		return false, fmt.Errorf("stat %s: %w", lib, err)
 	}
-	if data, err := os.ReadFile(stampPath(lib)); err == nil {
+	if data, err := os.ReadFile(stampPath(lib)); err == nil && trustStamp {
 		f := strings.Fields(string(data))
 		if len(f) == 3 && f[0] == want && f[1] == strconv.FormatInt(st.Size(), 10) &&
 			f[2] == strconv.FormatInt(st.ModTime().UnixNano(), 10) {

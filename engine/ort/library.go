@@ -106,6 +106,9 @@ func Resolve(explicit string, progress func(string)) (Library, error) {
 }
 
 func existing(path string, src Source) (Library, error) {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return Library{}, fmt.Errorf("ONNX Runtime library %s (from %s) is a directory: give the path of libonnxruntime itself", path, src)
+	}
 	if !fileExists(path) {
 		return Library{}, fmt.Errorf("ONNX Runtime library %s (from %s) does not exist", path, src)
 	}
@@ -118,7 +121,11 @@ func existing(path string, src Source) (Library, error) {
 
 // cached returns the build's library from the user cache if every file of
 // the build is present and intact. A corrupted file (sha256 mismatch) is
-// removed so that the build is fetched again.
+// removed so that the build is fetched again. The library that is loaded is
+// hashed every time (about 45 ms for the 45 MB CPU library): a file
+// corrupted with its size and modification time kept would pass its stamp
+// and crash the process when loaded. Its companions (the CUDA provider,
+// 230 MB) trust an up-to-date stamp.
 func (b *build) cached(progress func(string)) (Library, bool, error) {
 	dir, err := b.dir()
 	if err != nil {
@@ -129,7 +136,7 @@ func (b *build) cached(progress func(string)) (Library, bool, error) {
 		if !fileExists(path) {
 			return Library{}, false, nil
 		}
-		ok, err := verifyCached(path, f.sha256)
+		ok, err := verifyCached(path, f.sha256, f.file != b.lib)
 		if err != nil {
 			return Library{}, false, err
 		}
