@@ -118,7 +118,8 @@ func invalidUTF8At(b []byte) int {
 	return len(b)
 }
 
-// Validate checks the schedules and ratios: none empty or repeated, each
+// Validate checks the schedules and ratios (no schedule: the full-depth
+// row only): none empty or repeated, each
 // schedule a ratio rule (uls, balanced, top, bottom), each ratio a finite
 // number ≥ 1.
 func (o Options) Validate() error {
@@ -133,9 +134,6 @@ func (o Options) Validate() error {
 			return fmt.Errorf("schedules: %s is listed twice", s)
 		}
 		seen[s] = true
-	}
-	if len(o.Schedules) == 0 {
-		return errors.New("schedules: none given")
 	}
 	ratios := map[float64]bool{}
 	for _, r := range o.Ratios {
