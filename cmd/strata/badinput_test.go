@@ -387,6 +387,27 @@ func badInputs(t *testing.T, root string) []badInput {
 	otherProducer := writeFile(t, root, "other-producer.jsonl",
 		`{"strata_batch":{"package":"sha256:0000","model":"/elsewhere/pkg","settings":{"max_tokens":128}}}`+"\n"+`{"id":"z","token_ids":[1],"text":"","stop_reason":"max_tokens","kept_layers":[0],"stats":{}}`+"\n")
 	exp := func(in, name string) []string { return []string{"export", "--in", in, "--out", out(name)} }
+	goodCkpt := badCheckpoint(t, root, "ckpt-good", func(string) {})
+	ckptLink := filepath.Join(root, "ckpt-good-link")
+	if err := os.Symlink(goodCkpt, ckptLink); err != nil {
+		t.Fatal(err)
+	}
+	fewerLayers := badCheckpoint(t, root, "ckpt-fewer-layers", func(dir string) {
+		editJSON(t, filepath.Join(dir, "config.json"), func(c map[string]any) { c["num_hidden_layers"] = 1 })
+	})
+	otherPkg := filepath.Join(root, "out-other")
+	if err := os.MkdirAll(otherPkg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, root, "out-other/notes.txt", "someone's files")
+	exportLock, err := os.OpenFile(filepath.Join(root, ".out-locked.export.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { exportLock.Close() })
+	if err := filelock.TryLock(exportLock); err != nil {
+		t.Fatal(err)
+	}
 
 	return []badInput{
 		// ONNX Runtime library.
@@ -488,6 +509,15 @@ func badInputs(t *testing.T, root string) []badInput {
 		{name: "export of a checkpoint with a NaN weight", args: exp(nanST, "nan"), want: `tensor "model.layers.1.self_attn.v_proj.weight" holds a non-finite value`},
 		{name: "export of a checkpoint with random bytes in a weight", args: exp(randomST, "random"), want: `tensor "model.norm.weight" holds a non-finite value`},
 		{name: "export of safetensors whose tensors share bytes", args: exp(aliasST, "alias"), want: "overlap tensor"},
+		{name: "export --out is --in (with --force)", args: []string{"export", "--in", goodCkpt, "--out", goodCkpt, "--force"}, want: "is the input checkpoint"},
+		{name: "export --out inside --in, through a symlink", args: []string{"export", "--in", goodCkpt, "--out", filepath.Join(ckptLink, "pkg"), "--force"}, want: "lies inside the input checkpoint"},
+		{name: "export --out holds --in", args: []string{"export", "--in", goodCkpt, "--out", root, "--force"}, want: "holds the input checkpoint"},
+		{name: "export with config.json describing fewer layers than the weights", args: exp(fewerLayers, "fewer"), want: `not used by its config.json ("model.layers.1.`},
+		{name: "export onto another package without --force", args: []string{"export", "--in", goodCkpt, "--out", otherPkg}, want: "use --force to replace it"},
+		{name: "export --out held by another export", args: exp(goodCkpt, "locked"), want: "another export is writing it"},
+		{name: "inspect of a missing package", args: []string{"inspect", filepath.Join(root, "nope")}, want: "no such file"},
+		{name: "inspect without a package", args: []string{"inspect"}, want: "takes one argument"},
+		{name: "inspect with an unknown flag after the package", args: []string{"inspect", pkg, "--bogus"}, want: "--bogus"},
 		{name: "export of safetensors with trailing garbage", args: exp(trailingST, "trailing"), want: "16 bytes of trailing data"},
 		{name: "synth --shape huge", args: []string{"synth", "--shape", "huge", "--out", out("synth")}, want: "--shape \"huge\""},
 		{name: "export --dtype bf8", args: append(exp(noConfig, "dtype"), "--dtype", "bf8"), want: "bf8"},
@@ -576,7 +606,7 @@ func runInProcess(t *testing.T, args ...string) (code int, stderr string) {
 // table of these inputs and their messages, up to date.
 func TestBadInput(t *testing.T) {
 	root := t.TempDir()
-	cases := badInputs(t, root)
+	cases := append(badInputs(t, root), reliabilityInputs(t, root)...)
 	norm := strings.NewReplacer(root, "$TMP", testPackage(t), "$PKG", tmpRoot, "$TMP")
 	var rows []string
 	for _, tc := range cases {
@@ -597,7 +627,7 @@ func TestBadInput(t *testing.T) {
 		case tc.known != "":
 			t.Logf("known failure %s: %s", tc.name, problem)
 		}
-		rows = append(rows, docRow(tc, norm, stderr))
+		rows = append(rows, docRow(tc, norm, stderr, code))
 	}
 	doc := errorsDocText(rows)
 	if os.Getenv(EnvUpdateDocs) == "1" {
@@ -612,8 +642,8 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// docRow is one Markdown table row: input, command, message.
-func docRow(tc badInput, norm *strings.Replacer, stderr string) string {
+// docRow is one Markdown table row: input, command, exit status, message.
+func docRow(tc badInput, norm *strings.Replacer, stderr string, code int) string {
 	cell := func(s string) string {
 		s = strings.TrimSpace(s)
 		s = strings.ReplaceAll(s, "|", `\|`)
@@ -634,7 +664,7 @@ func docRow(tc badInput, norm *strings.Replacer, stderr string) string {
 		first, _, _ := strings.Cut(strings.TrimSpace(stderr), "\n")
 		message = "**known issue: " + cell(tc.known) + ".** First line: " + cell(norm.Replace(first))
 	}
-	return fmt.Sprintf("| %s | `%s` | %s |", cell(tc.name), cell(command), message)
+	return fmt.Sprintf("| %s | `%s` | %d | %s |", cell(tc.name), cell(command), code, message)
 }
 
 // errorsDocText is the whole of docs/errors.md.
@@ -648,6 +678,21 @@ status and exactly one line on stderr that starts with ` + "`strata:`" + ` — n
 Model packages are checked before ONNX Runtime opens anything: paths in manifest.json must be
 relative and stay inside the package directory after following symbolic links.
 
+## Exit status
+
+A script can branch on the exit status (cmd/strata/exitcode.go):
+
+| status | meaning |
+| --- | --- |
+| 0 | the command did what it was asked (also: ` + "`strata export`" + ` found the package up to date) |
+| 1 | any other failure: I/O, ONNX Runtime, another export holding ` + "`--out`" + ` |
+| 2 | usage: an unknown command or flag, a missing or bad flag value, ` + "`--out`" + ` overlapping ` + "`--in`" + `, an existing package without ` + "`--force`" + ` |
+| 3 | bad input: a file, checkpoint, model package or request that is invalid |
+| 4 | verification failed: a check ran and the thing checked failed it (` + "`strata verify --placement`" + `) |
+| 130 | interrupted by SIGINT or SIGTERM |
+
+## Messages
+
 This table is generated by ` + "`TestBadInput`" + ` in cmd/strata/badinput_test.go, which runs each input
 through the built binary and in-process; ` + "`$TMP`" + ` and ` + "`$PKG`" + ` stand for the test's temporary
 directory and its exported test package. Regenerate it with
@@ -655,8 +700,8 @@ directory and its exported test package. Regenerate it with
 Rows marked **known issue** do not meet the contract yet; the test checks they still fail and
 asks for the mark to be removed once they are fixed.
 
-| bad input | command | message |
-| --- | --- | --- |
+| bad input | command | exit | message |
+| --- | --- | --- | --- |
 `)
 	for _, r := range rows {
 		b.WriteString(r)
