@@ -116,7 +116,6 @@ func runBatch(c *cli.Context) error {
 	if retried > 0 {
 		fmt.Fprintf(c.App.ErrWriter, "strata: retrying %d requests that failed before (--skip-failed leaves them)\n", retried)
 	}
-	fmt.Fprintf(c.App.ErrWriter, "strata: %d requests, %d to run, %d already in %s\n", len(reqs), len(todo), len(reqs)-len(todo), c.String("out"))
 	m, format, err := loadModelDir(c, dir)
 	if err != nil {
 		return err
