@@ -26,6 +26,7 @@ go vet ./...
 go run ./cmd/strata runtime info
 go run ./cmd/strata runtime fetch --provider cuda
 go test ./...
+go run github.com/go-task/task/v3/cmd/task@v3.54.0 pipeline-check # the export pipeline (Taskfile.yml) on a synthetic checkpoint; its summary lists each step
 # The engine serves concurrent Generate calls: run it under the race detector too.
 go test -race ./engine/
 /usr/bin/python3 -m unittest discover -s scripts/train -p 'test_*.py'
