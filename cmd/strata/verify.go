@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/strata-llm/strata/engine"
+	"github.com/strata-llm/strata/engine/ort"
 	"github.com/strata-llm/strata/engine/placement"
 	"github.com/strata-llm/strata/export"
 )
@@ -142,9 +143,13 @@ func runPlacement(c *cli.Context) error {
 			return usageError(fmt.Errorf("--placement checks kernels only; it takes no --%s", name))
 		}
 	}
+	if err := ort.CheckDevice(c.String("device")); err != nil {
+		return usageError(err)
+	}
+	// The check reads only the package: what fails is the package.
 	rep, err := placement.Check(c.String("model"), c.String("device"))
 	if err != nil {
-		return err
+		return inputError(err)
 	}
 	out := c.App.Writer
 	for _, m := range rep.Misses {
