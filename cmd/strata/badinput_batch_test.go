@@ -51,7 +51,7 @@ func reliabilityInputs(t *testing.T, root string) []badInput {
 		{name: "batch empty --in", args: batch(empty, "empty"), want: "holds no requests"},
 		{name: "batch --in is a directory", args: batch(root, "dir"), want: "is a directory"},
 		{name: "batch --merge onto the --in file", args: []string{"batch", "--model", pkg, "--in", same, "--out", same, "--shards", "3", "--merge"}, want: "is the requests file"},
-		{name: `batch --shard ""`, args: batch(ok, "shard-empty", "--shard", ""), want: "--shard : want I/N"},
+		{name: `batch --shard ""`, args: batch(ok, "shard-empty", "--shard", ""), want: `--shard "": want I/N`},
 		{name: "batch --deadline -5m", args: batch(ok, "deadline-neg", "--deadline", "-5m"), want: "--deadline -5m: must be a positive duration"},
 		{name: "batch --deadline 5 (no unit)", args: batch(ok, "deadline-unit", "--deadline", "5"), want: "--deadline 5: want a duration such as 30m"},
 		{name: "batch --deadline, calibrated ratio the package cannot run", args: []string{"batch", "--model", badRatio, "--in", ok, "--out", out("cal-ratio"), "--deadline", "1m"}, want: "ratio 100 cannot run on this package"},

@@ -651,6 +651,11 @@ func docRow(tc badInput, norm *strings.Replacer, stderr string, code int) string
 	}
 	args := tc.args
 	for i, a := range args {
+		if len(a) > 200 && strings.Count(a, ",") <= 10 {
+			args = append(append([]string(nil), args[:i]...), fmt.Sprintf("…(%d bytes)", len(a)))
+			args = append(args, tc.args[i+1:]...)
+			break
+		}
 		if len(a) > 40 && strings.Count(a, ",") > 10 {
 			args = append(append([]string(nil), args[:i]...), "1,1,…(64 ids)")
 			args = append(args, tc.args[i+1:]...)

@@ -80,7 +80,7 @@ func runBatch(c *cli.Context) error {
 	}
 	reqs, err := readRequests(c.String("in"), defaults)
 	if err != nil {
-		return err
+		return inputError(err)
 	}
 	reqs, merged, err := shardRequests(c, reqs)
 	if err != nil || merged {

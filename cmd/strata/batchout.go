@@ -318,7 +318,7 @@ func (r *resultsFile) appendLine(v any) error {
 // paths alike.
 func checkNotRequests(in, out string) error {
 	if sameFile(in, out) {
-		return fmt.Errorf("--out %s is the requests file --in %s: results need a file of their own", out, in)
+		return usageError(fmt.Errorf("--out %s is the requests file --in %s: results need a file of their own", out, in))
 	}
 	return nil
 }

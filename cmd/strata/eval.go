@@ -78,7 +78,7 @@ func runEval(c *cli.Context) error {
 		schedules[i] = strings.TrimSpace(schedules[i])
 	}
 	if err := (eval.Options{Schedules: schedules, Ratios: ratios}).Validate(); err != nil {
-		return fmt.Errorf("--%w", err)
+		return usageError(fmt.Errorf("--%w", err))
 	}
 	for _, f := range []struct {
 		name string
@@ -154,7 +154,7 @@ func evalSet(c *cli.Context) ([]eval.Example, string, []string, error) {
 		defer f.Close()
 		examples, err := eval.ReadExamples(f)
 		if err != nil {
-			return nil, "", nil, fmt.Errorf("%s: %w", path, err)
+			return nil, "", nil, inputError(fmt.Errorf("%s: %w", path, err))
 		}
 		return examples, filepath.Base(path), stop, nil
 	}

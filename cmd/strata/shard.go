@@ -73,7 +73,7 @@ func shardFromFlags(c *cli.Context) (index, n int, err error) {
 		index, err1 := strconv.Atoi(i)
 		count, err2 := strconv.Atoi(m)
 		if !ok || err1 != nil || err2 != nil || count < 1 || index < 0 || index >= count {
-			return 0, 0, fmt.Errorf("--shard %s: want I/N with 0 ≤ I < N, e.g. 0/3", spec)
+			return 0, 0, usageError(fmt.Errorf("--shard %q: want I/N with 0 ≤ I < N, e.g. 0/3", spec))
 		}
 		if n != 0 && n != count {
 			return 0, 0, fmt.Errorf("--shard %s disagrees with --shards %d", spec, n)
