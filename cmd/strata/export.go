@@ -114,6 +114,8 @@ func runExport(c *cli.Context) error {
 		}
 	}
 	switch {
+	case err != nil && ctx.Err() != nil:
+		return interrupted(fmt.Errorf("export interrupted; %s was left as it was", c.String("out")))
 	case errors.Is(err, export.ErrOutputNotEmpty):
 		return usageError(fmt.Errorf("%w (use --force to replace it)", err))
 	case errors.Is(err, export.ErrOutputOverlapsInput):

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -179,4 +182,51 @@ func TestVersion(t *testing.T) {
 	if code, _, _ := runCLI(t, "version", "extra"); code != exitUsage {
 		t.Errorf("version with an argument: exit %d, want %d", code, exitUsage)
 	}
+}
+
+// TestExportInterrupted stops `strata export` with SIGINT while it writes:
+// it exits 130 with one line and leaves nothing behind.
+func TestExportInterrupted(t *testing.T) {
+	ckpt := filepath.Join(t.TempDir(), "ckpt")
+	s := synth.Llama2Like()
+	s.Layers, s.Hidden, s.Intermediate, s.Vocab = 12, 256, 688, 4096
+	if err := synth.Write(ckpt, s); err != nil {
+		t.Fatal(err)
+	}
+	bin := strataBinary(t)
+	for try := range 5 {
+		parent := t.TempDir()
+		cmd := exec.Command(bin, "export", "--in", ckpt, "--out", filepath.Join(parent, "pkg"), "--dtype", "int4")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// The temporary package directory exists once the export writes.
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			if m, _ := filepath.Glob(filepath.Join(parent, ".pkg.tmp-*")); len(m) > 0 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		cmd.Process.Signal(os.Interrupt)
+		err := cmd.Wait()
+		if err == nil {
+			t.Logf("try %d: the export finished before the signal", try)
+			continue
+		}
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != exitInterrupted {
+			t.Fatalf("interrupted export: %v, stderr %q", err, stderr.String())
+		}
+		if msg := strings.TrimSpace(stderr.String()); strings.Count(msg, "\n") > 0 || !strings.Contains(msg, "export interrupted") {
+			t.Errorf("stderr %q, want one line saying the export was interrupted", msg)
+		}
+		if entries, _ := os.ReadDir(parent); len(entries) > 0 {
+			t.Errorf("left behind: %v", entries)
+		}
+		return
+	}
+	t.Fatal("every export finished before the signal")
 }
