@@ -3,6 +3,7 @@ package export
 import (
 	"context"
 	"errors"
+	"math"
 	"path/filepath"
 	"testing"
 
@@ -31,20 +32,19 @@ func TestVerify(t *testing.T) {
 	// exact in half precision and would hide the rounding.
 	f32 := func(s synth.Spec) synth.Spec { s.DType = "F32"; return s }
 	tests := []struct {
-		name   string
-		spec   synth.Spec
-		dtype  string
-		metric string
-		bound  float64
+		name  string
+		spec  synth.Spec
+		dtype string
+		bound Tolerance
 	}{
-		{"llama2 fp32", synth.Llama2Like(), "fp32", "abs", 1e-4},
-		{"qwen2 fp32", synth.Qwen2Like(), "fp32", "abs", 1e-4},
-		{"mistral fp32", synth.MistralLike(), "fp32", "abs", 1e-4},
-		{"bloom fp32", synth.BloomLike(), "fp32", "abs", 1e-4},
-		{"bloom f32 to fp16", synth.BloomLike(), "fp16", "rel", 2e-2},
-		{"llama2 bf16 sharded fp32", bf16, "fp32", "abs", 1e-4},
-		{"qwen2 f32 to fp16", f32(synth.Qwen2Like()), "fp16", "rel", 2e-2},
-		{"mistral f32 to fp16", f32(synth.MistralLike()), "fp16", "rel", 2e-2},
+		{"llama2 fp32", synth.Llama2Like(), "fp32", DefaultTolFP32},
+		{"qwen2 fp32", synth.Qwen2Like(), "fp32", DefaultTolFP32},
+		{"mistral fp32", synth.MistralLike(), "fp32", DefaultTolFP32},
+		{"bloom fp32", synth.BloomLike(), "fp32", DefaultTolFP32},
+		{"bloom f32 to fp16", synth.BloomLike(), "fp16", DefaultTolFP16},
+		{"llama2 bf16 sharded fp32", bf16, "fp32", DefaultTolFP32},
+		{"qwen2 f32 to fp16", f32(synth.Qwen2Like()), "fp16", DefaultTolFP16},
+		{"mistral f32 to fp16", f32(synth.MistralLike()), "fp16", DefaultTolFP16},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,15 +57,11 @@ func TestVerify(t *testing.T) {
 			if len(rep.Steps) != 9 || seen != 9 || rep.Steps[0].Positions < 2 || rep.Steps[8].Positions != 1 {
 				t.Fatalf("steps %+v (callbacks %d)", rep.Steps, seen)
 			}
-			if rep.Metric != tc.metric || rep.Tol != tc.bound || !rep.Pass || rep.Err() != nil {
+			if rep.Metric != "atol+rtol" || rep.Tol != tc.bound || !rep.Pass || rep.Err() != nil {
 				t.Fatalf("report %+v", rep)
 			}
-			got := rep.MaxAbs
-			if tc.metric == "rel" {
-				got = rep.MaxRel
-			}
-			if got > tc.bound {
-				t.Fatalf("max %s difference %g > %g", tc.metric, got, tc.bound)
+			if rep.Worst > 1 {
+				t.Fatalf("max |Δ| %g is %g times the tolerance %s", rep.MaxAbs, rep.Worst, tc.bound)
 			}
 			if rep.MaxAbs == 0 {
 				t.Fatal("zero difference: the comparison compared nothing")
@@ -102,7 +98,7 @@ func TestVerifyInt4Peaked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Pass || rep.Metric != "rel" || rep.Err() == nil {
+	if rep.Pass || rep.Metric != "atol+rtol" || rep.Tol != (Tolerance{Rtol: 1e-9}) || rep.Err() == nil {
 		t.Fatalf("tiny tolerance passed: %+v", rep)
 	}
 }
@@ -199,4 +195,36 @@ func verifyPackage(t *testing.T, pkg string, opts VerifyOptions) (Report, error)
 	}
 	defer run.Close()
 	return Verify(context.Background(), pkg, run, opts)
+}
+
+// TestToleranceFollowsLogitScale checks the comparison against max |Δ| ≤
+// atol + rtol·max |ref|: rounding differences of large logits (as an fp32
+// BLOOM-shaped checkpoint shows, max |Δ| 1.6e-4 at max |ref| about 40)
+// pass the fp32 default, a wrong logit does not, and a caller's tolerance
+// replaces the default.
+func TestToleranceFollowsLogitScale(t *testing.T) {
+	ref := [][]float32{{40, -12, 3.5, 0.25}, {-38, 7, 1, 0}}
+	shift := func(d float32, at int) [][]float32 {
+		out := [][]float32{append([]float32(nil), ref[0]...), append([]float32(nil), ref[1]...)}
+		out[1][at] += d
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		got  [][]float32
+		tol  Tolerance
+		pass bool
+	}{
+		{"rounding of large logits", shift(1.6e-4, 0), DefaultTolFP32, true},
+		{"the same under a fixed 1e-4", shift(1.6e-4, 0), Tolerance{Atol: 1e-4}, false},
+		{"a wrong logit", shift(1e-2, 2), DefaultTolFP32, false},
+		{"a looser tolerance for float16 compute", shift(1e-2, 2), Tolerance{Atol: 1e-3, Rtol: 1e-3}, true},
+		{"identical", shift(0, 0), Tolerance{}, true},
+		{"NaN", shift(float32(math.NaN()), 1), Tolerance{Atol: 1, Rtol: 1}, false},
+	} {
+		sr := compare(tc.got, ref, tc.tol)
+		if pass := sr.Worst <= 1; pass != tc.pass {
+			t.Errorf("%s: worst %.3g (max |Δ| %.3g) under %s: pass %v, want %v", tc.name, sr.Worst, sr.MaxAbs, tc.tol, pass, tc.pass)
+		}
+	}
 }
