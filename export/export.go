@@ -143,9 +143,16 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 	if opts.MaxSeqLen < 0 || opts.MaxSeqLen > manifest.MaxSeqLen {
 		return res, fmt.Errorf("max sequence length %d is out of range (1..%d)", opts.MaxSeqLen, manifest.MaxSeqLen)
 	}
-	out := filepath.Clean(opts.Out)
-	if err := checkOverlap(opts.In, out); err != nil {
+	given := filepath.Clean(opts.Out)
+	if err := checkOverlap(opts.In, given); err != nil {
 		return res, err
+	}
+	// Work on the directory --out names, whichever path names it: a
+	// relative path, one through symbolic links, or a link to it lock,
+	// check and replace the same directory.
+	out, err := realPath(given)
+	if err != nil {
+		return res, fmt.Errorf("output %s: %w", given, err)
 	}
 	if err := checkOut(out, true); err != nil {
 		return res, err
@@ -203,7 +210,7 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 	defer unlockOut()
 	if m, n, ok := upToDate(ctx, out, prov); ok {
 		slog.Info("model package is up to date", "out", out)
-		return Result{Out: out, UpToDate: true, Manifest: m, Bytes: n}, nil
+		return Result{Out: given, UpToDate: true, Manifest: m, Bytes: n}, nil
 	}
 	if err := checkOut(out, opts.Force); err != nil {
 		removeCreated(created)
@@ -338,7 +345,7 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 	if err != nil {
 		return res, fmt.Errorf("export: %w", err)
 	}
-	return Result{Out: out, Manifest: &m, Bytes: res.Bytes + st.Size()}, nil
+	return Result{Out: given, Manifest: &m, Bytes: res.Bytes + st.Size()}, nil
 }
 
 // fewNames is up to n of names, quoted and comma-separated, with "…" when

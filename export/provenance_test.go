@@ -256,9 +256,39 @@ func TestExportOutLocked(t *testing.T) {
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("output exists after a refused export: %v", err)
 	}
+	// The same directory through a link to its parent, a link to itself
+	// and a relative path.
+	linkParent := filepath.Join(t.TempDir(), "parent-link")
+	os.Symlink(parent, linkParent)
+	t.Chdir(parent)
+	for _, via := range []string{filepath.Join(linkParent, "pkg"), "pkg", "./pkg/"} {
+		if _, err := Write(context.Background(), Options{In: in, Out: via, MaxSeqLen: 32, Force: true}); !errors.Is(err, ErrOutputBusy) {
+			t.Errorf("export into the locked output as %s: %v, want ErrOutputBusy", via, err)
+		}
+	}
 	unlock()
 	if _, err := Write(context.Background(), Options{In: in, Out: out, MaxSeqLen: 32}); err != nil {
 		t.Fatal(err)
+	}
+	outLink := filepath.Join(t.TempDir(), "pkg-link")
+	os.Symlink(out, outLink)
+	unlock, err = lockOut(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Write(context.Background(), Options{In: in, Out: outLink, MaxSeqLen: 32, Force: true}); !errors.Is(err, ErrOutputBusy) {
+		t.Errorf("export into the locked output through a link to it: %v, want ErrOutputBusy", err)
+	}
+	unlock()
+	res, err := Write(context.Background(), Options{In: in, Out: outLink, DType: "fp16", MaxSeqLen: 32, Force: true})
+	if err != nil || res.Out != outLink {
+		t.Fatalf("export through a link to the output: %+v, %v", res, err)
+	}
+	if m, err := manifest.Load(out); err != nil || m.DType != "fp16" {
+		t.Errorf("the linked directory was not replaced: %+v, %v", m, err)
+	}
+	if st, err := os.Lstat(outLink); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link itself was replaced: %v", err)
 	}
 	if extra := leftovers(t, parent, "pkg"); len(extra) > 0 {
 		t.Errorf("left behind: %v", extra)
