@@ -110,14 +110,17 @@ type Row struct {
 	// token; BandwidthGBps the machine's measured memory bandwidth and
 	// RooflinePct the decode speed as a share of bandwidth / bytes per token
 	// (see roofline.go).
-	WeightBytesPerToken int64     `json:"weight_bytes_per_token,omitempty"`
-	BandwidthGBps       float64   `json:"bandwidth_gbps,omitempty"`
-	RooflinePct         float64   `json:"roofline_pct,omitempty"`
-	Lossless            bool      `json:"lossless,omitempty"`
-	Draft               int       `json:"draft,omitempty"`
-	AcceptanceRate      *float64  `json:"acceptance_rate,omitempty"`
-	TokensPerPass       *float64  `json:"tokens_per_pass,omitempty"`
-	DraftAgreement      []float64 `json:"draft_agreement,omitempty"`
+	WeightBytesPerToken int64   `json:"weight_bytes_per_token,omitempty"`
+	BandwidthGBps       float64 `json:"bandwidth_gbps,omitempty"`
+	RooflinePct         float64 `json:"roofline_pct,omitempty"`
+	// RooflineSuspect marks a RooflinePct above 100 %, which cannot be: the
+	// bandwidth measured twice was below what decoding used.
+	RooflineSuspect bool      `json:"roofline_suspect,omitempty"`
+	Lossless        bool      `json:"lossless,omitempty"`
+	Draft           int       `json:"draft,omitempty"`
+	AcceptanceRate  *float64  `json:"acceptance_rate,omitempty"`
+	TokensPerPass   *float64  `json:"tokens_per_pass,omitempty"`
+	DraftAgreement  []float64 `json:"draft_agreement,omitempty"`
 }
 
 // Report is the outcome of Run.
@@ -341,18 +344,17 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		rep.Profile = &prof
 	}
 	if !opts.NoRoofline && orDefault(opts.Device, "cpu") == "cpu" {
-		bw := CachedBandwidth()
+		stepBytes := func(r Row) (int64, error) { return StepBytes(man, len(r.KeptLayers), r.Batch) }
+		bw, err := applyRoofline(rep.Rows, stepBytes, CachedBandwidth(), MeasureAndCacheBandwidth)
+		if err != nil {
+			return nil, err
+		}
 		rep.Bandwidth = &bw
-		for i := range rep.Rows {
-			r := &rep.Rows[i]
-			if r.Lossless {
-				continue
+		for _, r := range rep.Rows {
+			if r.RooflineSuspect {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("roofline \"?\": decoding read its weights faster than the measured memory bandwidth (%.1f GB/s) allows: the weights fit in the CPU caches, or the bandwidth was measured while the machine was busy; those rows' roofline is not shown", bw.GBps))
+				break
 			}
-			b, err := StepBytes(man, len(r.KeptLayers), r.Batch)
-			if err != nil {
-				return nil, err
-			}
-			roofline(r, b, bw)
 		}
 	}
 	return rep, nil

@@ -224,7 +224,7 @@ func writePackage(t *testing.T) string {
 func TestRunLossless(t *testing.T) {
 	dir := writePackage(t)
 	rep, err := Run(context.Background(), Options{Model: dir, Ratios: []float64{2}, Batches: []int{1, 2},
-		PromptLen: 5, Gen: 12, Reps: 1, Threads: 1, NoMono: true, Lossless: true, Drafts: []int{2, 3}})
+		PromptLen: 5, Gen: 12, Reps: 1, Threads: 1, NoMono: true, NoRoofline: true, Lossless: true, Drafts: []int{2, 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,5 +386,41 @@ func TestRunProfile(t *testing.T) {
 	}
 	if !ops["GroupQueryAttention"] || !ops["MatMul"] || sum+p.OutsideOps != p.RunMicros {
 		t.Errorf("ops %v (sum %d + outside %d, runs %d µs)", ops, sum, p.OutsideOps, p.RunMicros)
+	}
+}
+
+// TestRooflineAbove100 checks that a roofline above 100 % — decoding faster
+// than the bandwidth allows — makes a cached bandwidth be measured again,
+// once, and that a figure still above 100 % is flagged, never shown as real.
+func TestRooflineAbove100(t *testing.T) {
+	rows := []Row{{Batch: 1, DecodeTPS: 100}, {Batch: 2, DecodeTPS: 100}, {Batch: 1, DecodeTPS: 1e6, Lossless: true}}
+	step := func(r Row) (int64, error) { return 1e9, nil } // 100 tok/s × 1 GB: 100 GB/s at batch 1, 50 at batch 2
+	for _, tc := range []struct {
+		name      string
+		bw        Bandwidth
+		again     float64 // GB/s a second measurement gives
+		measured  int
+		suspect   []bool
+		shownGBps float64
+	}{
+		{"fresh figure within bounds", Bandwidth{GBps: 200}, 0, 0, []bool{false, false, false}, 200},
+		{"cached low figure, measured again", Bandwidth{GBps: 20, Cached: true}, 150, 1, []bool{false, false, false}, 150},
+		{"cached, still low when measured again", Bandwidth{GBps: 20, Cached: true}, 80, 1, []bool{true, false, false}, 80},
+		{"fresh low figure: not measured twice", Bandwidth{GBps: 20}, 150, 0, []bool{true, true, false}, 20},
+	} {
+		rs := append([]Row(nil), rows...)
+		measured := 0
+		bw, err := applyRoofline(rs, step, tc.bw, func() Bandwidth { measured++; return Bandwidth{GBps: tc.again} })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if measured != tc.measured || bw.GBps != tc.shownGBps {
+			t.Errorf("%s: measured %d times, bandwidth %g; want %d, %g", tc.name, measured, bw.GBps, tc.measured, tc.shownGBps)
+		}
+		for i, r := range rs {
+			if r.RooflineSuspect != tc.suspect[i] || (r.RooflineSuspect && rooflineCell(r) != "?") {
+				t.Errorf("%s: row %d roofline %.0f %%, suspect %v, cell %q", tc.name, i, r.RooflinePct, r.RooflineSuspect, rooflineCell(r))
+			}
+		}
 	}
 }

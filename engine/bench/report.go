@@ -275,5 +275,8 @@ func rooflineCell(r Row) string {
 	if r.BandwidthGBps == 0 {
 		return "–"
 	}
+	if r.RooflineSuspect {
+		return "?"
+	}
 	return fmt.Sprintf("%.0f", r.RooflinePct)
 }
