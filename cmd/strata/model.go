@@ -124,6 +124,10 @@ func loadModelDir(c *cli.Context, dir string) (*engine.Model, func(string) strin
 	if err := checkThreads(c); err != nil {
 		return nil, nil, err
 	}
+	// A missing or invalid manifest is the package's fault: exit status 3.
+	if _, err := manifest.Load(dir); err != nil {
+		return nil, nil, inputError(err)
+	}
 	spec, speedup, err := scheduleChoice(c, dir)
 	if err != nil {
 		return nil, nil, err

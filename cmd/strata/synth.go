@@ -44,16 +44,16 @@ func shapeNames() []string {
 func runSynth(c *cli.Context) error {
 	spec, ok := synth.Shapes()[c.String("shape")]
 	if !ok {
-		return fmt.Errorf("--shape %q: want one of %s", c.String("shape"), strings.Join(shapeNames(), ", "))
+		return usageError(fmt.Errorf("--shape %q: want one of %s", c.String("shape"), strings.Join(shapeNames(), ", ")))
 	}
 	if n := c.Int("layers"); n < 0 || n > 1024 {
-		return fmt.Errorf("--layers %d is out of range (0..1024)", n)
+		return usageError(fmt.Errorf("--layers %d is out of range (0..1024)", n))
 	} else if n > 0 {
 		spec.Layers = n
 	}
 	out := filepath.Clean(c.String("out"))
 	if entries, err := os.ReadDir(out); err == nil && len(entries) > 0 {
-		return fmt.Errorf("--out %s exists and is not empty", out)
+		return usageError(fmt.Errorf("--out %s exists and is not empty", out))
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("--out %s: %w", out, err)
 	}
