@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -85,6 +86,9 @@ func userMessage(err error) string {
 	msg := err.Error()
 	if errors.Is(err, engine.ErrNonFiniteLogits) {
 		msg += "; check the package with strata verify --model DIR"
+	}
+	if errors.Is(err, context.Canceled) { // the commands cancel only on SIGINT or SIGTERM
+		msg = "interrupted (SIGINT or SIGTERM) before the command finished"
 	}
 	return msg
 }

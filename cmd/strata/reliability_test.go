@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -225,5 +226,15 @@ func TestBatchSummaryCountsFailures(t *testing.T) {
 	code, _, errOut := runCLI(t, "batch", "--model", pkg, "--in", in, "--out", filepath.Join(dir, "out.jsonl"))
 	if code != 0 || !strings.Contains(errOut, "1/2 requests done, 1 failed") {
 		t.Errorf("exit %d, %q; want a summary of 1 done and 1 failed", code, errOut)
+	}
+}
+
+// TestInterruptedMessage checks that a command stopped by a signal says so
+// instead of "context canceled".
+func TestInterruptedMessage(t *testing.T) {
+	for _, err := range []error{context.Canceled, interrupted(context.Canceled), fmt.Errorf("step 3: %w", context.Canceled)} {
+		if msg := userMessage(err); !strings.Contains(msg, "interrupted") || exitCode(err) != exitInterrupted {
+			t.Errorf("%v: message %q, exit %d", err, msg, exitCode(err))
+		}
 	}
 }
