@@ -208,7 +208,7 @@ func runBatch(c *cli.Context) error {
 	// A cancelled stream may end without a word about the requests it
 	// dropped: what counts is what was written.
 	if ctx.Err() != nil || job.ok+job.failed < job.todo {
-		progress.finish()
+		progress.stop() // the closing line is the interruption's
 		if job.ok+job.failed == job.todo {
 			if err := results.compact(); err != nil {
 				return err

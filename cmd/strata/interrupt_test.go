@@ -87,6 +87,9 @@ func TestBatchInterrupted(t *testing.T) {
 		default:
 			stopped++
 		}
+		if code == 130 && strings.Contains(text, "requests done") {
+			t.Errorf("%s: an interrupted run printed a summary of a finished one:\n%s", name, text)
+		}
 		if strings.Contains(text, "goroutine ") || strings.Contains(text, "panic") {
 			t.Errorf("%s: trace on stderr:\n%s", name, text)
 		}

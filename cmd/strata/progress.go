@@ -96,6 +96,14 @@ func (p *progress) draw() {
 	fmt.Fprintf(p.w, "\r[%s] %s%s", bar, p.counts(), p.rate())
 }
 
+// stop ends a progress that did not finish: a terminal's bar gets its
+// newline, and no summary is printed.
+func (p *progress) stop() {
+	if p.tty {
+		fmt.Fprintln(p.w)
+	}
+}
+
 func (p *progress) finish() {
 	if p.tty {
 		fmt.Fprintln(p.w)
