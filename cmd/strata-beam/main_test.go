@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-llm/strata/export"
 	"github.com/strata-llm/strata/export/synth"
@@ -216,5 +217,49 @@ func TestErrorsPath(t *testing.T) {
 		if got := errorsPath(in); got != want {
 			t.Errorf("errorsPath(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestInterruptedRunKeepsResults stops a run with SIGINT and checks that it
+// exits 130 saying so, and leaves the earlier results and no temporary file.
+func TestInterruptedRunKeepsResults(t *testing.T) {
+	pkg := testPackage(t)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "requests.jsonl")
+	var lines []string
+	for i := range 40 {
+		lines = append(lines, fmt.Sprintf(`{"id": "r%d", "prompt_ids": [1, %d], "max_tokens": 40}`, i, 2+i))
+	}
+	os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	out := filepath.Join(dir, "out.jsonl")
+	before := `{"id":"earlier"}` + "\n"
+	os.WriteFile(out, []byte(before), 0o644)
+	cmd := exec.Command(os.Args[0], "--model", pkg, "--input", in, "--output", out, "--batch-size", "1")
+	cmd.Env = append(os.Environ(), asCommand+"=1")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Stop it once the pipeline is writing its temporary output.
+	for start := time.Now(); time.Since(start) < 60*time.Second; time.Sleep(10 * time.Millisecond) {
+		if tmp, _ := filepath.Glob(filepath.Join(dir, ".*tmp*")); len(tmp) > 0 {
+			break
+		}
+	}
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+	code := cmd.ProcessState.ExitCode()
+	if code == 0 {
+		t.Skipf("the run finished before the signal: %s", stderr.String())
+	}
+	if code != 130 || !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("exit %d, stderr %q; want 130 and a line saying it was interrupted", code, stderr.String())
+	}
+	if after, _ := os.ReadFile(out); string(after) != before {
+		t.Errorf("an interrupted run changed the earlier results to %q", after)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*tmp*")); len(left) > 0 {
+		t.Errorf("temporary files left behind: %v", left)
 	}
 }
