@@ -238,3 +238,18 @@ func TestInterruptedMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeLongLine checks that a shard line over the limit is named with
+// its file, line and the limit, not "token too long".
+func TestMergeLongLine(t *testing.T) {
+	defer func(n int) { maxResultLine = n }(maxResultLine)
+	maxResultLine = 1024
+	dir := t.TempDir()
+	in := writeFile(t, dir, "in.jsonl", `{"id": "a", "prompt_ids": [1]}`+"\n")
+	out := filepath.Join(dir, "out.jsonl")
+	shard := writeFile(t, dir, "out.shard-0-of-1.jsonl", `{"id": "x"}`+"\n"+`{"id": "a", "text": "`+strings.Repeat("y", 2000)+`"}`+"\n")
+	code, _, errOut := runCLI(t, "batch", "--in", in, "--out", out, "--shards", "1", "--merge")
+	if code == 0 || !strings.Contains(errOut, shard+" line 2 is longer than 1024 bytes") {
+		t.Errorf("exit %d, %q", code, errOut)
+	}
+}

@@ -137,8 +137,10 @@ func mergeShards(c *cli.Context, reqs []engine.Request, out string, n int) error
 		}
 		data = data[:bytes.LastIndexByte(data, '\n')+1] // drop a torn last line
 		sc := bufio.NewScanner(bytes.NewReader(data))
-		sc.Buffer(make([]byte, 1<<20), 64<<20)
-		for line := 1; sc.Scan(); line++ {
+		sc.Buffer(make([]byte, min(1<<20, maxResultLine)), maxResultLine)
+		line := 0
+		for sc.Scan() {
+			line++
 			text := bytes.TrimSpace(sc.Bytes())
 			if len(text) == 0 {
 				continue
@@ -168,6 +170,9 @@ func mergeShards(c *cli.Context, reqs []engine.Request, out string, n int) error
 			}
 		}
 		if err := sc.Err(); err != nil {
+			if errors.Is(err, bufio.ErrTooLong) {
+				return fmt.Errorf("%s line %d is longer than %d bytes, the most one result line may hold", path, line+1, maxResultLine)
+			}
 			return fmt.Errorf("read %s: %w", path, err)
 		}
 	}
@@ -200,6 +205,9 @@ func mergeShards(c *cli.Context, reqs []engine.Request, out string, n int) error
 	fmt.Fprintf(c.App.ErrWriter, "strata: merged %d results from %d shards into %s\n", len(reqs), n, out)
 	return nil
 }
+
+// maxResultLine is the longest shard result line read.
+var maxResultLine = 64 << 20
 
 // idList shows up to five ids.
 func idList(ids []string) string {
