@@ -37,21 +37,23 @@ func (d decoder) Normalize(o graph.Options) (graph.Options, error) {
 func (d decoder) ShapeOf(name string) ([]int, error) { return d.cfg.ShapeOf(name) }
 
 // Prepare adds the ALiBi bias [1, heads, S, total_seq_len]: head h's score
-// of key position j gets slope_h·j, the same for every query row. (The
-// softmax is invariant to a per-row constant, so this equals transformers'
-// slope_h·(j−i) form.) Key slots are positions, since every row's tokens
-// sit at slots 0..seqlens_k (right padding); the causal limit is
+// of key position j gets slope_h·(j−(T−1)) for T = total_seq_len, the same
+// for every query row. (The softmax is invariant to a per-row constant, so
+// this equals transformers' slope_h·(j−i) form; counting back from the
+// last position keeps the recent keys' biases small, which float16
+// compute needs.) Key slots are positions, since every row's tokens sit at
+// slots 0..seqlens_k (right padding); the causal limit is
 // GroupQueryAttention's.
 func (d decoder) Prepare(g *graph.Builder, io *graph.LayerIO) {
 	if d.noALiBi {
 		return
 	}
 	n := d.cfg.NumHeads
-	slopes := g.Float32("/alibi/slopes", []int64{1, int64(n), 1, 1}, Slopes(n))
-	zero := g.Initializer("/alibi/zero", onnx.Int32, nil, onnx.Int32Bytes([]int32{0}))
+	slopes := g.Floats("/alibi/slopes", []int64{1, int64(n), 1, 1}, Slopes(n))
 	one := g.Initializer("/alibi/one", onnx.Int32, nil, onnx.Int32Bytes([]int32{1}))
-	pos := g.Op("Range", "/alibi/positions", []string{zero, io.Total, one})
-	posf := g.Op("Cast", "/alibi/positions_f", []string{pos}, onnx.IntAttr("to", int64(onnx.Float)))
+	start := g.Op("Sub", "/alibi/start", []string{one, io.Total}) // 1−T
+	pos := g.Op("Range", "/alibi/positions", []string{start, one, one})
+	posf := g.Op("Cast", "/alibi/positions_f", []string{pos}, onnx.IntAttr("to", int64(g.Act())))
 	bias := g.Op("Mul", "/alibi/bias_1n1t", []string{slopes, posf}) // [1, N, 1, T]
 	// GroupQueryAttention wants the query length as dimension 2: expand
 	// over [1, 1, S, 1] with S read off the graph's [B, S, …] input.
@@ -86,7 +88,7 @@ func (d decoder) Layer(g *graph.Builder, i int, io graph.LayerIO) {
 	w, _ := g.Load(qkvName + ".weight")
 	b, _ := g.Load(qkvName + ".bias")
 	qkv := g.MatMul(x, qkvName+".weight", splitQKV(w, nh, dh, dm), 3*dm, dm, v+"qkv", true)
-	qkv = g.Op("Add", v+"qkv", []string{qkv, g.Float32(qkvName+".bias", []int64{int64(3 * dm)}, splitQKV(b, nh, dh, 1))})
+	qkv = g.Op("Add", v+"qkv", []string{qkv, g.Floats(qkvName+".bias", []int64{int64(3 * dm)}, splitQKV(b, nh, dh, 1))})
 	att := g.GQA(qkv, "", "", graph.Attention{NumHeads: nh, KVHeads: nh, HeadDim: dh}, io, v+"attn")
 	o := g.MatMul(att, p+"self_attention.dense.weight", d.load(g, p+"self_attention.dense.weight"), dm, dm, v+"dense", false)
 	resid := io.Hidden

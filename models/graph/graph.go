@@ -22,8 +22,14 @@ import (
 // Options selects how the graphs are written.
 type Options struct {
 	// DType is the weight type: "fp32" (default), "fp16" or "int4".
-	// Activations and the KV cache are float32 in every dtype.
 	DType string
+	// Compute is the activations' type (manifest.ComputeFP32, the default,
+	// or manifest.ComputeFP16): hidden states, the KV cache, attention,
+	// norms and the int4 scales in float32 or float16. Logits are float32
+	// in both. fp16 compute needs an fp16 or int4 dtype; it is what ONNX
+	// Runtime's GPU providers run (their GroupQueryAttention is float16
+	// only; docs/gpu.md).
+	Compute string
 	// MaxSeqLen is the KV buffer length (0: the family's default).
 	MaxSeqLen int
 	// Int4Block is the int4 weights' block size along K, one scale per
@@ -121,6 +127,15 @@ func CheckOptions(opts Options, maxPositions, headDim int) (Options, error) {
 	if err := CheckDType(opts.DType); err != nil {
 		return opts, err
 	}
+	if opts.Compute == "" {
+		opts.Compute = manifest.ComputeFP32
+	}
+	if err := manifest.CheckComputeType(opts.Compute); err != nil {
+		return opts, err
+	}
+	if opts.Compute == manifest.ComputeFP16 && opts.DType == DTypeFP32 {
+		return opts, fmt.Errorf("compute type fp16 needs dtype fp16 or int4 (fp32 weights would be rounded to float16)")
+	}
 	if opts.Int4Block == 0 {
 		opts.Int4Block = Int4BlockSize
 	}
@@ -149,7 +164,7 @@ func WriteEmbed(dir string, d Decoder, src WeightSource, opts Options) (string, 
 	return write(dir, manifest.EmbedFile, d, src, opts, func(g *Builder) {
 		ids := g.Input(manifest.InputIDs, onnx.Int64, DimBatch, DimSeq)
 		d.Embed(g, ids, manifest.Hidden)
-		g.Output(manifest.Hidden, onnx.Float, DimBatch, DimSeq, onnx.D(dims.Hidden))
+		g.Output(manifest.Hidden, g.Act(), DimBatch, DimSeq, onnx.D(dims.Hidden))
 	})
 }
 
@@ -161,19 +176,19 @@ func WriteLayer(dir string, d Decoder, i int, src WeightSource, opts Options) (s
 		return "", fmt.Errorf("write layer %d: the model has %d layers", i, dims.Layers)
 	}
 	return write(dir, manifest.LayerFile(i), d, src, opts, func(g *Builder) {
-		hidden := g.Input(manifest.Hidden, onnx.Float, DimBatch, DimSeq, onnx.D(dims.Hidden))
+		hidden := g.Input(manifest.Hidden, g.Act(), DimBatch, DimSeq, onnx.D(dims.Hidden))
 		kv := g.KVDims()
 		io := LayerIO{
 			Hidden: hidden,
-			PastK:  g.Input(manifest.PastKey, onnx.Float, kv...), PastV: g.Input(manifest.PastValue, onnx.Float, kv...),
+			PastK:  g.Input(manifest.PastKey, g.Act(), kv...), PastV: g.Input(manifest.PastValue, g.Act(), kv...),
 			SeqLens: g.Input(manifest.SeqLensK, onnx.Int32, DimBatch), Total: g.Input(manifest.TotalSeqLen, onnx.Int32),
 			Out: manifest.HiddenOut, PresentK: manifest.PresentKey, PresentV: manifest.PresentValue,
 		}
 		d.Prepare(g, &io)
 		d.Layer(g, i, io)
-		g.Output(manifest.HiddenOut, onnx.Float, DimBatch, DimSeq, onnx.D(dims.Hidden))
-		g.Output(manifest.PresentKey, onnx.Float, kv...)
-		g.Output(manifest.PresentValue, onnx.Float, kv...)
+		g.Output(manifest.HiddenOut, g.Act(), DimBatch, DimSeq, onnx.D(dims.Hidden))
+		g.Output(manifest.PresentKey, g.Act(), kv...)
+		g.Output(manifest.PresentValue, g.Act(), kv...)
 	})
 }
 
@@ -181,8 +196,8 @@ func WriteLayer(dir string, d Decoder, i int, src WeightSource, opts Options) (s
 func WriteHead(dir string, d Decoder, src WeightSource, opts Options) (string, error) {
 	dims := d.Dims()
 	return write(dir, manifest.HeadFile, d, src, opts, func(g *Builder) {
-		hidden := g.Input(manifest.Hidden, onnx.Float, DimBatch, DimSeq, onnx.D(dims.Hidden))
-		d.Head(g, hidden, manifest.Logits)
+		hidden := g.Input(manifest.Hidden, g.Act(), DimBatch, DimSeq, onnx.D(dims.Hidden))
+		g.head(hidden)
 		g.Output(manifest.Logits, onnx.Float, DimBatch, DimSeq, onnx.D(dims.Vocab))
 	})
 }
@@ -194,9 +209,9 @@ func WriteHead(dir string, d Decoder, src WeightSource, opts Options) (string, e
 func WriteHeadLast(dir string, d Decoder, src WeightSource, opts Options) (string, error) {
 	dims := d.Dims()
 	return write(dir, manifest.HeadLastFile, d, src, opts, func(g *Builder) {
-		hidden := g.Input(manifest.Hidden, onnx.Float, DimBatch, DimSeq, onnx.D(dims.Hidden))
+		hidden := g.Input(manifest.Hidden, g.Act(), DimBatch, DimSeq, onnx.D(dims.Hidden))
 		last := g.Op("Slice", "/head/last", []string{hidden, g.Int64s("/head/starts", -1), g.Int64s("/head/ends", math.MaxInt64), g.Int64s("/head/axes", 1)})
-		d.Head(g, last, manifest.Logits)
+		g.head(last)
 		g.Output(manifest.Logits, onnx.Float, DimBatch, onnx.D(1), onnx.D(dims.Vocab))
 	})
 }
@@ -222,8 +237,8 @@ func WriteFull(dir string, d Decoder, src WeightSource, opts Options) (string, e
 		ids := g.Input(manifest.InputIDs, onnx.Int64, DimBatch, DimSeq)
 		kv := g.KVDims()
 		for i := 0; i < dims.Layers; i++ {
-			g.Input(FullPastKey(i), onnx.Float, kv...)
-			g.Input(FullPastValue(i), onnx.Float, kv...)
+			g.Input(FullPastKey(i), g.Act(), kv...)
+			g.Input(FullPastValue(i), g.Act(), kv...)
 		}
 		io := LayerIO{
 			Hidden:  ids, // until the embedding: its shape gives Prepare the sequence length
@@ -238,11 +253,11 @@ func WriteFull(dir string, d Decoder, src WeightSource, opts Options) (string, e
 			d.Layer(g, i, io)
 			h = out
 		}
-		d.Head(g, h, manifest.Logits)
+		g.head(h)
 		g.Output(manifest.Logits, onnx.Float, DimBatch, DimSeq, onnx.D(dims.Vocab))
 		for i := 0; i < dims.Layers; i++ {
-			g.Output(FullPresentKey(i), onnx.Float, kv...)
-			g.Output(FullPresentValue(i), onnx.Float, kv...)
+			g.Output(FullPresentKey(i), g.Act(), kv...)
+			g.Output(FullPresentValue(i), g.Act(), kv...)
 		}
 	})
 }
@@ -282,6 +297,35 @@ func WriteAll(dir string, d Decoder, src WeightSource, opts Options, full bool) 
 	return files, nil
 }
 
+// head adds the family's head over hidden, named manifest.Logits: float32
+// logits in every compute type (a float16 head's are cast).
+func (g *Builder) head(hidden string) {
+	if g.Act() == onnx.Float {
+		g.dec.Head(g, hidden, manifest.Logits)
+		return
+	}
+	l := g.dec.Head(g, hidden, "/head/logits_fp16")
+	g.Op("Cast", manifest.Logits, []string{l}, onnx.IntAttr("to", int64(onnx.Float)))
+}
+
+// Act is the element type of the graph's activations: float16 in fp16
+// compute, else float32.
+func (g *Builder) Act() onnx.DataType {
+	if g.Opts.Compute == manifest.ComputeFP16 {
+		return onnx.Float16
+	}
+	return onnx.Float
+}
+
+// Floats adds a float initializer in the activation type (Act): a norm
+// scale, a bias, a rotary table.
+func (g *Builder) Floats(name string, dims []int64, v []float32) string {
+	if g.Act() == onnx.Float {
+		return g.Float32(name, dims, v)
+	}
+	return g.Initializer(name, onnx.Float16, dims, onnx.Float16Bytes(v))
+}
+
 // KVDims are the dimensions of a layer's KV buffer: [B, Hkv, MaxSeqLen, Dh].
 func (g *Builder) KVDims() []onnx.Dim {
 	d := g.dec.Dims()
@@ -310,11 +354,11 @@ func (g *Builder) Load(name string) ([]float32, []int) {
 	return nil, nil
 }
 
-// Vector adds the named 1-D weight (a norm scale, a bias) as a float32
-// initializer.
+// Vector adds the named 1-D weight (a norm scale, a bias) as an
+// initializer of the activation type.
 func (g *Builder) Vector(name string) string {
 	w, _ := g.Load(name)
-	return g.Float32(name, []int64{int64(len(w))}, w)
+	return g.Floats(name, []int64{int64(len(w))}, w)
 }
 
 func dim(shape []int, i int) int {

@@ -9,8 +9,9 @@ import (
 )
 
 // Embed adds the lookup of ids in the named [V, D] embedding matrix
-// (Gather). In fp16 and int4 the table is stored fp16 and the gathered rows
-// are cast to float32, so the table stays half size in memory.
+// (Gather). In fp16 and int4 the table is stored fp16 and, in fp32 compute,
+// the gathered rows are cast to float32, so the table stays half size in
+// memory.
 func (g *Builder) Embed(table, ids, out string) string {
 	w, shape := g.Load(table)
 	dims := []int64{int64(dim(shape, 0)), int64(dim(shape, 1))}
@@ -19,6 +20,9 @@ func (g *Builder) Embed(table, ids, out string) string {
 		return g.Op("Gather", out, []string{t, ids}, onnx.IntAttr("axis", 0))
 	}
 	t := g.Initializer(table+".fp16", onnx.Float16, dims, onnx.Float16Bytes(w))
+	if g.Act() == onnx.Float16 {
+		return g.Op("Gather", out, []string{t, ids}, onnx.IntAttr("axis", 0))
+	}
 	rows := g.Op("Gather", "/embed/rows_fp16", []string{t, ids}, onnx.IntAttr("axis", 0))
 	return g.Op("Cast", out, []string{rows}, onnx.IntAttr("to", int64(onnx.Float)))
 }
@@ -91,7 +95,7 @@ func (g *Builder) LinearPacked(x, name string, weights, biases []string, out str
 		v, _ := g.Load(b)
 		bias = append(bias, v...)
 	}
-	return g.Op("Add", out, []string{y, g.Float32(strings.TrimSuffix(name, ".weight")+".bias", []int64{int64(len(bias))}, bias)})
+	return g.Op("Add", out, []string{y, g.Floats(strings.TrimSuffix(name, ".weight")+".bias", []int64{int64(len(bias))}, bias)})
 }
 
 // Split adds the split of x along its last axis into parts of the given
@@ -102,9 +106,9 @@ func (g *Builder) Split(x string, sizes []int64, outs ...string) []string {
 }
 
 // MatMul adds x·Wᵀ for a [n, k] weight w given by value (name is its
-// initializer name): MatMul over the transposed weight (fp32, or fp16 cast
-// to float32 inside the graph, which ORT folds at load), or
-// com.microsoft.MatMulNBits for int4. With biased set the product is named
+// initializer name): MatMul over the transposed weight (fp32; fp16, cast
+// to float32 inside the graph in fp32 compute, which ORT folds at load), or
+// com.microsoft.MatMulNBits for int4 (scales in the activation type). With biased set the product is named
 // out+"/matmul" for a bias Add to follow; else it is named out.
 func (g *Builder) MatMul(x, name string, w []float32, n, k int, out string, biased bool) string {
 	y := out
@@ -116,14 +120,16 @@ func (g *Builder) MatMul(x, name string, w []float32, n, k int, out string, bias
 		wt := g.Float32(name+".T", []int64{int64(k), int64(n)}, Transpose(w, n, k))
 		g.Op("MatMul", y, []string{x, wt})
 	case DTypeFP16:
-		w16 := g.Initializer(name+".T.fp16", onnx.Float16, []int64{int64(k), int64(n)}, onnx.Float16Bytes(Transpose(w, n, k)))
-		wt := g.Op("Cast", out+"/weight", []string{w16}, onnx.IntAttr("to", int64(onnx.Float)))
+		wt := g.Initializer(name+".T.fp16", onnx.Float16, []int64{int64(k), int64(n)}, onnx.Float16Bytes(Transpose(w, n, k)))
+		if g.Act() == onnx.Float {
+			wt = g.Op("Cast", out+"/weight", []string{wt}, onnx.IntAttr("to", int64(onnx.Float)))
+		}
 		g.Op("MatMul", y, []string{x, wt})
 	case DTypeInt4:
 		block := g.Opts.Int4Block
 		packed, scales, kBlocks := QuantizeInt4(w, n, k, block)
 		b := g.Initializer(name+".q4", onnx.Uint8, []int64{int64(n), int64(kBlocks), int64(block / 2)}, packed)
-		s := g.Float32(name+".scales", []int64{int64(n), int64(kBlocks)}, scales)
+		s := g.Floats(name+".scales", []int64{int64(n), int64(kBlocks)}, scales)
 		g.Add(onnx.Node{OpType: "MatMulNBits", Domain: "com.microsoft", Inputs: []string{x, b, s}, Outputs: []string{y},
 			Attrs: []onnx.Attr{onnx.IntAttr("K", int64(k)), onnx.IntAttr("N", int64(n)), onnx.IntAttr("bits", 4),
 				onnx.IntAttr("block_size", int64(block)), onnx.IntAttr("accuracy_level", 4)}})

@@ -87,7 +87,7 @@ func FullPresentValue(i int) string { return graph.FullPresentValue(i) }
 func (d decoder) Prepare(g *graph.Builder, io *graph.LayerIO) {
 	c, s := d.cfg.RopeCache(g.Opts.MaxSeqLen)
 	dims := []int64{int64(g.Opts.MaxSeqLen), int64(d.cfg.HeadDim / 2)}
-	io.Cos, io.Sin = g.Float32("cos_cache", dims, c), g.Float32("sin_cache", dims, s)
+	io.Cos, io.Sin = g.Floats("cos_cache", dims, c), g.Floats("sin_cache", dims, s)
 }
 
 // Embed adds the token embedding lookup.

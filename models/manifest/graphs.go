@@ -55,11 +55,14 @@ func FullPresentValue(i int) string { return fmt.Sprintf("present_value_%d", i) 
 type LayerInput struct {
 	Name string
 	Dims []int64
+	// Type is the element type (0: not checked).
+	Type onnx.DataType
 }
 
 // CheckLayerGraph compares the declared inputs of the layer graph in file
 // with the manifest: hidden is [batch, seq, hidden_size] and past_key and
-// past_value are [batch, num_kv_heads, max_seq_len, head_dim]. The error
+// past_value are [batch, num_kv_heads, max_seq_len, head_dim], all three of
+// the manifest's compute type. The error
 // names the file, the input and the manifest field that disagree, so that a
 // manifest edited (or a graph swapped) after export is caught before any KV
 // buffer is allocated or ONNX Runtime reports a shape error mid-run.
@@ -81,6 +84,9 @@ func (m *Manifest) CheckLayerGraph(file string, inputs []LayerInput) error {
 			continue
 		}
 		found++
+		if want := m.ActivationType(); in.Type != 0 && in.Type != want {
+			return fmt.Errorf("%s: input %s is %s but manifest.json compute_type %s wants %s", file, in.Name, in.Type, m.Compute(), want)
+		}
 		if len(in.Dims) != len(w) {
 			return fmt.Errorf("%s: input %s has %d dimensions, a strata layer graph's has %d", file, in.Name, len(in.Dims), len(w))
 		}
@@ -106,7 +112,16 @@ func (m *Manifest) CheckLayerGraphFile(path, name string) error {
 	}
 	inputs := make([]LayerInput, len(ins))
 	for i, in := range ins {
-		inputs[i] = LayerInput{Name: in.Name, Dims: in.Shape()}
+		inputs[i] = LayerInput{Name: in.Name, Dims: in.Shape(), Type: in.Type}
 	}
 	return m.CheckLayerGraph(name, inputs)
+}
+
+// ActivationType is the ONNX element type of the graphs' hidden states and
+// KV cache: float16 for compute type fp16, else float32.
+func (m *Manifest) ActivationType() onnx.DataType {
+	if m.Compute() == ComputeFP16 {
+		return onnx.Float16
+	}
+	return onnx.Float
 }

@@ -78,12 +78,18 @@ type Manifest struct {
 	DType            string  `json:"dtype"` // fp32 | fp16 | int4
 	// Int4BlockSize is the int4 weights' block size along K (0 in packages
 	// written before it was recorded: 32).
-	Int4BlockSize int   `json:"int4_block_size,omitempty"`
-	BOSID         int   `json:"bos_id"`
-	EOSIDs        []int `json:"eos_ids"`
-	PadID         int   `json:"pad_id"`
-	Files         Files `json:"files"`
-	ULS           ULS   `json:"uls"`
+	Int4BlockSize int `json:"int4_block_size,omitempty"`
+	// ComputeType is the element type of the graphs' activations: hidden
+	// states, the KV cache, attention and norms ("fp32", or "fp16" for the
+	// GPU providers, whose attention kernels take float16 only). Logits
+	// are float32 in both. Empty in packages written before it was
+	// recorded: fp32.
+	ComputeType string `json:"compute_type,omitempty"`
+	BOSID       int    `json:"bos_id"`
+	EOSIDs      []int  `json:"eos_ids"`
+	PadID       int    `json:"pad_id"`
+	Files       Files  `json:"files"`
+	ULS         ULS    `json:"uls"`
 	// PromptTemplate, when set, wraps a text prompt: its one {placeholder}
 	// is replaced by the user's text (e.g. "English: {en}\nSpanish:").
 	PromptTemplate string `json:"prompt_template,omitempty"`
@@ -104,6 +110,31 @@ func CheckInt4Block(block int) error {
 		return fmt.Errorf("int4 block size %d is not one of 16, 32, 64, 128, 256", block)
 	}
 	return nil
+}
+
+// Compute types of an exported package (Manifest.ComputeType).
+const (
+	ComputeFP32 = "fp32"
+	ComputeFP16 = "fp16"
+)
+
+// CheckComputeType returns an error unless compute is a compute type
+// strata writes.
+func CheckComputeType(compute string) error {
+	switch compute {
+	case ComputeFP32, ComputeFP16:
+		return nil
+	}
+	return fmt.Errorf("compute type %q is not one of fp32, fp16", compute)
+}
+
+// Compute returns the compute type: ComputeType, or ComputeFP32 when the
+// manifest does not record one.
+func (m *Manifest) Compute() string {
+	if m.ComputeType == "" {
+		return ComputeFP32
+	}
+	return m.ComputeType
 }
 
 // Int4Block returns the int4 block size: Int4BlockSize, or
@@ -213,6 +244,14 @@ func (m *Manifest) Validate() error {
 	if m.Int4BlockSize != 0 {
 		if err := CheckInt4Block(m.Int4BlockSize); err != nil {
 			return fmt.Errorf("manifest int4_block_size: %w", err)
+		}
+	}
+	if m.ComputeType != "" {
+		if err := CheckComputeType(m.ComputeType); err != nil {
+			return fmt.Errorf("manifest compute_type: %w", err)
+		}
+		if m.ComputeType == ComputeFP16 && m.DType == "fp32" {
+			return errors.New("manifest compute_type fp16 needs dtype fp16 or int4")
 		}
 	}
 	if len(m.Files.Layers) != m.NumLayers {
