@@ -17,7 +17,7 @@ type stepBuffers struct {
 	idsHost, ids *ortdev.Value
 	seqlens      *ortdev.Value    // host [B] int32
 	total        *ortdev.Value    // host scalar int32
-	hidden       [2]*ortdev.Value // [B,S,D] float32: layers read one and write the other
+	hidden       [2]*ortdev.Value // [B,S,D] of the compute type: layers read one and write the other
 	// logits and logitsHost are [B,S,V] float32, allocated with the first
 	// head run of this size.
 	logits, logitsHost *ortdev.Value
@@ -94,7 +94,7 @@ func newStepBuffers(g *graphs, batch, S int) (_ *stepBuffers, err error) {
 	}
 	if g.full == nil {
 		for i := range b.hidden {
-			if b.hidden[i], err = b.device(g, []int64{B, int64(S), D}, ortdev.Float32); err != nil {
+			if b.hidden[i], err = b.device(g, []int64{B, int64(S), D}, g.act()); err != nil {
 				return nil, err
 			}
 		}

@@ -35,7 +35,7 @@ type kvPair struct {
 
 // kvPairBytes is the size of one layer's pair for a batch of one row.
 func kvPairBytes(man *manifest.Manifest) int64 {
-	return 2 * 4 * int64(man.NumKVHeads) * int64(man.MaxSeqLen) * int64(man.HeadDim)
+	return 2 * int64(activationType(man).Size()) * int64(man.NumKVHeads) * int64(man.MaxSeqLen) * int64(man.HeadDim)
 }
 
 // kvCacheBytes is what newKVCache allocates for a batch in which keep
@@ -89,24 +89,24 @@ func newKVCache(g *graphs, batch int, keep []bool) (_ *kvCache, err error) {
 func (c *kvCache) alloc(g *graphs) (*kvPair, error) {
 	man := g.man
 	shape := []int64{int64(c.batch), int64(man.NumKVHeads), int64(man.MaxSeqLen), int64(man.HeadDim)}
-	k, err := g.tensor(shape, ortdev.Float32)
+	k, err := g.tensor(shape, g.act())
 	if err != nil {
 		return nil, fmt.Errorf("allocate KV cache: %w", err)
 	}
-	v, err := g.tensor(shape, ortdev.Float32)
+	v, err := g.tensor(shape, g.act())
 	if err != nil {
 		k.Close()
 		return nil, fmt.Errorf("allocate KV cache: %w", err)
 	}
 	p := &kvPair{k, v}
 	c.own = append(c.own, p)
-	c.bytes += 2 * int64(k.NumElements()) * 4
+	c.bytes += 2 * int64(k.NumElements()) * int64(g.act().Size())
 	return p, nil
 }
 
 // clear zeroes device buffers with one copy from a zeroed host tensor.
 func (c *kvCache) clear(g *graphs) error {
-	zeros, err := g.hostTensor(c.own[0].k.Shape(), ortdev.Float32)
+	zeros, err := g.hostTensor(c.own[0].k.Shape(), g.act())
 	if err != nil {
 		return fmt.Errorf("clear KV cache: %w", err)
 	}

@@ -77,13 +77,13 @@ func (r *runner) prefillGather(prompts [][]int, idle []int, layers []int, chunk 
 	if err != nil {
 		return nil, err
 	}
-	dst, err := last.hidden[final].Float32s()
+	dst, err := last.hidden[final].Bytes()
 	if err != nil {
 		return nil, err
 	}
-	D := r.g.man.HiddenSize
+	D := r.g.man.HiddenSize * r.g.act().Size() // bytes per hidden state
 	for _, u := range units {
-		src, err := u.b.hidden[final].Float32s()
+		src, err := u.b.hidden[final].Bytes()
 		if err != nil {
 			return nil, err
 		}
