@@ -13,10 +13,13 @@ func TestCheckOptions(t *testing.T) {
 		want         Options
 		err          string
 	}{
-		{Options{}, 0, 64, Options{DType: DTypeFP32, MaxSeqLen: DefaultMaxSeqLen, Int4Block: Int4BlockSize}, ""},
-		{Options{}, 512, 64, Options{DType: DTypeFP32, MaxSeqLen: 512, Int4Block: Int4BlockSize}, ""},
-		{Options{DType: DTypeInt4, MaxSeqLen: 100}, 0, 16, Options{DType: DTypeInt4, MaxSeqLen: 100, Int4Block: Int4BlockSize}, ""},
-		{Options{DType: DTypeInt4, Int4Block: 128}, 0, 16, Options{DType: DTypeInt4, MaxSeqLen: DefaultMaxSeqLen, Int4Block: 128}, ""},
+		{Options{}, 0, 64, Options{DType: DTypeFP32, Compute: "fp32", MaxSeqLen: DefaultMaxSeqLen, Int4Block: Int4BlockSize}, ""},
+		{Options{}, 512, 64, Options{DType: DTypeFP32, Compute: "fp32", MaxSeqLen: 512, Int4Block: Int4BlockSize}, ""},
+		{Options{DType: DTypeInt4, MaxSeqLen: 100}, 0, 16, Options{DType: DTypeInt4, Compute: "fp32", MaxSeqLen: 100, Int4Block: Int4BlockSize}, ""},
+		{Options{DType: DTypeInt4, Int4Block: 128}, 0, 16, Options{DType: DTypeInt4, Compute: "fp32", MaxSeqLen: DefaultMaxSeqLen, Int4Block: 128}, ""},
+		{Options{DType: DTypeInt4, Compute: "fp16"}, 0, 16, Options{DType: DTypeInt4, Compute: "fp16", MaxSeqLen: DefaultMaxSeqLen, Int4Block: Int4BlockSize}, ""},
+		{Options{Compute: "fp16"}, 0, 16, Options{}, "needs dtype fp16 or int4"},
+		{Options{DType: DTypeFP16, Compute: "bf16"}, 0, 16, Options{}, "compute type"},
 		{Options{DType: DTypeInt4, Int4Block: 48}, 0, 16, Options{}, "block size 48"},
 		{Options{DType: "fp8"}, 0, 64, Options{}, "dtype"},
 		{Options{MaxSeqLen: -1}, 0, 64, Options{}, "max sequence length"},
