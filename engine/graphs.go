@@ -30,9 +30,18 @@ type graphs struct {
 	full  *ortdev.Session
 	mem   *ortdev.MemoryInfo
 	alloc *ortdev.Allocator
+	// opened lists every session in the order it was opened (close
+	// releases them in reverse).
+	opened []namedSession
 	// resident keeps tensors in memory allocated by ORT for the device and
 	// copies ids in and logits out even on the CPU, exactly as on a GPU.
 	resident bool
+}
+
+// namedSession is a session and its graph file's name.
+type namedSession struct {
+	name string
+	s    *ortdev.Session
 }
 
 // graphPaths are the resolved files of a package's graphs.
@@ -164,6 +173,7 @@ func openGraphs(api *ortdev.API, so sessionOptions, man *manifest.Manifest, path
 			s.Close()
 			return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
 		}
+		gs.opened = append(gs.opened, namedSession{filepath.Base(path), s})
 		return s, nil
 	}
 	var first *ortdev.Session
@@ -302,20 +312,40 @@ func (g *graphs) run(s *ortdev.Session, b *ortdev.IoBinding, what func() string)
 // close releases the allocator, sessions and env. Tensors still open keep
 // what they depend on alive until they are closed (ortdev's lifetimes).
 func (g *graphs) close() {
+	for _, c := range g.closeOrder() {
+		c.close()
+	}
+}
+
+// closer is one ORT object graphs.close releases.
+type closer struct {
+	name  string
+	close func()
+}
+
+// closeOrder is the order in which graphs.close releases its ORT objects:
+// the reverse of their creation. The allocator goes first (the runners'
+// tensors, which free through it, are closed before), then the sessions
+// from the last opened to the first, whose provider instance set up the
+// device (a WebGPU device lives until its last session is released), then
+// the memory info and the environment, which every session uses. ortdev
+// defers each release until nothing depends on it (engine/ortdev, life.go);
+// this order keeps those deferrals from being needed.
+func (g *graphs) closeOrder() []closer {
+	var cs []closer
 	if g.alloc != nil {
-		g.alloc.Close()
+		cs = append(cs, closer{"allocator", g.alloc.Close})
+	}
+	for i := len(g.opened) - 1; i >= 0; i-- {
+		cs = append(cs, closer{"session " + g.opened[i].name, g.opened[i].s.Close})
 	}
 	if g.mem != nil {
-		g.mem.Close()
-	}
-	for _, s := range append([]*ortdev.Session{g.embed, g.head, g.full}, g.layers...) {
-		if s != nil {
-			s.Close()
-		}
+		cs = append(cs, closer{"memory info", g.mem.Close})
 	}
 	if g.env != nil {
-		g.env.Close()
+		cs = append(cs, closer{"environment", g.env.Close})
 	}
+	return cs
 }
 
 var errNoLayers = errors.New("no layers to run")
