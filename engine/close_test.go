@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -49,5 +50,28 @@ func TestCloseOrder(t *testing.T) {
 		if err := m.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestDeviceHint checks that a device failure's hint names what failed,
+// from ORT's own message.
+func TestDeviceHint(t *testing.T) {
+	for _, tc := range []struct{ dev, msg, want string }{
+		{"cuda", "This session contains graph nodes that are assigned to the default CPU EP, but fallback to CPU EP has been explicitly disabled by the user.", "verify --placement --device cuda"},
+		{"webgpu", "Could not find an implementation for GroupQueryAttention(1) node with name '/layers.0/attn'", "--compute fp16"},
+		{"cuda", "Failed to load library libonnxruntime_providers_cuda.so with error: libcublasLt.so.13: cannot open shared object file", "strata runtime info"},
+		{"webgpu", "Failed to get a WebGPU adapter: No supported adapters", "Vulkan driver"},
+		{"cuda", "CUDA failure 100: no CUDA-capable device is detected", "nvidia-smi"},
+		{"cuda", "Failed to allocate memory for requested buffer of size 1073741824", "out of memory"},
+		{"cuda", "something new", ""},
+		{"cpu", "Could not find an implementation for Foo", ""},
+	} {
+		got := deviceHint(tc.dev, tc.msg)
+		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
+			t.Errorf("%s %q: hint %q, want %q", tc.dev, tc.msg, got, tc.want)
+		}
+	}
+	if e := (&DeviceError{"cuda", "open layer_00.onnx", errors.New("fallback to CPU EP has been explicitly disabled")}).Error(); strings.Contains(e, "GPU build") || !strings.Contains(e, "--placement") {
+		t.Errorf("message %q", e)
 	}
 }

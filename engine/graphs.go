@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -61,13 +62,40 @@ type DeviceError struct {
 
 func (e *DeviceError) Error() string {
 	msg := fmt.Sprintf("device %s: %s: %s", e.Device, e.What, oneLine(e.Err))
-	switch ortdev.Device(e.Device) {
-	case ortdev.DeviceWebGPU:
-		msg += " (WebGPU needs a GPU adapter: a GPU with a Vulkan driver on Linux)"
-	case ortdev.DeviceCUDA:
-		msg += " (CUDA needs a GPU build of ONNX Runtime and the CUDA libraries it links)"
+	if hint := deviceHint(e.Device, e.Err.Error()); hint != "" {
+		msg += " (" + hint + ")"
 	}
 	return msg
+}
+
+// deviceHint says, from ORT's message, what failed on dev and what to do:
+// a node without a kernel on the device, a missing library, no GPU.
+func deviceHint(dev, ortMsg string) string {
+	m := strings.ToLower(ortMsg)
+	has := func(words ...string) bool {
+		for _, w := range words {
+			if strings.Contains(m, w) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case dev == string(ortdev.DeviceCPU):
+		return ""
+	case has("fallback to cpu ep has been explicitly disabled", "kernel not found", "could not find an implementation"):
+		return "a node of this graph has no kernel on " + dev + ": `strata verify --placement --device " + dev +
+			" --model PKG` names it; GPU packages are exported with --compute fp16 (docs/gpu.md)"
+	case has("cannot open shared object", "error while loading shared libraries", "failed to load library", "libcu", "libcudnn"):
+		return "a library the " + dev + " provider links is missing: `strata runtime info` lists them (docs/gpu.md)"
+	case has("no supported adapters", "failed to get a webgpu adapter"):
+		return "no GPU adapter: WebGPU needs a GPU with a Vulkan driver on Linux"
+	case has("no cuda-capable device", "cudaerrornodevice", "cuda driver version is insufficient", "found no nvidia driver"):
+		return "no usable NVIDIA GPU: check the driver with nvidia-smi"
+	case has("out of memory", "failed to allocate"):
+		return "the device is out of memory: lower --batch-size or export with a smaller --max-seq-len"
+	}
+	return ""
 }
 
 func (e *DeviceError) Unwrap() error { return e.Err }
@@ -108,9 +136,9 @@ func openGraphs(api *ortdev.API, so sessionOptions, man *manifest.Manifest, path
 	}()
 	so.shared = processThreadPool(so.shared)
 	if so.shared {
-		gs.env, err = gs.api.NewEnvSharedThreads(ortdev.LogError, "strata", max(so.threads, 0), true)
+		gs.env, err = gs.api.NewEnvSharedThreads(ortLogLevel(), "strata", max(so.threads, 0), true)
 	} else {
-		gs.env, err = gs.api.NewEnv(ortdev.LogError, "strata")
+		gs.env, err = gs.api.NewEnv(ortLogLevel(), "strata")
 	}
 	if err != nil {
 		return nil, err
@@ -208,6 +236,22 @@ func openGraphs(api *ortdev.API, so sessionOptions, man *manifest.Manifest, path
 		return nil, &DeviceError{string(dev), "create an allocator", err}
 	}
 	return gs, nil
+}
+
+// ortLogLevel is the ORT logging level that passes on what slog's default
+// logger shows: ORT's verbose messages (which provider each node was placed
+// on, the copies inserted between devices) at debug, its warnings at info,
+// else errors only. ORT's environment is a process singleton: the first
+// Load's level holds.
+func ortLogLevel() ortdev.LogLevel {
+	ctx := context.Background()
+	switch {
+	case slog.Default().Enabled(ctx, slog.LevelDebug):
+		return ortdev.LogVerbose
+	case slog.Default().Enabled(ctx, slog.LevelInfo):
+		return ortdev.LogWarning
+	}
+	return ortdev.LogError
 }
 
 // appendProvider adds the device's execution provider. CUDA's build loads
