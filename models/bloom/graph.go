@@ -41,7 +41,7 @@ func (d decoder) ShapeOf(name string) ([]int, error) { return d.cfg.ShapeOf(name
 // for every query row. (The softmax is invariant to a per-row constant, so
 // this equals transformers' slope_h·(j−i) form; counting back from the
 // last position keeps the recent keys' biases small, which float16
-// compute needs.) Key slots are positions, since every row's tokens sit at
+// compute needs.) io.Hidden must be the [B, S, D] hidden states. Key slots are positions, since every row's tokens sit at
 // slots 0..seqlens_k (right padding); the causal limit is
 // GroupQueryAttention's.
 func (d decoder) Prepare(g *graph.Builder, io *graph.LayerIO) {
@@ -55,11 +55,12 @@ func (d decoder) Prepare(g *graph.Builder, io *graph.LayerIO) {
 	pos := g.Op("Range", "/alibi/positions", []string{start, one, one})
 	posf := g.Op("Cast", "/alibi/positions_f", []string{pos}, onnx.IntAttr("to", int64(g.Act())))
 	bias := g.Op("Mul", "/alibi/bias_1n1t", []string{slopes, posf}) // [1, N, 1, T]
-	// GroupQueryAttention wants the query length as dimension 2: expand
-	// over [1, 1, S, 1] with S read off the graph's [B, S, …] input.
-	seq := g.Op("Shape", "/alibi/seq", []string{io.Hidden}, onnx.IntAttr("start", 1), onnx.IntAttr("end", 2))
-	shape := g.Op("Concat", "/alibi/shape", []string{g.Int64s("/alibi/ones", 1, 1), seq, g.Int64s("/alibi/one64", 1)}, onnx.IntAttr("axis", 0))
-	io.Bias = g.Op("Expand", "/alibi/bias", []string{bias, shape}) // [1, N, S, T]
+	// GroupQueryAttention wants the query length as dimension 2: add zeros
+	// of shape [1, S, 1] taken from the [B, S, D] hidden states. (No
+	// int64 shape arithmetic: the GPU providers lack some of its kernels.)
+	col := g.Op("Slice", "/alibi/column", []string{io.Hidden, g.Int64s("/alibi/col_starts", 0, 0), g.Int64s("/alibi/col_ends", 1, 1), g.Int64s("/alibi/col_axes", 0, 2)}) // [1, S, 1]
+	zeros := g.Op("Mul", "/alibi/zeros", []string{col, g.Floats("/alibi/zero_f", nil, []float32{0})})
+	io.Bias = g.Op("Add", "/alibi/bias", []string{bias, zeros}) // [1, N, 1, T] + [1, S, 1] → [1, N, S, T]
 }
 
 // Embed adds the embedding lookup and its LayerNorm.

@@ -57,8 +57,8 @@ type Decoder interface {
 	// ShapeOf returns the expected shape of a named weight.
 	ShapeOf(name string) ([]int, error)
 	// Prepare adds what a graph's layers share (the rotary tables, the
-	// attention bias) and records it in io. io.Hidden is then a [B, S, …]
-	// input of the graph (hidden states, or input_ids in the full graph).
+	// attention bias) and records it in io. io.Hidden is then the
+	// [B, S, D] hidden states the first layer reads.
 	Prepare(g *Builder, io *LayerIO)
 	// Embed adds the embedding of ids, named out.
 	Embed(g *Builder, ids, out string) string
@@ -240,13 +240,13 @@ func WriteFull(dir string, d Decoder, src WeightSource, opts Options) (string, e
 			g.Input(FullPastKey(i), g.Act(), kv...)
 			g.Input(FullPastValue(i), g.Act(), kv...)
 		}
+		h := d.Embed(g, ids, "/embed/hidden")
 		io := LayerIO{
-			Hidden:  ids, // until the embedding: its shape gives Prepare the sequence length
+			Hidden:  h,
 			SeqLens: g.Input(manifest.SeqLensK, onnx.Int32, DimBatch),
 			Total:   g.Input(manifest.TotalSeqLen, onnx.Int32),
 		}
 		d.Prepare(g, &io)
-		h := d.Embed(g, ids, "/embed/hidden")
 		for i := 0; i < dims.Layers; i++ {
 			out := fmt.Sprintf("/layers.%d/hidden_out", i)
 			io.Hidden, io.PastK, io.PastV, io.Out, io.PresentK, io.PresentV = h, FullPastKey(i), FullPastValue(i), out, FullPresentKey(i), FullPresentValue(i)
