@@ -13,6 +13,7 @@ import (
 
 	"github.com/strata-llm/strata/engine/ort"
 	"github.com/strata-llm/strata/engine/ortdev"
+	"github.com/strata-llm/strata/engine/placement"
 	"github.com/strata-llm/strata/internal/cpus"
 	"github.com/strata-llm/strata/models/hostmem"
 	"github.com/strata-llm/strata/models/manifest"
@@ -137,6 +138,9 @@ func Load(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load ONNX Runtime from %s (%s): %w", lib.Path, lib.Source, err)
 	}
+	if err := checkPlacement(dir, dev, api.Version()); err != nil {
+		return nil, err
+	}
 	so := sessionOptions{device: dev, threads: defaultThreads(dev, opts.Threads), resident: opts.DeviceResident, shared: !opts.PerGraphThreads,
 		profileDir: opts.ProfileDir, cudaProvider: lib.CUDAProvider()}
 	if m.g, err = openGraphs(api, so, man, paths); err != nil {
@@ -144,6 +148,67 @@ func Load(dir string, opts Options) (*Model, error) {
 	}
 	slog.Debug("loaded model package", "dir", dir, "layers", man.NumLayers, "dtype", man.DType, "device", opts.Device, "schedule", m.schedule.String())
 	return m, nil
+}
+
+// CheckPlacement returns an error naming the first node of the package in
+// dir that has no kernel on device in the ONNX Runtime build strata pins
+// for it, and the export that fixes it (docs/gpu.md, Placement check); nil
+// on the CPU or when every node places. It reads the graphs only: neither
+// ONNX Runtime nor a GPU is needed.
+func CheckPlacement(dir, device string) error {
+	if device == "" || device == string(ortdev.DeviceCPU) {
+		return nil
+	}
+	man, err := manifest.Load(dir)
+	if err != nil {
+		return err
+	}
+	rep, err := placement.Check(dir, device)
+	if err != nil {
+		return fmt.Errorf("model package %s: placement check: %w", dir, err)
+	}
+	if rep.OK() {
+		return nil
+	}
+	var fix string
+	switch {
+	case man.Compute() == manifest.ComputeFP16:
+		fix = "run it on --device cpu"
+	case man.DType == "fp32":
+		fix = "export a GPU package: strata export --in CHECKPOINT --out DIR --dtype int4 --compute fp16 (or --dtype fp16)"
+	default:
+		fix = "export a GPU package: strata export --in CHECKPOINT --out DIR --dtype " + man.DType + " --compute fp16"
+	}
+	miss := rep.Misses[0]
+	return &PlacementError{Device: device, ORTVersion: rep.ORTVersion, Misses: len(rep.Misses),
+		msg: fmt.Sprintf("model package %s cannot run on %s: %s node %s (%s:%s, inputs %s) has no kernel in ONNX Runtime %s (%s; %d such nodes); %s",
+			dir, device, miss.Graph, miss.Node, miss.Domain, miss.Op, miss.InputTypes(), rep.ORTVersion, miss.Reason, len(rep.Misses), fix)}
+}
+
+// PlacementError is a package with nodes that have no kernel on a device.
+type PlacementError struct {
+	Device     string
+	ORTVersion string // the ONNX Runtime build whose kernels were checked
+	Misses     int    // how many nodes have none
+	msg        string
+}
+
+func (e *PlacementError) Error() string { return e.msg }
+
+// checkPlacement runs CheckPlacement before any session is opened: ORT would
+// refuse the session only after loading every graph, with a message naming
+// no node. A library of another version than the one checked (--ort-lib,
+// $STRATA_ORT_LIB) may register other kernels: there a miss is logged and
+// ORT decides.
+func checkPlacement(dir string, dev ortdev.Device, libVersion string) error {
+	err := CheckPlacement(dir, string(dev))
+	var pe *PlacementError
+	if errors.As(err, &pe) && libVersion != pe.ORTVersion {
+		slog.Warn("some nodes have no kernel in the pinned ONNX Runtime build; the loaded library may have them",
+			"device", dev, "checked", pe.ORTVersion, "loaded", libVersion, "error", err)
+		return nil
+	}
+	return err
 }
 
 // resolveGraphs resolves the package's graph files and checks them before

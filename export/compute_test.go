@@ -2,6 +2,7 @@ package export
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -143,5 +144,34 @@ func TestComputeFP16Refused(t *testing.T) {
 		if matches, _ := filepath.Glob(out + "*"); len(matches) != 0 {
 			t.Errorf("%s/%s left %v behind", tc.dtype, tc.compute, matches)
 		}
+	}
+}
+
+// TestCheckPlacementAtLoad checks engine.CheckPlacement, which Load and the
+// CLI run before opening a package on a GPU: an fp32-compute package is
+// refused on cuda with the GroupQueryAttention node and the export that
+// fixes it named; the fp16-compute export of the same checkpoint places on
+// cuda and webgpu; the CPU is never refused.
+func TestCheckPlacementAtLoad(t *testing.T) {
+	ckpt := checkpoint(t, synth.Llama2Like())
+	single := exportedAs(t, ckpt, graph.DTypeInt4, manifest.ComputeFP32)
+	half := exportedAs(t, ckpt, graph.DTypeInt4, manifest.ComputeFP16)
+	err := engine.CheckPlacement(single, "cuda")
+	var pe *engine.PlacementError
+	if !errors.As(err, &pe) || pe.Misses == 0 || pe.ORTVersion == "" {
+		t.Fatalf("fp32 compute on cuda: %v", err)
+	}
+	for _, want := range []string{"cannot run on cuda", "GroupQueryAttention", "float", "--dtype int4 --compute fp16"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	for _, tc := range []struct{ pkg, device string }{{half, "cuda"}, {half, "webgpu"}, {single, "cpu"}, {half, "cpu"}} {
+		if err := engine.CheckPlacement(tc.pkg, tc.device); err != nil {
+			t.Errorf("%s on %s: %v", filepath.Base(tc.pkg), tc.device, err)
+		}
+	}
+	if err := engine.CheckPlacement(half, "tpu"); err == nil {
+		t.Error("unknown device accepted")
 	}
 }

@@ -3,12 +3,14 @@ package main
 import (
 	"fmt"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/strata-llm/strata/engine"
+	"github.com/strata-llm/strata/engine/ort"
 	"github.com/strata-llm/strata/models/manifest"
 )
 
@@ -131,6 +133,14 @@ func loadModelDir(c *cli.Context, dir string) (*engine.Model, func(string) strin
 	spec, speedup, err := scheduleChoice(c, dir)
 	if err != nil {
 		return nil, nil, err
+	}
+	// A package the device cannot run is refused before a library is
+	// fetched (unless the user brings their own, which may have kernels
+	// the pinned build lacks; engine.Load then logs and lets ORT decide).
+	if c.String("ort-lib") == "" && os.Getenv(ort.EnvLibrary) == "" {
+		if err := engine.CheckPlacement(dir, c.String("device")); err != nil {
+			return nil, nil, inputError(err)
+		}
 	}
 	ortLib, err := ortLibFor(c)
 	if err != nil {
