@@ -175,3 +175,51 @@ func TestCheckPlacementAtLoad(t *testing.T) {
 		t.Error("unknown device accepted")
 	}
 }
+
+// TestComputeFP16BuiltIn decodes translations with the built-in
+// checkpoints (models/default) exported in fp16 weights, once computing in
+// float32 and once in float16: every greedy token of every prompt is equal,
+// at full depth and at the checkpoint's fine-tuned ratio.
+func TestComputeFP16BuiltIn(t *testing.T) {
+	prompts := []string{
+		"In the beginning God created the heaven and the earth.",
+		"The LORD is my shepherd; I shall not want.",
+		"Jesus wept.",
+		"And God said, Let there be light: and there was light.",
+	}
+	for _, name := range []string{"base", "uls2"} {
+		t.Run(name, func(t *testing.T) {
+			ckpt := filepath.Join("..", "models", "default", name)
+			var ids [2][][]int
+			for i, compute := range []string{manifest.ComputeFP32, manifest.ComputeFP16} {
+				pkg := exportedAs(t, ckpt, graph.DTypeFP16, compute)
+				m, err := engine.Load(pkg, engine.Options{Threads: 1, MaxBatch: len(prompts)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, sched := range []string{"uls:1", "uls:2"} {
+					var reqs []engine.Request
+					for _, p := range prompts {
+						reqs = append(reqs, engine.Request{Prompt: m.Manifest.FormatPrompt(p), MaxTokens: 48, Schedule: sched})
+					}
+					res, err := m.GenerateBatch(context.Background(), reqs, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, r := range res {
+						ids[i] = append(ids[i], r.TokenIDs)
+					}
+				}
+				m.Close()
+			}
+			for i := range ids[0] {
+				if len(ids[0][i]) < 3 {
+					t.Errorf("request %d decoded only %v", i, ids[0][i])
+				}
+				if !slices.Equal(ids[0][i], ids[1][i]) {
+					t.Errorf("request %d: fp16 compute %v, fp32 compute %v", i, ids[1][i], ids[0][i])
+				}
+			}
+		})
+	}
+}
