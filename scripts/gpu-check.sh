@@ -2,10 +2,11 @@
 # gpu-check.sh: the GPU measurement of strata in one script (docs/gpu.md).
 #
 # On a Linux machine with an NVIDIA GPU, from the files `prepare` made, it
-# runs engine/ortdev's tests in GPU memory, checks that greedy ids on the
-# GPU equal the CPU's, benchmarks a TinyLlama-shaped int4 package with
-# `strata bench --device webgpu` and `--device cuda`, and prints one summary
-# table.
+# runs engine/ortdev's tests in GPU memory, the placement check of every
+# package on each device, checks that greedy ids on the GPU equal the CPU's
+# for every dtype and compute type, benchmarks a TinyLlama-shaped int4
+# package with `strata bench --device webgpu` and `--device cuda` next to
+# Hugging Face transformers on the same GPU, and prints one summary table.
 #
 #   scripts/gpu-check.sh prepare          # here: build and pack everything into .gpu/ (and .gl/)
 #   scripts/gpu-check.sh stage PART...    # there: keep carried chunks of the CUDA build in $STRATA_GPU_WORK
@@ -86,6 +87,12 @@ record() { # check, result, detail
 	SUMMARY+=("$1|$2|$3")
 	if [ "$2" = FAIL ]; then FAILED=$((FAILED + 1)); fi
 	printf 'gpu-check: %-28s %-5s %s\n' "$1" "$2" "$3" >&2
+}
+
+# firstError prints the first line of a log that says what went wrong (a
+# strata error, a crash), else its last line.
+firstError() {
+	grep -m1 -E '^strata:|SIGSEGV|SIGABRT|panic:|fatal error|Traceback|Error' "$1" 2>/dev/null || tail -n 1 "$1"
 }
 
 # ids prints the token ids of one greedy generation as "a,b,c".
@@ -183,24 +190,45 @@ run() {
 
 	# Packages: a small one in three dtypes for the greedy comparison, a
 	# TinyLlama-shaped int4 one for the benchmark.
-	"$mkpkg" -dir "$WORK/small" -dtypes fp32,fp16,int4 "${small_args[@]}" >"$LOGS/mkpkg-small.log" 2>&1 ||
+	# fp32 compute is the CPU's; fp16 compute (DTYPE-fp16) is what the GPU
+	# providers run (docs/gpu.md).
+	"$mkpkg" -dir "$WORK/small" -dtypes fp32,fp16,int4 -computes fp32,fp16 "${small_args[@]}" >"$LOGS/mkpkg-small.log" 2>&1 ||
 		die "mkpkg (small) failed: $(tail -n 1 "$LOGS/mkpkg-small.log")"
-	"$mkpkg" -dir "$WORK/tiny" -dtypes int4 "${tiny_args[@]}" >"$LOGS/mkpkg-tiny.log" 2>&1 ||
+	"$mkpkg" -dir "$WORK/tiny" -dtypes int4 -computes fp32,fp16 "${tiny_args[@]}" >"$LOGS/mkpkg-tiny.log" 2>&1 ||
 		die "mkpkg (tinyllama) failed: $(tail -n 1 "$LOGS/mkpkg-tiny.log")"
+
+	# The placement check (no GPU needed): fp16-compute packages must place
+	# on every GPU device; fp32 compute is expected to fail on cuda
+	# (GroupQueryAttention is float16 only there).
+	local pkg
+	for pkg in fp32 fp16 int4 fp16-fp16 int4-fp16; do
+		for dev in cuda webgpu; do
+			if "$STRATA" verify --model "$WORK/small/$pkg" --device "$dev" --placement >"$LOGS/placement-$pkg-$dev.log" 2>&1; then
+				record "placement $pkg $dev" PASS "$(tail -n 1 "$LOGS/placement-$pkg-$dev.log")"
+			elif [ "$dev" = cuda ] && [ "${pkg%-fp16}" = "$pkg" ]; then
+				record "placement $pkg $dev" PASS "refused as expected: $(tail -n 1 "$LOGS/placement-$pkg-$dev.log")"
+			else
+				record "placement $pkg $dev" FAIL "$(firstError "$LOGS/placement-$pkg-$dev.log")"
+			fi
+		done
+	done
 
 	# Greedy ids on each device against the CPU's. fp32 must agree on every
 	# token; fp16 and int4 run other kernels (fp16 accumulation, device
 	# MatMulNBits) and must agree on the first 8 tokens (random-weight
 	# models have near-tied logits, so a later flip is not an error).
 	local dtype cpu_ids dev_ids n total need
-	for dtype in fp32 fp16 int4; do
+	for dtype in fp32 fp16 int4 fp16-fp16 int4-fp16; do
 		cpu_ids=$(ids "$WORK/small/$dtype" cpu) || {
-			record "greedy $dtype cpu" FAIL "generate failed (generate.log)"
+			record "greedy $dtype cpu" FAIL "generate failed: $(firstError "$LOGS/generate.log")"
 			continue
 		}
 		for dev in $devices; do
+			if [ "$dev" = cuda ] && [ "${dtype%-fp16}" = "$dtype" ]; then
+				continue # fp32 compute does not place on cuda (checked above)
+			fi
 			if ! dev_ids=$(ids "$WORK/small/$dtype" "$dev"); then
-				record "greedy $dtype $dev=cpu" FAIL "$(tail -n 1 "$LOGS/generate.log")"
+				record "greedy $dtype $dev=cpu" FAIL "$(firstError "$LOGS/generate.log")"
 				continue
 			fi
 			read -r n total < <(agree "$cpu_ids" "$dev_ids")
@@ -214,21 +242,32 @@ run() {
 		done
 	done
 
-	# The benchmark, one device after the other in the same run.
+	# The benchmark, one device after the other in the same run: the
+	# fp16-compute int4 package everywhere, the fp32-compute one where it
+	# places (cpu, webgpu).
+	local bench_pkg
 	for dev in $devices; do
-		if "$STRATA" bench --model "$WORK/tiny/int4" --device "$dev" --no-mono "${bench_args[@]}" \
-			--json "$LOGS/bench-$dev.json" >"$LOGS/bench-$dev.txt" 2>"$LOGS/bench-$dev.log"; then
-			while read -r line; do record "bench int4 $dev" PASS "$line"; done < <(python3 - "$LOGS/bench-$dev.json" <<'EOF'
-import json, sys
-for r in json.load(open(sys.argv[1])):
-    print(f"batch {r['batch']} ratio {r['ratio']:g}: decode {r['decode_tps']:.1f} tok/s, "
-          f"prefill {r['prefill_tps']:.1f} tok/s, TTFT {r['ttft_ms']:.1f} ms")
-EOF
-			)
-		else
-			record "bench int4 $dev" FAIL "$(tail -n 1 "$LOGS/bench-$dev.log")"
-		fi
+		for bench_pkg in int4-fp16 int4; do
+			[ "$dev" = cuda ] && [ "$bench_pkg" = int4 ] && continue
+			if "$STRATA" bench --model "$WORK/tiny/$bench_pkg" --device "$dev" --no-mono "${bench_args[@]}" \
+				--json "$LOGS/bench-$bench_pkg-$dev.json" >"$LOGS/bench-$bench_pkg-$dev.txt" 2>"$LOGS/bench-$bench_pkg-$dev.log"; then
+				while read -r line; do record "bench $bench_pkg $dev" PASS "$line"; done < <(python3 scripts/bench/bench_rows.py "$LOGS/bench-$bench_pkg-$dev.json")
+			else
+				record "bench $bench_pkg $dev" FAIL "$(firstError "$LOGS/bench-$bench_pkg-$dev.log")"
+			fi
+		done
 	done
+
+	# The same shape through Hugging Face transformers (fp16, eager) on the
+	# GPU, in the same run: what a user would compare against.
+	if [ "$dry" = 0 ]; then
+		if python3 scripts/bench/hf_decode.py --config "$WORK/tiny/hf/config.json" --batch 1,8 --prompt-len 128 --gen 64 \
+			>"$LOGS/hf.txt" 2>"$LOGS/hf.log"; then
+			while read -r line; do record "bench transformers cuda" PASS "$line"; done <"$LOGS/hf.txt"
+		else
+			record "bench transformers cuda" FAIL "$(firstError "$LOGS/hf.log")"
+		fi
+	fi
 
 	echo
 	local machine="dry run on the CPU"

@@ -463,6 +463,7 @@ func badInputs(t *testing.T, root string) []badInput {
 		{name: "unknown command", args: []string{"frobnicate"}, want: "frobnicate"},
 		// Placement check.
 		{name: "verify --placement of a float32 package on cuda", args: []string{"verify", "--model", pkg, "--device", "cuda", "--placement"}, want: "have no kernel on cuda"},
+		{name: "generate on cuda with a float32-compute package", args: gen(pkg, append(ids, "--device", "cuda")...), want: "cannot run on cuda: layer_00.onnx node"},
 		{name: "verify --placement with --steps", args: []string{"verify", "--model", pkg, "--placement", "--steps", "3"}, want: "--placement checks kernels only"},
 		{name: "verify --placement of a graph with an op it knows no rule for", args: []string{"verify", "--model", unknownOp, "--placement"}, want: "has no type rule"},
 		{name: "--threads -1", args: gen(pkg, append(ids, "--threads", "-1")...), want: "--threads -1 is out of range"},
@@ -506,6 +507,8 @@ func badInputs(t *testing.T, root string) []badInput {
 		{name: "export --max-seq-len 2^40", args: append(exp(noConfig, "maxseq"), "--max-seq-len", "1099511627776"), want: "--max-seq-len 1099511627776 is out of range"},
 		{name: "export --int4-block-size 48", args: append(exp(noConfig, "block48"), "--dtype", "int4", "--int4-block-size", "48"), want: "--int4-block-size: int4 block size 48 is not one of"},
 		{name: "export --int4-block-size with --dtype fp16", args: append(exp(noConfig, "blockfp16"), "--dtype", "fp16", "--int4-block-size", "64"), want: "--int4-block-size applies to --dtype int4 only"},
+		{name: "export --compute bf16", args: append(exp(noConfig, "computebf16"), "--dtype", "int4", "--compute", "bf16"), want: `--compute: compute type "bf16" is not one of fp32, fp16`},
+		{name: "export --compute fp16 with --dtype fp32", args: append(exp(noConfig, "computefp32"), "--compute", "fp16"), want: "--compute fp16 needs --dtype fp16 or int4"},
 		{name: "export of a checkpoint with a NaN weight", args: exp(nanST, "nan"), want: `tensor "model.layers.1.self_attn.v_proj.weight" holds a non-finite value`},
 		{name: "export of a checkpoint with random bytes in a weight", args: exp(randomST, "random"), want: `tensor "model.norm.weight" holds a non-finite value`},
 		{name: "export of safetensors whose tensors share bytes", args: exp(aliasST, "alias"), want: "overlap tensor"},

@@ -137,8 +137,8 @@ func loadModelDir(c *cli.Context, dir string) (*engine.Model, func(string) strin
 	// A package the device cannot run is refused before a library is
 	// fetched (unless the user brings their own, which may have kernels
 	// the pinned build lacks; engine.Load then logs and lets ORT decide).
-	if c.String("ort-lib") == "" && os.Getenv(ort.EnvLibrary) == "" {
-		if err := engine.CheckPlacement(dir, c.String("device")); err != nil {
+	if dev := c.String("device"); ort.CheckDevice(dev) == nil && c.String("ort-lib") == "" && os.Getenv(ort.EnvLibrary) == "" {
+		if err := engine.CheckPlacement(dir, dev); err != nil {
 			return nil, nil, inputError(err)
 		}
 	}

@@ -29,9 +29,10 @@ func main() {
 	maxSeq := flag.Int("max-seq-len", 512, "KV buffer length of the packages")
 	block := flag.Int("int4-block-size", 0, "int4 block size (0: the exporter's default)")
 	layers := flag.Int("layers", 0, "override the layer count (0: the shape's)")
+	computes := flag.String("computes", "fp32", "compute types to export each dtype with (fp32, fp16): fp32 packages go to DIR/DTYPE, fp16 ones to DIR/DTYPE-fp16 (fp32 weights are exported in fp32 compute only)")
 	shape := flag.String("shape", "bench", "model shape: bench (24 layers, hidden 1024), tinyllama (22 layers, hidden 2048, GQA 32:4) or bloom (BLOOM, 24 layers, hidden 1024)")
 	flag.Parse()
-	if err := run(*dir, *shape, strings.Split(*dtypes, ","), *maxSeq, *layers, *block); err != nil {
+	if err := run(*dir, *shape, strings.Split(*dtypes, ","), strings.Split(*computes, ","), *maxSeq, *layers, *block); err != nil {
 		fmt.Fprintln(os.Stderr, "mkpkg:", err)
 		os.Exit(1)
 	}
@@ -45,7 +46,7 @@ func bloomSpec() synth.Spec {
 		Vocab: 32000, NormEps: 1e-5, Tied: true, DType: safetensors.BF16, Shards: 2, Seed: 20240410, BOSID: 1, EOSIDs: []int{2}}
 }
 
-func run(dir, shape string, dtypes []string, maxSeq, layers, block int) error {
+func run(dir, shape string, dtypes, computes []string, maxSeq, layers, block int) error {
 	if dir == "" {
 		return fmt.Errorf("-dir is required")
 	}
@@ -71,15 +72,23 @@ func run(dir, shape string, dtypes []string, maxSeq, layers, block int) error {
 		}
 	}
 	for _, dt := range dtypes {
-		out := filepath.Join(dir, dt)
-		if _, err := os.Stat(filepath.Join(out, "manifest.json")); err == nil {
-			slog.Info("package exists", "dir", out)
-			continue
-		}
-		slog.Info("exporting", "dtype", dt, "out", out)
-		err := export.Export(context.Background(), export.Options{In: hfDir, Out: out, DType: dt, MaxSeqLen: maxSeq, Full: true, Int4Block: int4Block(dt, block)})
-		if err != nil {
-			return fmt.Errorf("export %s: %w", dt, err)
+		for _, compute := range computes {
+			if compute == "fp16" && dt == "fp32" {
+				continue
+			}
+			out := filepath.Join(dir, dt)
+			if compute != "fp32" {
+				out += "-" + compute
+			}
+			if _, err := os.Stat(filepath.Join(out, "manifest.json")); err == nil {
+				slog.Info("package exists", "dir", out)
+				continue
+			}
+			slog.Info("exporting", "dtype", dt, "compute", compute, "out", out)
+			err := export.Export(context.Background(), export.Options{In: hfDir, Out: out, DType: dt, Compute: compute, MaxSeqLen: maxSeq, Full: true, Int4Block: int4Block(dt, block)})
+			if err != nil {
+				return fmt.Errorf("export %s (compute %s): %w", dt, compute, err)
+			}
 		}
 	}
 	return nil
