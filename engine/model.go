@@ -30,7 +30,10 @@ type Options struct {
 	// ORTLib is an explicit ONNX Runtime library path ("" resolves it).
 	ORTLib string
 	// Schedule is the default schedule spec ("uls", "uls:2", "top", "layers:0,5,…");
-	// empty takes the package's uls.default_schedule, else full depth.
+	// empty takes the package's uls.default_schedule, else full depth. A
+	// bare rule name ("top") with Speedup 0 takes the ratio of the package's
+	// fine-tuned default schedule; on a package without one, Load fails
+	// with an error wrapping ErrNoRatio.
 	Schedule string
 	// Speedup is the default ratio; 0 keeps the one in Schedule.
 	Speedup float64
@@ -107,11 +110,7 @@ func Load(dir string, opts Options) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{Manifest: man, dir: dir, opts: opts}
-	spec := opts.Schedule
-	if spec == "" {
-		spec = man.ULS.DefaultSchedule
-	}
-	if m.schedule, err = ParseSchedule(spec, opts.Speedup, man.NumLayers); err != nil {
+	if m.schedule, err = packageSchedule(man, opts.Schedule, opts.Speedup); err != nil {
 		return nil, err
 	}
 	if opts.Monolithic && len(m.schedule.Layers) != man.NumLayers {
@@ -286,18 +285,55 @@ func (m *Model) release() {
 func (m *Model) Schedule() Schedule { return m.schedule }
 
 // ResolveSchedule returns the schedule for a spec and speedup, falling back
-// to the model's default when both are empty.
+// to the model's default when both are empty. A bare rule name without a
+// speedup ("top") takes the ratio of the package's fine-tuned default
+// schedule, as in Load.
 func (m *Model) ResolveSchedule(spec string, speedup float64) (Schedule, error) {
 	if spec == "" && speedup == 0 {
 		return m.schedule, nil
 	}
 	if spec == "" {
 		spec = m.schedule.Name
-		if spec == "layers" || spec == "full" {
+		if spec == "layers" {
 			spec = "uls"
 		}
 	}
+	speedup, err := ruleRatio(spec, speedup, m.Manifest.ULS.DefaultSchedule)
+	if err != nil {
+		return Schedule{}, err
+	}
 	return ParseSchedule(spec, speedup, m.Manifest.NumLayers)
+}
+
+// packageSchedule resolves Options.Schedule and Options.Speedup against a
+// package: an empty spec takes uls.default_schedule (else full depth), a
+// bare rule name the default's ratio (docs/design.md, "The schedule").
+func packageSchedule(man *manifest.Manifest, spec string, speedup float64) (Schedule, error) {
+	if spec == "" {
+		spec = man.ULS.DefaultSchedule
+	}
+	speedup, err := ruleRatio(spec, speedup, man.ULS.DefaultSchedule)
+	if err != nil {
+		return Schedule{}, err
+	}
+	return ParseSchedule(spec, speedup, man.NumLayers)
+}
+
+// RuleRatio returns the speedup ratio Load runs Options{Schedule: spec,
+// Speedup: speedup} at on the package in dir, reading only its manifest:
+// speedup itself, or for a bare rule name with speedup 0 the ratio of the
+// package's fine-tuned default schedule. It fails as Load would on a
+// schedule the package cannot run, so a command can check its flags before
+// fetching a runtime.
+func RuleRatio(dir, spec string, speedup float64) (float64, error) {
+	man, err := manifest.Load(dir)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := packageSchedule(man, spec, speedup); err != nil {
+		return 0, err
+	}
+	return ruleRatio(spec, speedup, man.ULS.DefaultSchedule)
 }
 
 // Dir returns the package directory.

@@ -12,7 +12,7 @@ import (
 // Schedule is the fixed set of layers every generated token runs through,
 // in ascending order (docs/design.md, "The schedule"). The prompt always runs all layers.
 type Schedule struct {
-	// Name is the rule that produced it: uls, balanced, top, bottom, layers or full.
+	// Name is the rule that produced it: uls, balanced, top, bottom or layers.
 	Name string
 	// Speedup is the requested ratio (0 for an explicit layer list).
 	Speedup float64
@@ -70,6 +70,20 @@ func DefaultRatio(spec string) float64 {
 		return 0
 	}
 	return r
+}
+
+// ruleRatio returns the ratio a spec and speedup run at on a package whose
+// fine-tuned default schedule is defaultSpec (uls.default_schedule): speedup
+// itself, unless spec is a bare rule name (IsRule) and speedup is 0; then
+// the default's ratio, or an error wrapping ErrNoRatio when it has none.
+func ruleRatio(spec string, speedup float64, defaultSpec string) (float64, error) {
+	if speedup != 0 || !IsRule(spec) {
+		return speedup, nil
+	}
+	if r := DefaultRatio(defaultSpec); r > 0 {
+		return r, nil
+	}
+	return 0, fmt.Errorf("schedule %q %w and the package has no fine-tuned default ratio (uls.default_schedule in manifest.json)", spec, ErrNoRatio)
 }
 
 // ParseSchedule builds the schedule for numLayers layers. spec is a rule

@@ -114,6 +114,37 @@ func TestScheduleHelpers(t *testing.T) {
 	}
 }
 
+func TestRuleRatio(t *testing.T) {
+	tests := []struct {
+		spec     string
+		speedup  float64
+		pkg      string // the package's uls.default_schedule
+		want     float64
+		wantNone bool // an error wrapping ErrNoRatio
+	}{
+		{"top", 0, "uls:2", 2, false},
+		{"bottom", 0, "balanced:1.5", 1.5, false},
+		{"top", 3, "uls:2", 3, false},
+		{"top:4", 0, "uls:2", 0, false},
+		{"layers:0,3", 0, "uls:2", 0, false},
+		{"", 0, "uls:2", 0, false},
+		{"top", 0, "", 0, true},
+		{"uls", 0, "layers:0,3", 0, true},
+	}
+	for _, tc := range tests {
+		got, err := ruleRatio(tc.spec, tc.speedup, tc.pkg)
+		if tc.wantNone {
+			if !errors.Is(err, ErrNoRatio) || !strings.Contains(err.Error(), "uls.default_schedule") {
+				t.Errorf("ruleRatio(%q, %g, %q) error %v, want ErrNoRatio naming uls.default_schedule", tc.spec, tc.speedup, tc.pkg, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ruleRatio(%q, %g, %q) = %g, %v; want %g", tc.spec, tc.speedup, tc.pkg, got, err, tc.want)
+		}
+	}
+}
+
 // TestULSScheduleTable checks the uls rule against testdata/uls_schedules.json,
 // the table the training scripts (scripts/train, model.uls_schedule) are
 // tested against too, so training and decoding keep the same layers.

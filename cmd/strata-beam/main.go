@@ -143,6 +143,11 @@ func (c *config) check() error {
 		if err := requests.CheckDefaults(o.Defaults, man.NumLayers); err != nil {
 			return fmt.Errorf("--%w", err)
 		}
+		// A bare rule (--schedule top) takes the package's fine-tuned ratio,
+		// as in strata batch; a package without one is refused here.
+		if _, err := engine.RuleRatio(c.model, o.Defaults.Schedule, o.Defaults.Speedup); errors.Is(err, engine.ErrNoRatio) {
+			return fmt.Errorf("--schedule %s needs --speedup R: the package has no fine-tuned default ratio (uls.default_schedule in manifest.json)", o.Defaults.Schedule)
+		}
 	}
 	return nil
 }

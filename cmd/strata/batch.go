@@ -130,7 +130,6 @@ func runBatch(c *cli.Context) error {
 	var runnable []engine.Request
 	var refused []errorLine // written once the header is
 	for _, r := range todo {
-		requestRatio(m, &r)
 		err := requests.CheckPromptBytes(r.Prompt, m.Manifest.MaxSeqLen)
 		if r.PromptIDs == nil && err == nil {
 			r.Prompt = format(r.Prompt)
@@ -266,9 +265,10 @@ func batchProducer(c *cli.Context, dir string, defaults engine.Request, deadline
 	if err != nil {
 		return producerInfo{}, err
 	}
-	spec, speedup, err := scheduleChoice(c, dir)
+	spec := c.String("schedule")
+	speedup, err := engine.RuleRatio(dir, spec, c.Float64("speedup"))
 	if err != nil {
-		return producerInfo{}, err
+		return producerInfo{}, scheduleError(spec, err)
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {

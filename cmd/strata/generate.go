@@ -67,7 +67,6 @@ func runGenerate(c *cli.Context) error {
 		return err
 	}
 	defer m.Close()
-	requestRatio(m, &req)
 	if req.PromptIDs == nil {
 		req.Prompt = format(text)
 	}

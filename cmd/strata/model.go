@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -130,9 +131,9 @@ func loadModelDir(c *cli.Context, dir string) (*engine.Model, func(string) strin
 	if _, err := manifest.Load(dir); err != nil {
 		return nil, nil, inputError(err)
 	}
-	spec, speedup, err := scheduleChoice(c, dir)
-	if err != nil {
-		return nil, nil, err
+	spec, speedup := c.String("schedule"), c.Float64("speedup")
+	if _, err := engine.RuleRatio(dir, spec, speedup); err != nil {
+		return nil, nil, scheduleError(spec, err)
 	}
 	// A package the device cannot run is refused before a library is
 	// fetched (unless the user brings their own, which may have kernels
@@ -166,31 +167,13 @@ func loadModelDir(c *cli.Context, dir string) (*engine.Model, func(string) strin
 	return m, format, nil
 }
 
-// scheduleChoice returns the schedule spec and speedup to load dir with. A
-// rule named without --speedup (--schedule top) takes the ratio of the
-// package's fine-tuned default schedule; on a package without one it is
-// refused, never run at full depth.
-func scheduleChoice(c *cli.Context, dir string) (string, float64, error) {
-	spec, speedup := c.String("schedule"), c.Float64("speedup")
-	if !engine.IsRule(spec) || c.IsSet("speedup") {
-		return spec, speedup, nil
+// scheduleError names the flags in engine's error for a rule given without
+// a ratio on a package without a fine-tuned one.
+func scheduleError(spec string, err error) error {
+	if errors.Is(err, engine.ErrNoRatio) && engine.IsRule(spec) {
+		return fmt.Errorf("--schedule %s needs --speedup R: the package has no fine-tuned default ratio (uls.default_schedule in manifest.json)", spec)
 	}
-	man, err := manifest.Load(dir)
-	if err != nil {
-		return "", 0, err
-	}
-	if r := engine.DefaultRatio(man.ULS.DefaultSchedule); r > 0 {
-		return spec, r, nil
-	}
-	return "", 0, fmt.Errorf("--schedule %s needs --speedup R: the package has no fine-tuned default ratio (uls.default_schedule in manifest.json)", spec)
-}
-
-// requestRatio gives a batch request that names a schedule rule without a
-// speedup the model's default ratio, as scheduleChoice does for the flags.
-func requestRatio(m *engine.Model, r *engine.Request) {
-	if r.Speedup == 0 && engine.IsRule(r.Schedule) {
-		r.Speedup = engine.DefaultRatio(m.Manifest.ULS.DefaultSchedule)
-	}
+	return err
 }
 
 // parseIDs parses "1,2,3".

@@ -295,3 +295,60 @@ func TestAcquireSharesOneModel(t *testing.T) {
 		t.Errorf("%d loads after the model was closed and acquired again, want 2", loads)
 	}
 }
+
+// TestBareRuleTakesFineTunedRatio checks that a bare rule name runs the same
+// layers through the pipeline (strata-beam --schedule top sets it on every
+// request) as through engine.Load's options (strata batch --schedule top):
+// on a fine-tuned package both take the package's ratio.
+func TestBareRuleTakesFineTunedRatio(t *testing.T) {
+	spec := synth.MistralLike()
+	spec.EOSIDs = nil
+	spec.ULS = map[string]any{"ratios": []float64{2}, "default_schedule": "uls:2"}
+	dir := t.TempDir()
+	ckpt, pkg := filepath.Join(dir, "ckpt"), filepath.Join(dir, "pkg")
+	if err := synth.Write(ckpt, spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := export.Export(context.Background(), export.Options{In: ckpt, Out: pkg, DType: "fp32", MaxSeqLen: 64}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := engine.Load(pkg, engine.Options{Schedule: "top"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	top2, err := engine.ParseSchedule("top:2", 0, m.Manifest.NumLayers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(m.Schedule().Layers, top2.Layers) {
+		t.Fatalf("Load with schedule top keeps %v, want top:2's %v", m.Schedule().Layers, top2.Layers)
+	}
+	var lines []string
+	want := map[string]engine.Result{}
+	for i := 0; i < 3; i++ {
+		req := engine.Request{ID: fmt.Sprintf("r%d", i), PromptIDs: []int{1, 5 + i, 9 + 2*i}, MaxTokens: 4}
+		b, _ := json.Marshal(req)
+		lines = append(lines, string(b))
+		if want[req.ID], err = m.Generate(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	results, errs, err := runPipeline(t, lines, Options{Model: pkg, Defaults: engine.Request{Schedule: "top", MaxTokens: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(errs) != 0 || len(results) != len(want) {
+		t.Fatalf("pipeline wrote %d results and errors %v, want %d results", len(results), errs, len(want))
+	}
+	for _, l := range results {
+		var g engine.Result
+		if err := json.Unmarshal([]byte(l), &g); err != nil {
+			t.Fatalf("result line %q: %v", l, err)
+		}
+		w := want[g.ID]
+		if !reflect.DeepEqual(g.KeptLayers, top2.Layers) || !reflect.DeepEqual(g.TokenIDs, w.TokenIDs) {
+			t.Errorf("%s: pipeline kept %v and generated %v, engine.Load kept %v and generated %v", g.ID, g.KeptLayers, g.TokenIDs, w.KeptLayers, w.TokenIDs)
+		}
+	}
+}
