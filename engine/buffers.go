@@ -26,8 +26,10 @@ type stepBuffers struct {
 	embed  *ortdev.IoBinding
 	layers [][2]*ortdev.IoBinding // [layer][parity of the hidden buffer read]
 	head   [2]*ortdev.IoBinding
-	full   *ortdev.IoBinding
-	owned  []interface{ Close() }
+	// whole are the bindings of graphs that run every part of a step at
+	// once (the monolithic graph, fused decode graphs), by session.
+	whole map[*ortdev.Session]*ortdev.IoBinding
+	owned []interface{ Close() }
 }
 
 // maxStepSizes bounds how many step sizes (tokens per row) keep their
@@ -140,28 +142,38 @@ func (b *stepBuffers) headBinding(r *runner, parity int) (*ortdev.IoBinding, err
 	return hb, nil
 }
 
-// fullBinding returns the monolithic graph's binding, with every layer's
-// KV pair bound as past and present.
-func (b *stepBuffers) fullBinding(r *runner) (*ortdev.IoBinding, error) {
-	if b.full != nil {
-		return b.full, nil
+// wholeBinding returns the binding of s, a graph that embeds, runs layers
+// (nil: every layer, the monolithic graph) and the head at once, with each
+// layer's KV pair bound as its past and present.
+func (b *stepBuffers) wholeBinding(r *runner, s *ortdev.Session, layers []int) (*ortdev.IoBinding, error) {
+	if wb := b.whole[s]; wb != nil {
+		return wb, nil
 	}
 	if err := b.allocLogits(r.g, r.batch); err != nil {
 		return nil, err
 	}
+	if layers == nil {
+		layers = make([]int, r.g.man.NumLayers)
+		for l := range layers {
+			layers[l] = l
+		}
+	}
 	in := map[string]*ortdev.Value{manifest.InputIDs: b.ids, manifest.SeqLensK: b.seqlens, manifest.TotalSeqLen: b.total}
 	out := map[string]*ortdev.Value{manifest.Logits: b.logits}
-	for l := range r.g.man.NumLayers {
+	for _, l := range layers {
 		kv := r.kv.pair(l)
 		in[manifest.FullPastKey(l)], in[manifest.FullPastValue(l)] = kv.k, kv.v
 		out[manifest.FullPresentKey(l)], out[manifest.FullPresentValue(l)] = kv.k, kv.v
 	}
-	fb, err := b.bind(r.g.full, in, out)
+	wb, err := b.bind(s, in, out)
 	if err != nil {
-		return nil, fmt.Errorf("bind monolithic graph: %w", err)
+		return nil, fmt.Errorf("bind the graph of layers %s: %w", layersKey(layers), err)
 	}
-	b.full = fb
-	return fb, nil
+	if b.whole == nil {
+		b.whole = map[*ortdev.Session]*ortdev.IoBinding{}
+	}
+	b.whole[s] = wb
+	return wb, nil
 }
 
 func (b *stepBuffers) allocLogits(g *graphs, batch int) (err error) {

@@ -29,12 +29,17 @@ func TestCloseOrder(t *testing.T) {
 		for i := len(m.Manifest.Files.Layers) - 1; i >= 0; i-- {
 			want = append(want, "session "+m.Manifest.Files.Layers[i])
 		}
-		want = append(want, "session "+manifest.EmbedFile, "memory info", "environment")
+		want = append(want, "session "+manifest.EmbedFile, "fused session options", "memory info", "environment")
 		if !slices.Equal(got, want) {
 			t.Errorf("resident=%v: close order\n%s\nwant\n%s", resident, strings.Join(got, ", "), strings.Join(want, ", "))
 		}
 		if _, err := m.Generate(t.Context(), Request{PromptIDs: []int{1, 5, 9}, MaxTokens: 3}); err != nil {
 			t.Fatal(err)
+		}
+		// The first decode step opened the fused decode graph: the last
+		// session opened, the first closed.
+		if got := m.g.closeOrder()[1].name; got != "session fused decode graph (layers 0,1,2,3,4,5)" {
+			t.Errorf("resident=%v: after decoding, the first session closed is %q", resident, got)
 		}
 		f, err := m.NewForward()
 		if err != nil {

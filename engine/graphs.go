@@ -37,6 +37,9 @@ type graphs struct {
 	// resident keeps tensors in memory allocated by ORT for the device and
 	// copies ids in and logits out even on the CPU, exactly as on a GPU.
 	resident bool
+	// fusion holds the fused decode graphs (fused.go); nil when fusion
+	// is off or the monolithic graph runs.
+	fusion *fusion
 }
 
 // namedSession is a session and its graph file's name.
@@ -120,6 +123,12 @@ type sessionOptions struct {
 	// cudaProvider is the CUDA execution provider's library next to the
 	// ORT library, registered with the environment for the cuda device.
 	cudaProvider string
+	// fuse composes each decode schedule's layers, with the embedding and
+	// the head, into one session (docs/design.md, "The runner").
+	fuse bool
+	// registered: the provider library is already registered with the
+	// environment (options made after the first).
+	registered bool
 }
 
 // openGraphs opens the package's graphs through the ORT library api.
@@ -143,28 +152,6 @@ func openGraphs(api *ortdev.API, so sessionOptions, man *manifest.Manifest, path
 	if err != nil {
 		return nil, err
 	}
-	opts, err := gs.api.NewSessionOptions()
-	if err != nil {
-		return nil, err
-	}
-	defer opts.Close()
-	if so.shared {
-		if err := opts.DisablePerSessionThreads(); err != nil {
-			return nil, err
-		}
-	} else if err := opts.SetIntraOpNumThreads(max(so.threads, 0)); err != nil {
-		return nil, err
-	}
-	if err := opts.SetGraphOptimizationLevel(ortdev.OptAll); err != nil {
-		return nil, err
-	}
-	// A step runs one session after another: threads of one session spinning
-	// after its run compete with the next session's.
-	if !so.spin && !so.shared {
-		if err := opts.AddConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
-			return nil, err
-		}
-	}
 	// On the CPU every session takes its intermediate tensors from one
 	// arena of the environment: an arena per session would each grow to
 	// the largest step (a long batched prefill) and keep that memory.
@@ -172,21 +159,12 @@ func openGraphs(api *ortdev.API, so sessionOptions, man *manifest.Manifest, path
 		if err := gs.env.ShareCPUAllocator(); err != nil {
 			return nil, err
 		}
-		if err := opts.AddConfigEntry("session.use_env_allocators", "1"); err != nil {
-			return nil, err
-		}
 	}
-	// On a GPU every node must run there, or ORT would silently move
-	// tensors back and forth; with only the CPU provider ORT refuses a
-	// session when this is set.
-	if dev != ortdev.DeviceCPU {
-		if err := opts.AddConfigEntry("session.disable_cpu_ep_fallback", "1"); err != nil {
-			return nil, err
-		}
-		if err := appendProvider(gs.env, opts, so); err != nil {
-			return nil, &DeviceError{string(dev), "start the execution provider", err}
-		}
+	opts, err := gs.sessionOpts(so)
+	if err != nil {
+		return nil, err
 	}
+	defer opts.Close()
 	open := func(path string, inputs, outputs []string) (*ortdev.Session, error) {
 		if so.profileDir != "" {
 			if err := opts.EnableProfiling(filepath.Join(so.profileDir, strings.TrimSuffix(filepath.Base(path), ".onnx"))); err != nil {
@@ -226,6 +204,11 @@ func openGraphs(api *ortdev.API, so sessionOptions, man *manifest.Manifest, path
 			return nil, err
 		}
 		first = gs.embed
+		if so.fuse {
+			if gs.fusion, err = newFusion(gs, so, paths); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if gs.mem, err = gs.api.NewMemoryInfo(dev, 0); err != nil {
 		return nil, &DeviceError{string(dev), "describe device memory", err}
@@ -236,6 +219,55 @@ func openGraphs(api *ortdev.API, so sessionOptions, man *manifest.Manifest, path
 		return nil, &DeviceError{string(dev), "create an allocator", err}
 	}
 	return gs, nil
+}
+
+// sessionOpts makes the options every session of the package opens with.
+func (gs *graphs) sessionOpts(so sessionOptions) (_ *ortdev.SessionOptions, err error) {
+	dev := so.device
+	opts, err := gs.api.NewSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			opts.Close()
+		}
+	}()
+	if so.shared {
+		if err := opts.DisablePerSessionThreads(); err != nil {
+			return nil, err
+		}
+	} else if err := opts.SetIntraOpNumThreads(max(so.threads, 0)); err != nil {
+		return nil, err
+	}
+	if err := opts.SetGraphOptimizationLevel(ortdev.OptAll); err != nil {
+		return nil, err
+	}
+	// A step runs one session after another: threads of one session spinning
+	// after its run compete with the next session's.
+	if !so.spin && !so.shared {
+		if err := opts.AddConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+			return nil, err
+		}
+	}
+	// On the CPU sessions share the environment's arena (openGraphs).
+	if dev == ortdev.DeviceCPU {
+		if err := opts.AddConfigEntry("session.use_env_allocators", "1"); err != nil {
+			return nil, err
+		}
+	}
+	// On a GPU every node must run there, or ORT would silently move
+	// tensors back and forth; with only the CPU provider ORT refuses a
+	// session when this is set.
+	if dev != ortdev.DeviceCPU {
+		if err := opts.AddConfigEntry("session.disable_cpu_ep_fallback", "1"); err != nil {
+			return nil, err
+		}
+		if err := appendProvider(gs.env, opts, so); err != nil {
+			return nil, &DeviceError{string(dev), "start the execution provider", err}
+		}
+	}
+	return opts, nil
 }
 
 // ortLogLevel is the ORT logging level that passes on what slog's default
@@ -260,8 +292,10 @@ func ortLogLevel() ortdev.LogLevel {
 // provider built in takes it directly.
 func appendProvider(env *ortdev.Env, opts *ortdev.SessionOptions, so sessionOptions) error {
 	if so.device == ortdev.DeviceCUDA && so.cudaProvider != "" {
-		if err := env.RegisterProviderLibrary("CUDA", so.cudaProvider); err != nil {
-			return err
+		if !so.registered {
+			if err := env.RegisterProviderLibrary("CUDA", so.cudaProvider); err != nil {
+				return err
+			}
 		}
 		return opts.AppendProvider(env, ortdev.CUDAProviderName, map[string]string{"device_id": "0"})
 	}
@@ -270,9 +304,20 @@ func appendProvider(env *ortdev.Env, opts *ortdev.SessionOptions, so sessionOpti
 
 // fullGraphNames are the inputs and outputs of model_full.onnx.
 func fullGraphNames(layers int) (inputs, outputs []string) {
+	all := make([]int, layers)
+	for i := range all {
+		all[i] = i
+	}
+	return wholeGraphNames(all)
+}
+
+// wholeGraphNames are the inputs and outputs of a graph that embeds, runs
+// layers and the head at once: model_full.onnx (every layer) or a fused
+// decode graph (a schedule's layers).
+func wholeGraphNames(layers []int) (inputs, outputs []string) {
 	inputs = []string{manifest.InputIDs}
 	outputs = []string{manifest.Logits}
-	for i := 0; i < layers; i++ {
+	for _, i := range layers {
 		inputs = append(inputs, manifest.FullPastKey(i), manifest.FullPastValue(i))
 		outputs = append(outputs, manifest.FullPresentKey(i), manifest.FullPresentValue(i))
 	}
@@ -382,6 +427,9 @@ func (g *graphs) closeOrder() []closer {
 	}
 	for i := len(g.opened) - 1; i >= 0; i-- {
 		cs = append(cs, closer{"session " + g.opened[i].name, g.opened[i].s.Close})
+	}
+	if g.fusion != nil {
+		cs = append(cs, closer{"fused session options", g.fusion.opts.Close})
 	}
 	if g.mem != nil {
 		cs = append(cs, closer{"memory info", g.mem.Close})

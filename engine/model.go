@@ -69,6 +69,12 @@ type Options struct {
 	// graph) instead of the per-layer graphs: full depth only, for
 	// measuring what running layers as separate graphs costs.
 	Monolithic bool
+	// NoFuse keeps decode steps on the per-layer chain. By default a
+	// decode step (one token per row through a schedule's kept layers)
+	// runs as one fused graph of the embedding, those layers and the head
+	// (docs/design.md, "The runner"); prefill and verification always run
+	// layer by layer.
+	NoFuse bool
 }
 
 // Model is a loaded package: one ORT session per graph, shared by all calls.
@@ -141,7 +147,7 @@ func Load(dir string, opts Options) (*Model, error) {
 		return nil, err
 	}
 	so := sessionOptions{device: dev, threads: defaultThreads(dev, opts.Threads), resident: opts.DeviceResident, shared: !opts.PerGraphThreads,
-		profileDir: opts.ProfileDir, cudaProvider: lib.CUDAProvider()}
+		profileDir: opts.ProfileDir, cudaProvider: lib.CUDAProvider(), fuse: !opts.NoFuse}
 	if m.g, err = openGraphs(api, so, man, paths); err != nil {
 		return nil, fmt.Errorf("model package %s: %w", dir, err)
 	}

@@ -24,6 +24,10 @@ type runner struct {
 	rows   []*runner
 	clock  int // steps run, for evicting sizes not used lately
 	copies transfers
+	// decode are the layers that keep their KV cache, in order: a step of
+	// one token per row through exactly these layers and the head is a
+	// decode step, which runs as one fused graph when the graphs fuse.
+	decode []int
 }
 
 // part is S tokens per row that a step runs together: ids holds B×S token
@@ -86,7 +90,13 @@ func newRunner(g *graphs, batch int, keep []bool) (*runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &runner{g: g, batch: batch, kv: kv, bufs: map[int][]*stepBuffers{}}, nil
+	r := &runner{g: g, batch: batch, kv: kv, bufs: map[int][]*stepBuffers{}}
+	for l, k := range keep {
+		if k {
+			r.decode = append(r.decode, l)
+		}
+	}
+	return r, nil
 }
 
 // step runs the parts through the embedding, then through layers in order,
@@ -103,7 +113,14 @@ func (r *runner) step(parts []part, layers []int, head bool) (*stepLogits, error
 		return nil, err
 	}
 	if r.g.full != nil {
-		return r.stepFull(units, parts[len(parts)-1])
+		return r.stepWhole(units, parts[len(parts)-1], r.g.full, nil)
+	}
+	if r.fuses(parts, layers, head) {
+		s, err := r.g.fusion.session(layers)
+		if err != nil {
+			return nil, err
+		}
+		return r.stepWhole(units, parts[len(parts)-1], s, layers)
 	}
 	if err := r.forward(units, layers); err != nil {
 		return nil, err
@@ -289,16 +306,42 @@ func (u unit) place(out *stepLogits) error {
 	return nil
 }
 
-// stepFull runs each unit through the monolithic graph, which embeds,
-// runs every layer and the head at once, and returns the last part's logits.
-func (r *runner) stepFull(units []unit, last part) (*stepLogits, error) {
+// fuses reports whether a step runs as one fused graph: a decode step (one
+// token per row through the runner's decode layers and the head) on graphs
+// that fuse. Prefill, verification and any other schedule run layer by
+// layer.
+func (r *runner) fuses(parts []part, layers []int, head bool) bool {
+	if r.g.fusion == nil || !head || !slices.Equal(layers, r.decode) {
+		return false
+	}
+	return !slices.ContainsFunc(parts, func(p part) bool { return p.S != 1 })
+}
+
+// stepWhole runs each unit through a graph that embeds, runs layers and
+// the head at once — the monolithic graph (layers nil: every layer) or a
+// fused decode graph — and returns the last part's logits.
+func (r *runner) stepWhole(units []unit, last part, s *ortdev.Session, layers []int) (*stepLogits, error) {
 	out := newStepLogits(r.batch, last.S)
+	what := func() string { return "monolithic graph" }
+	if layers != nil {
+		what = func() string { return "fused decode graph (layers " + layersKey(layers) + ")" }
+	}
 	for _, u := range units {
-		fb, err := u.b.fullBinding(u.r)
+		fb, err := u.b.wholeBinding(u.r, s, layers)
 		if err != nil {
 			return nil, err
 		}
-		if err := r.g.run(r.g.full, fb, func() string { return "monolithic graph" }); err != nil {
+		if !r.g.onHost() {
+			// As in runLayer: binding copies seqlens_k where the kernel
+			// wants it, so bind the current values before every run.
+			if err := fb.BindInput(manifest.SeqLensK, u.b.seqlens); err != nil {
+				return nil, err
+			}
+			if err := fb.BindInput(manifest.TotalSeqLen, u.b.total); err != nil {
+				return nil, err
+			}
+		}
+		if err := r.g.run(s, fb, what); err != nil {
 			return nil, err
 		}
 		if u.head {

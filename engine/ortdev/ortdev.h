@@ -40,6 +40,7 @@ enum {
   SD_CreateEnv = 3,              // (int log_level, const char* logid, OrtEnv**)
   SD_CreateEnvWithCustomLogger = 4,  // (OrtLoggingFunction, void* param, int log_level, const char* logid, OrtEnv**)
   SD_CreateSession = 7,          // (const OrtEnv*, const char* path, const OrtSessionOptions*, OrtSession**)
+  SD_CreateSessionFromArray = 8, // (const OrtEnv*, const void* data, size_t n, const OrtSessionOptions*, OrtSession**)
   SD_CreateSessionOptions = 10,  // (OrtSessionOptions**)
   SD_EnableProfiling = 14,       // (OrtSessionOptions*, const char* prefix)
   SD_SetSessionGraphOptimizationLevel = 23,  // (OrtSessionOptions*, int level)
@@ -141,6 +142,9 @@ static inline void *sd_ppp(sd_table t, int s, void *a, void *b, void *c) {
 }
 static inline void *sd_pppp(sd_table t, int s, void *a, void *b, void *c, void *d) {
   return ((sd_fn_pppp)t[s])(a, b, c, d);
+}
+static inline void *sd_ppspp(sd_table t, int s, void *a, void *b, size_t c, void *d, void *e) {
+  return ((void *(*)(void *, void *, size_t, void *, void *))t[s])(a, b, c, d, e);
 }
 static inline void *sd_pi(sd_table t, int s, void *a, int b) { return ((sd_fn_pi)t[s])(a, b); }
 static inline void *sd_psp(sd_table t, int s, void *a, size_t b, void *c, void *d) {

@@ -196,6 +196,20 @@ type Session struct {
 
 // NewSession loads the model file at path. opts may be nil for defaults.
 func (e *Env) NewSession(path string, opts *SessionOptions) (*Session, error) {
+	return e.newSession(path, nil, opts)
+}
+
+// NewSessionFromBytes loads a serialized model; name only labels errors.
+// External data locations resolve against the folder set in opts'
+// "session.model_external_initializers_file_folder_path" entry.
+func (e *Env) NewSessionFromBytes(name string, data []byte, opts *SessionOptions) (*Session, error) {
+	if len(data) == 0 {
+		return nil, fmt.Errorf("ortdev: create session %s: empty model", name)
+	}
+	return e.newSession(name, data, opts)
+}
+
+func (e *Env) newSession(path string, data []byte, opts *SessionOptions) (*Session, error) {
 	a := e.api
 	if opts == nil {
 		def, err := a.NewSessionOptions()
@@ -212,13 +226,23 @@ func (e *Env) NewSession(path string, opts *SessionOptions) (*Session, error) {
 	if err := e.life.use(); err != nil {
 		return nil, fmt.Errorf("ortdev: create session %s: env: %w", path, err)
 	}
-	cPath := C.CString(path)
-	defer C.free(unsafe.Pointer(cPath))
 	var p unsafe.Pointer
-	if err := a.check(C.sd_pppp(a.table, C.SD_CreateSession, e.p, unsafe.Pointer(cPath), opts.p, unsafe.Pointer(&p)),
-		"CreateSession"); err != nil {
-		e.life.unuse()
-		return nil, fmt.Errorf("ortdev: create session %s: %w", path, err)
+	if data != nil {
+		buf := C.CBytes(data)
+		defer C.free(buf)
+		if err := a.check(C.sd_ppspp(a.table, C.SD_CreateSessionFromArray, e.p, buf, C.size_t(len(data)), opts.p, unsafe.Pointer(&p)),
+			"CreateSessionFromArray"); err != nil {
+			e.life.unuse()
+			return nil, fmt.Errorf("ortdev: create session %s: %w", path, err)
+		}
+	} else {
+		cPath := C.CString(path)
+		defer C.free(unsafe.Pointer(cPath))
+		if err := a.check(C.sd_pppp(a.table, C.SD_CreateSession, e.p, unsafe.Pointer(cPath), opts.p, unsafe.Pointer(&p)),
+			"CreateSession"); err != nil {
+			e.life.unuse()
+			return nil, fmt.Errorf("ortdev: create session %s: %w", path, err)
+		}
 	}
 	s := &Session{api: a, p: p, env: e}
 	s.life.release = func() {

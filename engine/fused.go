@@ -1,0 +1,153 @@
+package engine
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/strata-llm/strata/engine/ortdev"
+	"github.com/strata-llm/strata/models/manifest"
+	"github.com/strata-llm/strata/models/onnx"
+)
+
+// fusion composes a decode schedule's layers, with the embedding and the
+// head, into one graph and opens it as one session, on first use of the
+// schedule (docs/design.md, "The runner"). The composed graph is built in
+// memory and opened from bytes: its initializers keep pointing into the
+// package's data files, resolved against the package's graph directory, so
+// nothing is written or copied on disk.
+type fusion struct {
+	g     *graphs
+	opts  *ortdev.SessionOptions
+	paths graphPaths
+	base  string // the directory external data locations resolve against
+
+	mu       sync.Mutex
+	parsed   map[string]*onnx.Model     // graph file → its model, read once
+	sessions map[string]*ortdev.Session // layers key → fused session
+}
+
+// newFusion prepares fusion for g: the options its sessions open with are
+// g's, with external data resolved against the package's graph directory.
+func newFusion(g *graphs, so sessionOptions, paths graphPaths) (_ *fusion, err error) {
+	so.registered = true
+	so.profileDir = ""
+	opts, err := g.sessionOpts(so)
+	if err != nil {
+		return nil, err
+	}
+	base := filepath.Dir(paths.embed)
+	if err := opts.AddConfigEntry("session.model_external_initializers_file_folder_path", base); err != nil {
+		opts.Close()
+		return nil, err
+	}
+	return &fusion{g: g, opts: opts, paths: paths, base: base,
+		parsed: map[string]*onnx.Model{}, sessions: map[string]*ortdev.Session{}}, nil
+}
+
+// layersKey names a list of layers.
+func layersKey(layers []int) string {
+	s := make([]string, len(layers))
+	for i, l := range layers {
+		s[i] = strconv.Itoa(l)
+	}
+	return strings.Join(s, ",")
+}
+
+// session returns the fused session of layers, composing and opening it
+// on first use.
+func (f *fusion) session(layers []int) (*ortdev.Session, error) {
+	key := layersKey(layers)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s := f.sessions[key]; s != nil {
+		return s, nil
+	}
+	m, err := f.compose(layers)
+	if err != nil {
+		return nil, fmt.Errorf("fuse layers %s: %w", key, err)
+	}
+	data, err := m.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("fuse layers %s: %w", key, err)
+	}
+	name := "fused decode graph (layers " + key + ")"
+	s, err := f.g.env.NewSessionFromBytes(name, data, f.opts)
+	if err != nil {
+		return nil, &DeviceError{string(f.g.dev), "open the " + name, err}
+	}
+	in, out := wholeGraphNames(layers)
+	if err := checkNames(s, in, out); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	f.g.opened = append(f.g.opened, namedSession{name, s})
+	f.sessions[key] = s
+	slog.Debug("opened a fused decode graph", "layers", key, "bytes", len(data))
+	return s, nil
+}
+
+// read returns the parsed graph at path, with each external data location
+// made relative to f.base.
+func (f *fusion) read(path string) (*onnx.Model, error) {
+	if m := f.parsed[path]; m != nil {
+		return m, nil
+	}
+	m, err := onnx.ReadModel(path)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(path)
+	for i, t := range m.Graph.Initializers {
+		if t.Location == "" {
+			continue
+		}
+		rel, err := filepath.Rel(f.base, filepath.Join(dir, filepath.FromSlash(t.Location)))
+		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return nil, fmt.Errorf("%s: initializer %q: data %s lies outside %s", filepath.Base(path), t.Name, t.Location, f.base)
+		}
+		m.Graph.Initializers[i].Location = filepath.ToSlash(rel)
+	}
+	f.parsed[path] = m
+	return m, nil
+}
+
+// compose builds the fused graph of layers: embedding, the layers in
+// order with each one's hidden_out chained to the next one's hidden, and
+// the head; each layer's KV under its per-layer names, seqlens_k and
+// total_seq_len shared.
+func (f *fusion) compose(layers []int) (*onnx.Model, error) {
+	embed, err := f.read(f.paths.embed)
+	if err != nil {
+		return nil, err
+	}
+	head, err := f.read(f.paths.head)
+	if err != nil {
+		return nil, err
+	}
+	hidden := func(j int) string { return "hidden_" + strconv.Itoa(j) }
+	parts := []onnx.Part{{Prefix: "embed/", Model: embed,
+		Rename: map[string]string{manifest.InputIDs: manifest.InputIDs, manifest.Hidden: hidden(0)}}}
+	for j, l := range layers {
+		if l < 0 || l >= len(f.paths.layers) {
+			return nil, fmt.Errorf("layer %d of %d", l, len(f.paths.layers))
+		}
+		m, err := f.read(f.paths.layers[l])
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, onnx.Part{Prefix: fmt.Sprintf("layer%d/", l), Model: m, Rename: map[string]string{
+			manifest.Hidden: hidden(j), manifest.HiddenOut: hidden(j + 1),
+			manifest.PastKey: manifest.FullPastKey(l), manifest.PastValue: manifest.FullPastValue(l),
+			manifest.PresentKey: manifest.FullPresentKey(l), manifest.PresentValue: manifest.FullPresentValue(l),
+			manifest.SeqLensK: manifest.SeqLensK, manifest.TotalSeqLen: manifest.TotalSeqLen,
+		}})
+	}
+	parts = append(parts, onnx.Part{Prefix: "head/", Model: head,
+		Rename: map[string]string{manifest.Hidden: hidden(len(layers)), manifest.Logits: manifest.Logits}})
+	in, out := wholeGraphNames(layers)
+	return onnx.Compose("fused_decode", parts, in, out)
+}
