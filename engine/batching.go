@@ -5,24 +5,8 @@ import (
 	"time"
 )
 
-// Continuous batching (docs/design.md, "Batching"). The scheduler keeps up
-// to Options.MaxBatch rows of one runner busy: when a row's sequence
-// finishes, the row is refilled from the queue at the next step — the
-// newcomer's prompt is prefilled into that row's slice of the KV cache
-// (through every layer, the other rows untouched) while the other rows keep
-// their state — so no row idles while requests wait.
-//
-// Requests with different decode schedules never share a step: the
-// scheduler serves the schedule of the oldest waiting request, refilling
-// rows only with requests of that schedule (in arrival order), and moves to
-// the next schedule when its queue is empty and its rows have finished.
-// Lossless requests run as static batches of their own.
-//
-// A newcomer's prompt is prefilled in one step (in chunks of PrefillChunk,
-// layer by layer): layers a ULS schedule skips share one scratch KV pair,
-// which holds a prompt's KV only within one step, so a prompt cannot be
-// spread over steps interleaved with decoding. The running rows therefore
-// wait for one prefill whenever a row is refilled.
+// Continuous batching: which requests share a step, and when a finished
+// row is refilled (docs/design.md, "Batching").
 
 // Completion is one request's outcome from Stream.
 type Completion struct {
@@ -188,7 +172,7 @@ func (sc *scheduler) serve(ctx context.Context, first []*sequence) error {
 		// A fixed set of requests: no more rows than it can fill.
 		B = min(B, len(first)+sc.count(key))
 	}
-	r, err := m.newRunner(B, sched.Layers)
+	r, err := m.runnerFor(B, sched.Layers)
 	if err != nil {
 		for _, s := range first {
 			sc.complete(s, err)

@@ -42,7 +42,7 @@ func benchDecodeStep(b *testing.B, m *Model, prompt []int, ratio float64, batch 
 	if err != nil {
 		b.Fatal(err)
 	}
-	r, err := m.newRunner(batch, sched.Layers)
+	r, err := m.runnerFor(batch, sched.Layers)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func BenchmarkVerifyStep(b *testing.B) {
 	prompt := []int{1, 5, 9, 33, 2, 7, 80, 11}
 	for _, S := range []int{1, 2, 3, 5} {
 		b.Run(fmt.Sprintf("S=%d", S), func(b *testing.B) {
-			r, err := m.newRunner(1, m.allLayers())
+			r, err := m.runnerFor(1, m.allLayers())
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -22,7 +22,7 @@ func (m *Model) NewForward() (*Forward, error) {
 	if m.closed {
 		return nil, ErrClosed
 	}
-	r, err := m.newRunner(1, m.allLayers())
+	r, err := m.runnerFor(1, m.allLayers())
 	if err != nil {
 		return nil, err
 	}

@@ -427,7 +427,7 @@ func (m *Model) decodeBatch(ctx context.Context, seqs []*sequence, onToken func(
 	if lossless {
 		keep = m.allLayers() // the verify step writes every layer's KV
 	}
-	r, err := m.newRunner(len(seqs), keep)
+	r, err := m.runnerFor(len(seqs), keep)
 	if err != nil {
 		return err
 	}
@@ -547,9 +547,9 @@ func (m *Model) allLayers() []int {
 	return l
 }
 
-// newRunner makes a runner for a batch decoding through kept, after
+// runnerFor makes a runner for a batch decoding through kept, after
 // checking that its KV cache fits in memory.
-func (m *Model) newRunner(batch int, kept []int) (*runner, error) {
+func (m *Model) runnerFor(batch int, kept []int) (*runner, error) {
 	if err := m.checkKVMemory(batch, Schedule{Layers: kept}); err != nil {
 		return nil, err
 	}

@@ -7,20 +7,9 @@ import (
 	"github.com/strata-llm/strata/models/manifest"
 )
 
-// kvCache is the KV cache of one batch (docs/design.md, "The KV cache").
-//
-// Every layer that keeps its cache has a pair of buffers, key and value,
-// [B, Hkv, max_seq_len, Dh] float32 each, bound to its graph as both past_*
-// and present_*: GroupQueryAttention writes a step's new entries in place at
-// each row's positions, so nothing is ever copied or grown. Row b's cache
-// is the prefix 0..len(b)-1 of its slice of the buffer; what lies beyond is
-// never read (attention masks by seqlens_k), which is what lets a row be
-// rolled back by lowering its length and lets right-padded steps write
-// garbage past a row's end.
-//
-// Layers that do not keep a cache (those a plain ULS decode skips: they run
-// only at full depth, during prefill, and their KV is never read again)
-// share one scratch pair of the same shape.
+// kvCache is the KV cache of one batch: a pair of buffers per layer that
+// keeps its cache, one scratch pair shared by the others (docs/design.md,
+// "The KV cache").
 type kvCache struct {
 	batch  int
 	layers []*kvPair // per layer: its own pair, or the scratch pair
@@ -41,7 +30,9 @@ func kvPairBytes(man *manifest.Manifest) int64 {
 // kvCacheBytes is what newKVCache allocates for a batch in which keep
 // layers keep their cache: one pair per such layer per row, plus the
 // batch-wide scratch pair when some layer does not keep its cache. It is
-// the only computation of KV memory in strata.
+// the count made before allocating (memory checks, Model.KVBytes);
+// kvCache.bytes sums what alloc allocated, and TestKVBytesShrinkWithSpeedup
+// checks that the two agree.
 func kvCacheBytes(man *manifest.Manifest, batch, keep int) int64 {
 	pairs := int64(keep)
 	if keep < man.NumLayers {

@@ -14,30 +14,8 @@ const DefaultDraftTokens = 4
 // round stops drafting when a request does not say (Request.DraftConfidence).
 const DefaultDraftConfidence = 0.8
 
-// Lossless decoding (docs/design.md, "Lossless decoding") drafts tokens
-// through the schedule's layers and verifies them through every layer in
-// one multi-token step: the output is that of full-depth decoding, at the
-// draft's speed times the share of drafts the full model accepts.
-//
-// A round, for every running row whose next token x0 (already emitted) sits
-// at position p:
-//  1. draft: up to K one-token steps through the kept layers, from x0, each
-//     sampling d_i from the draft distribution q_i; drafting stops early
-//     once every row's d_i has draft probability below the confidence
-//     threshold (a token the draft is unsure of is likely rejected, and the
-//     tokens after it more so), so the round verifies only what is likely to
-//     be accepted. The rule looks at the draft alone, so the output does not
-//     depend on it;
-//  2. verify: one step of x0, d_1 … d_K at p … p+K through every layer,
-//     which also rewrites every layer's KV at those positions with full-depth
-//     values, giving the full model's distributions p_0 … p_K;
-//  3. accept d_i while p_{i-1} agrees (greedy: the same argmax; sampling:
-//     with probability min(1, p_{i-1}(d_i)/q_i(d_i))); the first rejected
-//     position emits a token from the normalised residual max(0, p − q),
-//     and a round that accepts all K emits a bonus token from p_K.
-//
-// Rejected positions hold KV that no row reads again: the row's length is
-// what attention sees, and the next round overwrites them.
+// Lossless decoding: schedule-layer drafts verified through every layer, a
+// round at a time (docs/design.md, "Lossless decoding").
 
 // specRound is one row's state in a round.
 type specRound struct {

@@ -150,7 +150,7 @@ func TestMultiTokenStepsMatchReference(t *testing.T) {
 		}
 
 		// Two rows at different positions step 3 tokens each, twice.
-		r, err := m.newRunner(2, m.allLayers())
+		r, err := m.runnerFor(2, m.allLayers())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,7 +220,7 @@ func TestResidentCopiesPerStep(t *testing.T) {
 	prompts := testPrompts()
 	B := len(prompts)
 	for _, kept := range [][]int{{0, 1, 2, 3, 4, 5}, {0, 5}} {
-		r, err := m.newRunner(B, kept)
+		r, err := m.runnerFor(B, kept)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,7 +256,7 @@ func TestResidentCopiesPerStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer host.Close()
-	r, err := host.newRunner(B, []int{0, 5})
+	r, err := host.runnerFor(B, []int{0, 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func TestResidentCopiesPerStep(t *testing.T) {
 // TestRunnerErrors: bad steps are errors, not panics.
 func TestRunnerErrors(t *testing.T) {
 	m := loadResident(t, Options{})
-	if _, err := m.newRunner(0, []int{0}); err == nil {
+	if _, err := m.runnerFor(0, []int{0}); err == nil {
 		t.Error("batch 0 accepted")
 	}
 	// A batch too large to describe fails in allocation: its cleanup must
@@ -280,7 +280,7 @@ func TestRunnerErrors(t *testing.T) {
 	if _, err := newRunner(m.g, 1<<55, make([]bool, m.Manifest.NumLayers)); err == nil || !strings.Contains(err.Error(), "too large") {
 		t.Errorf("batch 2^55: %v", err)
 	}
-	r, err := m.newRunner(2, []int{0, 5})
+	r, err := m.runnerFor(2, []int{0, 5})
 	if err != nil {
 		t.Fatal(err)
 	}

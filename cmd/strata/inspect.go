@@ -16,6 +16,7 @@ import (
 
 	"github.com/strata-llm/strata/engine"
 	"github.com/strata-llm/strata/engine/bench"
+	"github.com/strata-llm/strata/engine/ort"
 	"github.com/strata-llm/strata/engine/placement"
 	"github.com/strata-llm/strata/models/manifest"
 )
@@ -113,9 +114,6 @@ type placementInfo struct {
 	Error string `json:"error,omitempty"`
 }
 
-// placementDevices are the devices inspect checks placement on.
-var placementDevices = []string{"cpu", "cuda", "webgpu"}
-
 func runInspect(c *cli.Context) error {
 	// Flags after PKG are allowed: strata inspect PKG --json.
 	jsonOut := c.Bool("json")
@@ -177,7 +175,7 @@ func inspectPackage(dir string, now time.Time) (*inspectReport, error) {
 		return nil, inputError(err)
 	}
 	rep.Calibration = calibrationInfo(dir, m.NumLayers, now)
-	for _, device := range placementDevices {
+	for _, device := range ort.Devices {
 		r, err := placement.Check(dir, device)
 		if err != nil {
 			rep.Placement[device] = placementInfo{Error: err.Error()}
@@ -300,7 +298,7 @@ func writeInspect(w io.Writer, r *inspectReport) error {
 	} else {
 		line("source", "not recorded (exported before strata recorded provenance)")
 	}
-	for _, device := range placementDevices {
+	for _, device := range ort.Devices {
 		p := r.Placement[device]
 		switch {
 		case p.Error != "":

@@ -1,7 +1,7 @@
-// Package ort is strata's thin layer over github.com/yalue/onnxruntime_go:
-// it finds (and on first use fetches) the ONNX Runtime shared library for a
-// device, initialises the runtime once per process, and creates sessions for
-// an execution provider.
+// Package ort finds, and on first use fetches, the ONNX Runtime shared
+// library for a device, and names the devices strata can ask for (Devices).
+// Sessions are opened elsewhere: by engine/ortdev's cgo layer in the engine,
+// and by engine/ort/orttest in tests.
 //
 // Two pinned builds exist. The cpu and webgpu devices use onnxruntime-node's
 // ONNX Runtime Version library; the cuda device uses ONNX Runtime

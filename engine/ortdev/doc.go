@@ -1,8 +1,9 @@
 // Package ortdev is strata's small cgo layer over ONNX Runtime's C API for
 // device-resident tensors: memory infos for a device, allocators, tensors in
-// device memory, host↔device copies and IoBinding of device buffers. It
-// complements github.com/yalue/onnxruntime_go, which handles host tensors
-// only; a decode step of one layer through ORT's WebGPU provider took 5.9 ms
+// device memory, host↔device copies and IoBinding of device buffers. The
+// engine runs every session through it, on host memory as on a device;
+// github.com/yalue/onnxruntime_go, which handles host tensors only, is left
+// to tests (engine/ort/orttest). A decode step of one layer through ORT's WebGPU provider took 5.9 ms
 // with host-memory I/O and 0.15–0.68 ms with device-bound buffers.
 //
 // # Slot table
@@ -62,8 +63,10 @@
 //	mem, _ := api.NewMemoryInfo(dev, 0)                     // "WebGPU_Buf", "Cuda" or "Cpu"
 //	alloc, _ := sess.NewAllocator(mem)
 //
-// Then, once per model: two hidden-state tensors [B,S,D] and, per layer, KV
-// tensors [B,Hkv,max_seq_len,Dh] from alloc.NewTensor; host tensors
+// Then, per runner (one batch of rows): two hidden-state tensors [B,S,D] and
+// KV tensors [B,Hkv,max_seq_len,Dh] from alloc.NewTensor, a pair for each
+// layer the batch's schedule keeps and one scratch pair the skipped layers
+// share (docs/design.md, "The KV cache"); host tensors
 // (NewHostTensor) for input ids, seqlens_k and total_seq_len, which stay in
 // host memory and are bound directly; one IoBinding per layer session with
 // past_key/present_key (and value) bound to the same KV tensor, so

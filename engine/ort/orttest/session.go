@@ -54,9 +54,6 @@ func Initialized(libPath string) (ort.Library, error) {
 // LoadedVersion returns the version string reported by the initialised library.
 func LoadedVersion() string { return ortgo.GetVersion() }
 
-// Devices lists the execution providers strata can ask for.
-var Devices = []string{"cpu", "cuda", "webgpu"}
-
 // Options configures a session.
 type Options struct {
 	// Device is the execution provider: "cpu" (default), "cuda" or "webgpu".
@@ -69,15 +66,8 @@ type Options struct {
 	Profile string
 }
 
-// CheckDevice returns an error for an unknown device name.
-func CheckDevice(device string) error {
-	for _, d := range Devices {
-		if device == d {
-			return nil
-		}
-	}
-	return fmt.Errorf("unknown device %q: want one of %s", device, strings.Join(Devices, ", "))
-}
+// CheckDevice returns an error for a device name not in ort.Devices.
+func CheckDevice(device string) error { return ort.CheckDevice(device) }
 
 // NewSessionOptions builds onnxruntime_go session options for opts. The
 // caller owns the result and must Destroy it.
