@@ -27,7 +27,15 @@ func modelFlags(required bool) []cli.Flag {
 		threadsFlag(),
 		sharedThreadsFlag,
 		&cli.BoolFlag{Name: "raw", Usage: "do not wrap text prompts in the package's prompt template"},
+		fuseFlag(),
 	}
+}
+
+// fuseFlag runs decode steps as one fused graph (--fuse=false keeps the
+// per-layer chain).
+func fuseFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "fuse", Value: true,
+		Usage: "decode through one fused graph of the schedule's layers (--fuse=false: one session per layer)"}
 }
 
 // scheduleFlags choose the decode layers.
@@ -156,6 +164,7 @@ func loadModelDir(c *cli.Context, dir string) (*engine.Model, func(string) strin
 		MaxBatch: c.Int("batch-size"),
 
 		PerGraphThreads: !c.Bool("shared-threads"),
+		NoFuse:          !c.Bool("fuse"),
 	})
 	if err != nil {
 		return nil, nil, err

@@ -19,8 +19,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/strata-llm/strata/engine"
@@ -65,6 +67,10 @@ type Options struct {
 	Drafts   []int
 	// DraftConfidence is Request.DraftConfidence of the lossless rows.
 	DraftConfidence float64
+	// Fuse adds fused rows: every plain ratio × batch again, decoded
+	// through one fused graph per schedule (engine.Options.NoFuse unset),
+	// next to the per-layer rows.
+	Fuse bool
 	// Progress, when set, receives one line per run (warm-up runs included).
 	Progress func(line string)
 }
@@ -121,6 +127,15 @@ type Row struct {
 	AcceptanceRate  *float64  `json:"acceptance_rate,omitempty"`
 	TokensPerPass   *float64  `json:"tokens_per_pass,omitempty"`
 	DraftAgreement  []float64 `json:"draft_agreement,omitempty"`
+	// Fused rows decode through one fused graph per step; their Speedup
+	// is over fused full depth, and FusedGain is their decode tokens/s over
+	// the per-layer row of the same ratio and batch (the median of the
+	// per-round ratios).
+	Fused     bool     `json:"fused"`
+	FusedGain *float64 `json:"fused_gain,omitempty"`
+	// RSSBytes is the process's resident memory after the row's last run
+	// (every model the run loaded, so it only grows from row to row).
+	RSSBytes int64 `json:"rss_bytes,omitempty"`
 }
 
 // Report is the outcome of Run.
@@ -218,7 +233,8 @@ type config struct {
 	batch    int
 	schedule engine.Schedule
 	mono     bool
-	draft    int // > 0: lossless with this draft length
+	draft    int  // > 0: lossless with this draft length
+	fused    bool // decoded by the fusing model
 }
 
 // sample is one measured run.
@@ -227,6 +243,7 @@ type sample struct {
 	kvBytes                           int64
 	tokens                            [][]int // per row, the generated ids
 	spec                              *engine.SpecStats
+	rss                               int64
 }
 
 // Run measures the package. It loads the package once (and its monolithic
@@ -239,7 +256,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	// Every row of a measured batch has the same lengths, so fixed batches
 	// are what is measured: their figures are the batch's, not a request's.
 	m, err := engine.Load(opts.Model, engine.Options{Device: opts.Device, Threads: opts.Threads, ORTLib: opts.ORTLib, MaxBatch: maxBatch,
-		NoTokenizer: true, PerGraphThreads: opts.PerGraphThreads, StaticBatching: true, ProfileDir: opts.ProfileDir})
+		NoTokenizer: true, PerGraphThreads: opts.PerGraphThreads, StaticBatching: true, ProfileDir: opts.ProfileDir, NoFuse: true})
 	if err != nil {
 		return nil, err
 	}
@@ -271,6 +288,26 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 	}
 
+	var fm *engine.Model
+	if opts.Fuse {
+		// The same package with fused decode steps: each plain
+		// configuration again, right after its per-layer twin.
+		if fm, err = engine.Load(opts.Model, engine.Options{Device: opts.Device, Threads: opts.Threads, ORTLib: opts.ORTLib,
+			MaxBatch: maxBatch, NoTokenizer: true, PerGraphThreads: opts.PerGraphThreads, StaticBatching: true}); err != nil {
+			return nil, fmt.Errorf("fused graphs: %w", err)
+		}
+		defer fm.Close()
+		var withFused []config
+		for _, c := range configs {
+			withFused = append(withFused, c)
+			if c.draft == 0 {
+				c.fused = true
+				withFused = append(withFused, c)
+			}
+		}
+		configs = withFused
+	}
+
 	var mono *engine.Model
 	if man.Files.Full != "" && !opts.NoMono {
 		// The same runner over model_full.onnx: one session per step
@@ -300,9 +337,12 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	for round := -opts.Warmup; round < opts.Reps; round++ {
 		for i, c := range configs {
 			var s sample
-			if c.mono {
+			switch {
+			case c.mono:
 				s, err = runEngine(ctx, mono, c, prompts[:c.batch], opts)
-			} else {
+			case c.fused:
+				s, err = runEngine(ctx, fm, c, prompts[:c.batch], opts)
+			default:
 				s, err = runEngine(ctx, m, c, prompts[:c.batch], opts)
 			}
 			if err != nil {
@@ -318,6 +358,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 				what := fmt.Sprintf("%s ratio %g", opts.Schedule, c.ratio)
 				if c.mono {
 					what = "monolithic"
+				}
+				if c.fused {
+					what += " fused"
 				}
 				if c.draft > 0 {
 					what = fmt.Sprintf("lossless draft %d through %s ratio %g", c.draft, opts.Schedule, c.ratio)
@@ -409,26 +452,36 @@ func runEngine(ctx context.Context, m *engine.Model, c config, prompts [][]int, 
 		return sample{}, fmt.Errorf("batch %d ratio %g: the engine decoded batches of %d", c.batch, c.ratio, st.BatchSize)
 	}
 	return sample{prefillTPS: st.PrefillTPS, decodeTPS: st.DecodeTPS, ttftMillis: st.TTFTMillis, kvBytes: st.KVBytes, tokens: tokens,
-		spec: st.Group.Lossless}, nil
+		spec: st.Group.Lossless, rss: residentBytes()}, nil
 }
 
 // compareMono checks that the monolithic graph and lossless decoding
-// generated the same tokens as the per-layer engine at full depth (same
-// weights, same greedy decoding); a difference means the measurements did
-// not do the same work.
+// generated the same tokens as the per-layer engine at full depth, and a
+// fused run the same as the per-layer run of its ratio (same weights, same
+// greedy decoding); a difference means the measurements did not do the
+// same work.
 func compareMono(configs []config, samples [][]sample) []string {
 	var notes []string
 	for i, c := range configs {
-		if !c.mono && c.draft == 0 {
+		if !c.mono && c.draft == 0 && !c.fused {
 			continue
 		}
 		for j, f := range configs {
-			if f.mono || f.draft > 0 || f.ratio != 1 || f.batch != c.batch {
+			// The per-layer run to compare with: full depth, or for a
+			// fused run the same ratio.
+			want := 1.0
+			if c.fused {
+				want = c.ratio
+			}
+			if f.mono || f.draft > 0 || f.fused || f.batch != c.batch || f.ratio != want {
 				continue
 			}
 			what := "the monolithic graph"
 			if c.draft > 0 {
 				what = fmt.Sprintf("lossless decoding (ratio %g, draft %d)", c.ratio, c.draft)
+			}
+			if c.fused {
+				what = fmt.Sprintf("the fused graph (ratio %g)", c.ratio)
 			}
 			for k := range samples[i] {
 				if !slices.EqualFunc(samples[i][k].tokens, samples[j][k].tokens, slices.Equal) {
@@ -446,13 +499,24 @@ func compareMono(configs []config, samples [][]sample) []string {
 func summarize(man *manifest.Manifest, configs []config, samples [][]sample, schedule string) ([]Row, error) {
 	full := map[int][]sample{} // per batch: the full-depth engine samples
 	mono := map[int][]sample{}
+	fusedFull := map[int][]sample{}
 	for i, c := range configs {
 		switch {
 		case c.mono:
 			mono[c.batch] = samples[i]
-		case c.ratio == 1 && c.draft == 0:
+		case c.ratio == 1 && c.draft == 0 && !c.fused:
 			full[c.batch] = samples[i]
+		case c.ratio == 1 && c.fused:
+			fusedFull[c.batch] = samples[i]
 		}
+	}
+	perLayer := func(c config) []sample { // the per-layer twin of a fused configuration
+		for j, f := range configs {
+			if !f.mono && !f.fused && f.draft == 0 && f.batch == c.batch && f.ratio == c.ratio {
+				return samples[j]
+			}
+		}
+		return nil
 	}
 	var rows []Row
 	for i, c := range configs {
@@ -471,8 +535,21 @@ func summarize(man *manifest.Manifest, configs []config, samples [][]sample, sch
 			TTFTMillis:   Median(field(ss, func(s sample) float64 { return s.ttftMillis })),
 			KVBytes:      ss[len(ss)-1].kvBytes,
 			IdealSpeedup: ideal,
+			Fused:        c.fused,
+			RSSBytes:     ss[len(ss)-1].rss,
 		}
 		base := full[c.batch]
+		if c.fused {
+			base = fusedFull[c.batch]
+			if pl := perLayer(c); pl != nil {
+				gain := make([]float64, len(ss))
+				for k := range ss {
+					gain[k] = ss[k].decodeTPS / pl[k].decodeTPS
+				}
+				g := Median(gain)
+				row.FusedGain = &g
+			}
+		}
 		ratios := make([]float64, len(ss))
 		for k := range ss {
 			ratios[k] = ss[k].decodeTPS / base[k].decodeTPS
@@ -482,7 +559,7 @@ func summarize(man *manifest.Manifest, configs []config, samples [][]sample, sch
 		if c.draft > 0 {
 			losslessFields(&row, c, ss)
 		}
-		if ms, ok := mono[c.batch]; ok && c.ratio == 1 {
+		if ms, ok := mono[c.batch]; ok && c.ratio == 1 && !c.fused {
 			tps := Median(field(ms, func(s sample) float64 { return s.decodeTPS }))
 			over := make([]float64, len(ss))
 			for k := range ss {
@@ -500,7 +577,13 @@ func summarize(man *manifest.Manifest, configs []config, samples [][]sample, sch
 			}
 			return 0
 		}
-		return cmp.Or(cmp.Compare(a.Batch, b.Batch), cmp.Compare(lossless(a), lossless(b)), cmp.Compare(a.Ratio, b.Ratio))
+		fused := func(r Row) int {
+			if r.Fused {
+				return 1
+			}
+			return 0
+		}
+		return cmp.Or(cmp.Compare(a.Batch, b.Batch), cmp.Compare(lossless(a), lossless(b)), cmp.Compare(fused(a), fused(b)), cmp.Compare(a.Ratio, b.Ratio))
 	})
 	return rows, nil
 }
@@ -564,4 +647,24 @@ func describeModel(dir string, m *manifest.Manifest) string {
 	return fmt.Sprintf("%s: %s, %d layers, hidden %d, %d heads / %d KV heads, intermediate %d, vocab %d, %s, max_seq_len %d",
 		filepath.Base(strings.TrimRight(dir, "/")), m.Architecture, m.NumLayers, m.HiddenSize, m.NumHeads, m.NumKVHeads,
 		m.IntermediateSize, m.VocabSize, m.DType, m.MaxSeqLen)
+}
+
+// residentBytes is the process's resident memory (VmRSS), 0 where
+// /proc/self/status cannot be read.
+func residentBytes() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 2 && f[1] == "kB" {
+				if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+					return kb << 10
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -47,6 +47,18 @@ func WriteText(w io.Writer, rep *Report) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if fused := fusedRows(rep.Rows); len(fused) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "fused batch\tratio\tkept\tprefill tok/s\tdecode tok/s\tspeedup\tvs per-layer\tRSS MiB\t")
+		for _, r := range fused {
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%.1f\t%.2f\t%.2f\t%s\t%.0f\t\n", r.Batch, fmtRatio(r.Ratio), len(r.KeptLayers),
+				r.PrefillTPS, r.DecodeTPS, r.Speedup, gain(r), float64(r.RSSBytes)/(1<<20))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
 	if lossless := losslessRows(rep.Rows); len(lossless) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -122,6 +134,15 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 	}
 	if rep.Bandwidth != nil {
 		fmt.Fprintf(&b, "\nMemory bandwidth: %s.\n", rep.Bandwidth)
+	}
+	if fused := fusedRows(rep.Rows); len(fused) > 0 {
+		b.WriteString("\nFused decoding (one graph per decode step; speedup over fused full depth, gain over the per-layer row):\n\n")
+		b.WriteString("| batch | ratio | kept layers | prefill tok/s | decode tok/s | speedup | vs per-layer | RSS MiB |\n")
+		b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, r := range fused {
+			fmt.Fprintf(&b, "| %d | %s | %d | %.1f | %.2f | %.2f | %s | %.0f |\n", r.Batch, fmtRatio(r.Ratio), len(r.KeptLayers),
+				r.PrefillTPS, r.DecodeTPS, r.Speedup, gain(r), float64(r.RSSBytes)/(1<<20))
+		}
 	}
 	if lossless := losslessRows(rep.Rows); len(lossless) > 0 {
 		b.WriteString("\nLossless decoding (speedup over plain full-depth decoding at the same batch):\n\n")
@@ -231,11 +252,30 @@ func threads(n int) string {
 func plainRows(rows []Row) []Row {
 	var out []Row
 	for _, r := range rows {
-		if !r.Lossless {
+		if !r.Lossless && !r.Fused {
 			out = append(out, r)
 		}
 	}
 	return out
+}
+
+// fusedRows are the rows decoded through fused graphs.
+func fusedRows(rows []Row) []Row {
+	var out []Row
+	for _, r := range rows {
+		if r.Fused {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// gain formats a fused row's gain over per-layer decoding.
+func gain(r Row) string {
+	if r.FusedGain == nil {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", *r.FusedGain)
 }
 
 // losslessRows are the rows of lossless decoding.
