@@ -696,7 +696,7 @@ A script can branch on the exit status (cmd/strata/exitcode.go):
 | 1 | any other failure: I/O, ONNX Runtime, another export holding ` + "`--out`" + ` |
 | 2 | usage: an unknown command or flag, a missing or bad flag value, ` + "`--out`" + ` overlapping ` + "`--in`" + `, an existing package without ` + "`--force`" + ` |
 | 3 | bad input: a file, checkpoint, model package or request that is invalid |
-| 4 | verification failed: a check ran and the thing checked failed it (` + "`strata verify --placement`" + `) |
+| 4 | verification failed: a check ran and the thing checked failed it (` + "`strata verify`" + `: logits beyond the tolerance, or ` + "`--placement`" + `: nodes without a kernel) |
 | 130 | interrupted by SIGINT or SIGTERM |
 
 ## Messages

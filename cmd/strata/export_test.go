@@ -36,7 +36,7 @@ func TestExportVerifyCLI(t *testing.T) {
 	s.Seed = 42
 	synth.Write(other, s)
 	code, out, errOut = runCLI(t, "verify", "--model", pkg, "--checkpoint", other, "--steps", "1")
-	if code == 0 || !strings.Contains(out, "FAIL") || !strings.Contains(errOut, "exceeds the tolerance") {
+	if code != exitVerifyFailed || !strings.Contains(out, "FAIL") || !strings.Contains(errOut, "exceeds the tolerance") {
 		t.Fatalf("verify against other weights: code %d, out %q, err %q", code, out, errOut)
 	}
 	code, _, errOut = runCLI(t, "verify", "--model", pkg, "--prompt-ids", "1,x")

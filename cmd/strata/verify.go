@@ -132,7 +132,10 @@ func runVerify(c *cli.Context) error {
 		fmt.Fprintf(out, "%s: %s package, max |Δ| %.3g, max rel %.3g, greedy agreement %.0f%%, tolerance %s\n",
 			verdict, rep.DType, rep.MaxAbs, rep.MaxRel, 100*rep.Agreement, rep.Tol)
 	}
-	return rep.Err()
+	if err := rep.Err(); err != nil {
+		return verifyFailed(err)
+	}
+	return nil
 }
 
 // runPlacement is verify --placement: the kernel check of engine/placement
