@@ -1,0 +1,52 @@
+package engine
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestFusedSessions: a decode step opens one fused session per schedule it
+// decodes with, keyed by the schedule's layers; a request that never
+// decodes (its one token comes from prefill) opens none, and NoFuse opens
+// none at all.
+func TestFusedSessions(t *testing.T) {
+	dir, _, _ := testPackage(t)
+	for _, noFuse := range []bool{false, true} {
+		m, err := Load(dir, Options{NoTokenizer: true, Threads: 1, NoFuse: noFuse})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if noFuse {
+			if m.g.fusion != nil {
+				t.Error("NoFuse: graphs prepared fusion")
+			}
+		} else {
+			if _, err := m.Generate(t.Context(), Request{PromptIDs: []int{1, 5, 9}, MaxTokens: 1, Schedule: "uls", Speedup: 2}); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(m.g.fusion.sessions); n != 0 {
+				t.Errorf("a prefill-only request opened %d fused sessions", n)
+			}
+			var want []string
+			for _, speedup := range []float64{1, 2, 3, 2} {
+				res, err := m.Generate(t.Context(), Request{PromptIDs: []int{1, 5, 9}, MaxTokens: 4, Schedule: "uls", Speedup: speedup})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if k := layersKey(res.KeptLayers); !slices.Contains(want, k) {
+					want = append(want, k)
+				}
+			}
+			var got []string
+			for k := range m.g.fusion.sessions {
+				got = append(got, k)
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("fused sessions for layers %q, want %q", got, want)
+			}
+		}
+		m.Close()
+	}
+}
