@@ -12,12 +12,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strata-llm/strata/models/family"
 	"github.com/strata-llm/strata/models/llama"
 	"github.com/strata-llm/strata/models/manifest"
 )
 
 func smallManifest(dtype string) *manifest.Manifest {
-	return &manifest.Manifest{NumLayers: 4, HiddenSize: 64, NumHeads: 4, NumKVHeads: 2, HeadDim: 16,
+	return &manifest.Manifest{Architecture: "llama", NumLayers: 4, HiddenSize: 64, NumHeads: 4, NumKVHeads: 2, HeadDim: 16,
 		IntermediateSize: 128, VocabSize: 100, DType: dtype}
 }
 
@@ -44,8 +45,8 @@ func TestIdealSpeedupByHand(t *testing.T) {
 			t.Errorf("%s: got %d, %v; want %d", c.name, got, err, c.want)
 		}
 	}
-	if got := EmbedRowBytes(smallManifest("int4")); got != 128 {
-		t.Errorf("int4 embedding row: got %d bytes, want 128 (float16 table)", got)
+	if w, err := family.Bytes(smallManifest("int4")); err != nil || w.EmbedRow != 128 {
+		t.Errorf("int4 embedding row: got %d bytes, %v; want 128 (float16 table)", w.EmbedRow, err)
 	}
 
 	for _, c := range []struct {
