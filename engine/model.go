@@ -124,7 +124,7 @@ func Load(dir string, opts Options) (*Model, error) {
 	}
 	paths, err := resolveGraphs(dir, man, opts.Monolithic)
 	if err != nil {
-		return nil, err
+		return nil, badPackage{err}
 	}
 	if man.Files.Tokenizer != "" && !opts.NoTokenizer {
 		tokPath, err := manifest.Resolve(dir, man.Files.Tokenizer)
@@ -264,6 +264,22 @@ func resolveGraphs(dir string, man *manifest.Manifest, monolithic bool) (graphPa
 	}
 	return p, nil
 }
+
+// ErrBadPackage matches (errors.Is) a Load error that is the package's
+// fault: a graph file or external-data location that is missing, escapes
+// the package or disagrees with the manifest, or a node without a kernel
+// on the device.
+var ErrBadPackage = errors.New("invalid model package")
+
+// badPackage marks err as ErrBadPackage, keeping its message.
+type badPackage struct{ err error }
+
+func (b badPackage) Error() string        { return b.err.Error() }
+func (b badPackage) Unwrap() error        { return b.err }
+func (b badPackage) Is(target error) bool { return target == ErrBadPackage }
+
+// Is makes a PlacementError match ErrBadPackage.
+func (e *PlacementError) Is(target error) bool { return target == ErrBadPackage }
 
 // ErrClosed is returned by calls on a closed Model.
 var ErrClosed = errors.New("engine: model is closed")

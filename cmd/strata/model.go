@@ -166,6 +166,9 @@ func loadModelDir(c *cli.Context, dir string) (*engine.Model, func(string) strin
 		PerGraphThreads: !c.Bool("shared-threads"),
 		NoFuse:          !c.Bool("fuse"),
 	})
+	if errors.Is(err, engine.ErrBadPackage) {
+		return nil, nil, inputError(err)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
