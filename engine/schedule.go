@@ -58,6 +58,10 @@ func IsRule(spec string) bool {
 	return false
 }
 
+// ValidRatio reports whether r can be a speedup ratio: a finite number of
+// at least 1. It is the one check of a ratio's value.
+func ValidRatio(r float64) bool { return r >= 1 && !math.IsInf(r, 0) }
+
 // DefaultRatio returns the speedup ratio of a package's default schedule
 // spec ("uls:2" gives 2), or 0 when the spec carries none.
 func DefaultRatio(spec string) float64 {
@@ -66,7 +70,7 @@ func DefaultRatio(spec string) float64 {
 		return 0
 	}
 	r, err := strconv.ParseFloat(arg, 64)
-	if err != nil || !(r >= 1) || math.IsInf(r, 0) {
+	if err != nil || !ValidRatio(r) {
 		return 0
 	}
 	return r
@@ -97,7 +101,7 @@ func ParseSchedule(spec string, speedup float64, numLayers int) (Schedule, error
 	if numLayers < 1 {
 		return Schedule{}, fmt.Errorf("schedule: model has %d layers", numLayers)
 	}
-	if math.IsNaN(speedup) || math.IsInf(speedup, 0) || speedup < 0 || (speedup > 0 && speedup < 1) {
+	if speedup != 0 && !ValidRatio(speedup) {
 		return Schedule{}, fmt.Errorf("speedup %g: must be at least 1", speedup)
 	}
 	asked := spec != ""
@@ -131,7 +135,7 @@ func ParseSchedule(spec string, speedup float64, numLayers int) (Schedule, error
 	} else if asked && !hasArg && IsRule(name) {
 		return Schedule{}, fmt.Errorf("schedule %q %w (give one, e.g. %s:2)", spec, ErrNoRatio, name)
 	}
-	if math.IsNaN(ratio) || math.IsInf(ratio, 0) || ratio < 1 {
+	if !ValidRatio(ratio) {
 		return Schedule{}, fmt.Errorf("speedup %g: must be at least 1", ratio)
 	}
 	var layers []int

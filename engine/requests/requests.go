@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"unicode/utf8"
 
 	"github.com/strata-llm/strata/engine"
@@ -94,7 +93,7 @@ func Decode(line []byte, defaults engine.Request) (engine.Request, error) {
 // CheckRatio validates a speedup ratio: a finite number ≥ 1. The error
 // reads after the name of the setting ("--speedup " + err).
 func CheckRatio(r float64) error {
-	if !(r >= 1) || math.IsInf(r, 0) {
+	if !engine.ValidRatio(r) {
 		return fmt.Errorf("%g: must be a number of at least 1", r)
 	}
 	return nil
