@@ -1,0 +1,121 @@
+package engine
+
+import (
+	"context"
+)
+
+// DefaultMaxTokens is the number of new tokens generated when a request
+// does not say.
+const DefaultMaxTokens = 128
+
+// Stop reasons reported in Result.StopReason.
+const (
+	StopEOS       = "eos"        // the model produced an end-of-sequence token
+	StopMaxTokens = "max_tokens" // the request's token budget is spent
+	StopString    = "stop"       // a stop string appeared in the text
+	StopLength    = "length"     // the sequence reached the package's max_seq_len
+)
+
+// Request is one generation request.
+type Request struct {
+	// ID is copied to the result (batch jobs use it to match results).
+	ID string `json:"id,omitempty"`
+	// Prompt is text, encoded with the package tokenizer and its
+	// post-processing (BOS and the like).
+	Prompt string `json:"prompt,omitempty"`
+	// PromptIDs, when set, bypass the tokenizer; nothing is added.
+	PromptIDs []int `json:"prompt_ids,omitempty"`
+	// MaxTokens bounds the new tokens (0: DefaultMaxTokens).
+	MaxTokens int `json:"max_tokens,omitempty"`
+	// Stop ends generation when any of these strings appears in the output;
+	// the text is cut before it.
+	Stop []string `json:"stop,omitempty"`
+	SamplingOptions
+	// IgnoreEOS keeps generating past end-of-sequence tokens (benchmarks).
+	IgnoreEOS bool `json:"ignore_eos,omitempty"`
+	// Schedule and Speedup choose the decode layers (empty and 0: the
+	// model's default). Requests decoded together must agree on them.
+	Schedule string  `json:"schedule,omitempty"`
+	Speedup  float64 `json:"speedup,omitempty"`
+	// Lossless decodes with the schedule's layers as a draft that every
+	// layer verifies: the output is exactly full-depth decoding's
+	// (docs/design.md, "Lossless decoding"). Without a schedule that skips
+	// layers, the package's ULS default drafts, else uls:2.
+	Lossless bool `json:"lossless,omitempty"`
+	// Draft is the most tokens drafted per lossless round (0:
+	// DefaultDraftTokens).
+	Draft int `json:"draft,omitempty"`
+	// DraftConfidence ends a lossless round's drafting early, once the
+	// draft gives every row's last drafted token a probability below it (0:
+	// DefaultDraftConfidence; negative: always draft Draft tokens). It
+	// changes the speed, never the output.
+	DraftConfidence float64 `json:"draft_confidence,omitempty"`
+}
+
+// Token is one generated token, reported while generation runs.
+type Token struct {
+	// Index is the request's position in the batch (0 for Generate).
+	Index int
+	ID    int
+	// Text is the newly printable text: it never ends inside a UTF-8
+	// character or inside a possible stop string.
+	Text string
+}
+
+// Stats describe one request's run. PromptTokens and GeneratedTokens are
+// the request's own. With continuous batching (the default) the rates and
+// times are the request's own too: its prompt over the prefill step that
+// ran it, its tokens over its own decode time, TTFT and latency from when it
+// was queued. With static batching (and lossless decoding) they are those of
+// the batch it decoded in, whose rows step together (Group).
+type Stats struct {
+	PromptTokens    int     `json:"prompt_tokens"`
+	GeneratedTokens int     `json:"generated_tokens"`
+	PrefillTPS      float64 `json:"prefill_tokens_per_s"`
+	DecodeTPS       float64 `json:"decode_tokens_per_s"`
+	TTFTMillis      float64 `json:"time_to_first_token_ms"`
+	BatchSize       int     `json:"batch_size"`
+	KVBytes         int64   `json:"kv_bytes"`
+	// LatencyMillis is the time from queueing to the last token
+	// (continuous batching).
+	LatencyMillis float64 `json:"latency_ms,omitempty"`
+	// Group holds the figures of the static batch the request decoded in.
+	Group GroupStats `json:"group"`
+	// Batching holds the continuous batching counters when the request
+	// finished.
+	Batching *BatchingStats `json:"batching,omitempty"`
+}
+
+// GroupStats are the figures of one batch of requests decoded together.
+type GroupStats struct {
+	BatchSize     int     `json:"batch_size"`
+	PrefillMillis float64 `json:"prefill_ms"`
+	TTFTMillis    float64 `json:"time_to_first_token_ms"`
+	PrefillTPS    float64 `json:"prefill_tokens_per_s"`
+	// DecodeSteps counts the decode steps; DecodeTokens the tokens they
+	// produced for rows still running.
+	DecodeSteps  int     `json:"decode_steps"`
+	DecodeTokens int     `json:"decode_tokens"`
+	DecodeMillis float64 `json:"decode_ms"`
+	DecodeTPS    float64 `json:"decode_tokens_per_s"`
+	KVBytes      int64   `json:"kv_bytes"`
+	// Lossless describes the drafting of a lossless batch.
+	Lossless *SpecStats `json:"lossless,omitempty"`
+}
+
+// Result is what one request produced.
+type Result struct {
+	ID string `json:"id,omitempty"`
+	// TokenIDs are the generated ids (an end-of-sequence token is not included).
+	TokenIDs   []int  `json:"token_ids"`
+	Text       string `json:"text"`
+	StopReason string `json:"stop_reason"`
+	KeptLayers []int  `json:"kept_layers"`
+	Stats      Stats  `json:"stats"`
+}
+
+// Check reports whether a request is valid for this model without running it.
+func (m *Model) Check(req Request) error {
+	_, err := m.newSequence(context.Background(), 0, &req)
+	return err
+}
