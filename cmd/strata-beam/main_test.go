@@ -175,6 +175,7 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"--model", dir, "--input", in, "--output", out, "--memory", "lots"}, "--memory lots"},
 		{[]string{"--model", dir, "--input", in, "--output", out, "--temperature", "-1"}, "temperature"},
 		{[]string{"--model", dir, "--input", in, "--output", out, "--errors", out}, "must differ"},
+		{[]string{"--model", testPackage(t), "--input", in, "--output", out, "--schedule", "top"}, "--schedule top needs --speedup R"},
 	}
 	for _, tc := range tests {
 		code, _, errOut := strataBeam(t, tc.args...)
