@@ -87,7 +87,7 @@ func ruleRatio(spec string, speedup float64, defaultSpec string) (float64, error
 	if r := DefaultRatio(defaultSpec); r > 0 {
 		return r, nil
 	}
-	return 0, fmt.Errorf("schedule %q %w and the package has no fine-tuned default ratio (uls.default_schedule in manifest.json)", spec, ErrNoRatio)
+	return 0, fmt.Errorf("schedule %q %w and the package has no fine-tuned default ratio (uls.default_schedule in manifest.json): give one, e.g. %s:2", spec, ErrNoRatio, spec)
 }
 
 // ParseSchedule builds the schedule for numLayers layers. spec is a rule
