@@ -469,15 +469,19 @@ def collate_rows(ex):
 
 class BuiltinCheckpointTest(unittest.TestCase):
     def test_multi_ratio_checkpoint(self):
-        """models/default/uls123 is base fine-tuned by finetune.py at ratios 1,2,3:
-        same layout and frozen word embeddings, every other matrix moved."""
+        """models/default/uls123 (and uls123d, trained with --distill) are base fine-tuned
+        by finetune.py at ratios 1,2,3: same layout and frozen word embeddings, every
+        other matrix moved."""
         root = os.path.join(REPO, "models", "default")
-        base, multi = load_dir_raw(os.path.join(root, "base")), load_dir_raw(os.path.join(root, "uls123"))
-        self.assertEqual({k: v[:2] for k, v in base.items()}, {k: v[:2] for k, v in multi.items()})
-        self.assertEqual(base["model.embed_tokens.weight"], multi["model.embed_tokens.weight"])
-        self.assertNotEqual(base["lm_head.weight"], multi["lm_head.weight"])
-        with open(os.path.join(root, "uls123", "config.json")) as f:
-            self.assertEqual(json.load(f)["uls"], {"ratios": [1, 2, 3], "default_schedule": "uls:2"})
+        base = load_dir_raw(os.path.join(root, "base"))
+        for name in ("uls123", "uls123d"):
+            with self.subTest(name=name):
+                multi = load_dir_raw(os.path.join(root, name))
+                self.assertEqual({k: v[:2] for k, v in base.items()}, {k: v[:2] for k, v in multi.items()})
+                self.assertEqual(base["model.embed_tokens.weight"], multi["model.embed_tokens.weight"])
+                self.assertNotEqual(base["lm_head.weight"], multi["lm_head.weight"])
+                with open(os.path.join(root, name, "config.json")) as f:
+                    self.assertEqual(json.load(f)["uls"], {"ratios": [1, 2, 3], "default_schedule": "uls:2"})
 
 
 class BloomTest(unittest.TestCase):
