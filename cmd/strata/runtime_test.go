@@ -2,14 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/strata-llm/strata/engine/ort"
+	"github.com/strata-llm/strata/export"
+	"github.com/strata-llm/strata/export/synth"
 )
 
 // runStrata runs the built CLI with extra environment and returns its exit
@@ -119,7 +123,9 @@ func TestRuntimeFetch(t *testing.T) {
 }
 
 // TestDeviceCUDAWithoutCUDA runs generate on cuda where the CUDA libraries
-// are missing: one line on stderr, no ORT log, exit 1.
+// are missing, with a package cuda can run (fp16 compute; an fp32-compute
+// one is refused before, by the placement check): one line on stderr, no
+// ORT log, exit 1.
 func TestDeviceCUDAWithoutCUDA(t *testing.T) {
 	allFound := true
 	for _, d := range ort.FindCUDADependencies() {
@@ -128,7 +134,14 @@ func TestDeviceCUDAWithoutCUDA(t *testing.T) {
 	if allFound {
 		t.Skip("every CUDA library is present: scripts/gpu-check.sh checks the GPU path")
 	}
-	pkg := testPackage(t)
+	ckpt := filepath.Join(t.TempDir(), "ckpt")
+	if err := synth.Write(ckpt, synth.Llama2Like()); err != nil {
+		t.Fatal(err)
+	}
+	pkg := filepath.Join(t.TempDir(), "pkg")
+	if err := export.Export(context.Background(), export.Options{In: ckpt, Out: pkg, DType: "int4", Compute: "fp16", MaxSeqLen: 64}); err != nil {
+		t.Fatal(err)
+	}
 	code, _, errOut := runStrata(t, nil, "generate", "--model", pkg, "--prompt-ids", "1,5,9", "--max-tokens", "2", "--device", "cuda")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr %q", code, errOut)
