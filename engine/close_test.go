@@ -17,7 +17,7 @@ import (
 func TestCloseOrder(t *testing.T) {
 	dir, _, _ := testPackage(t)
 	for _, resident := range []bool{false, true} {
-		m, err := Load(dir, Options{DeviceResident: resident, NoTokenizer: true})
+		m, err := Load(dir, Options{DeviceResident: resident, NoTokenizer: true, Fuse: FuseOn})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,18 +7,19 @@ import (
 
 // TestFusedSessions: a decode step opens one fused session per schedule it
 // decodes with, keyed by the schedule's layers; a request that never
-// decodes (its one token comes from prefill) opens none, and NoFuse opens
-// none at all.
+// decodes (its one token comes from prefill) opens none, and FuseOff — or
+// FuseAuto, the default, on the CPU — opens none at all.
 func TestFusedSessions(t *testing.T) {
 	dir, _, _ := testPackage(t)
-	for _, noFuse := range []bool{false, true} {
-		m, err := Load(dir, Options{NoTokenizer: true, Threads: 1, NoFuse: noFuse})
+	for _, mode := range []FuseMode{FuseOn, FuseOff, FuseAuto} {
+		noFuse := mode != FuseOn
+		m, err := Load(dir, Options{NoTokenizer: true, Threads: 1, Fuse: mode})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if noFuse {
 			if m.g.fusion != nil {
-				t.Error("NoFuse: graphs prepared fusion")
+				t.Errorf("mode %d on the CPU: graphs prepared fusion", mode)
 			}
 		} else {
 			if _, err := m.Generate(t.Context(), Request{PromptIDs: []int{1, 5, 9}, MaxTokens: 1, Schedule: "uls", Speedup: 2}); err != nil {

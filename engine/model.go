@@ -69,12 +69,30 @@ type Options struct {
 	// graph) instead of the per-layer graphs: full depth only, for
 	// measuring what running layers as separate graphs costs.
 	Monolithic bool
-	// NoFuse keeps decode steps on the per-layer chain. By default a
-	// decode step (one token per row through a schedule's kept layers)
-	// runs as one fused graph of the embedding, those layers and the head
-	// (docs/design.md, "The runner"); prefill and verification always run
-	// layer by layer.
-	NoFuse bool
+	// Fuse says when a decode step (one token per row through a schedule's
+	// kept layers) runs as one fused graph of the embedding, those layers
+	// and the head instead of the per-layer chain (docs/design.md, "The
+	// runner"); prefill and verification always run layer by layer.
+	Fuse FuseMode
+}
+
+// FuseMode says when decode steps run through a fused schedule graph.
+type FuseMode int
+
+const (
+	// FuseAuto fuses on GPU devices only: there every session run costs a
+	// launch, while on the CPU a fused graph measured no faster and holds
+	// its weights a second time (docs/benchmarks.md).
+	FuseAuto FuseMode = iota
+	// FuseOn fuses on every device.
+	FuseOn
+	// FuseOff keeps every step on the per-layer chain.
+	FuseOff
+)
+
+// fuses reports whether m decodes through fused graphs on dev.
+func (f FuseMode) fuses(dev ortdev.Device) bool {
+	return f == FuseOn || f == FuseAuto && dev != ortdev.DeviceCPU
 }
 
 // Model is a loaded package: one ORT session per graph, shared by all calls.
@@ -147,7 +165,7 @@ func Load(dir string, opts Options) (*Model, error) {
 		return nil, err
 	}
 	so := sessionOptions{device: dev, threads: defaultThreads(dev, opts.Threads), resident: opts.DeviceResident, shared: !opts.PerGraphThreads,
-		profileDir: opts.ProfileDir, cudaProvider: lib.CUDAProvider(), fuse: !opts.NoFuse}
+		profileDir: opts.ProfileDir, cudaProvider: lib.CUDAProvider(), fuse: opts.Fuse.fuses(dev)}
 	if m.g, err = openGraphs(api, so, man, paths); err != nil {
 		return nil, fmt.Errorf("model package %s: %w", dir, err)
 	}

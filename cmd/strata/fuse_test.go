@@ -28,7 +28,7 @@ var fuseSchedules = []struct {
 func fuseRun(t *testing.T, pkg string, resident bool, prompts [][]int) (fused, perLayer [][]int) {
 	t.Helper()
 	for _, noFuse := range []bool{false, true} {
-		m, err := engine.Load(pkg, engine.Options{Threads: 1, NoTokenizer: true, MaxBatch: len(prompts), NoFuse: noFuse, DeviceResident: resident})
+		m, err := engine.Load(pkg, engine.Options{Threads: 1, NoTokenizer: true, MaxBatch: len(prompts), Fuse: testFuseMode(noFuse), DeviceResident: resident})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,7 +135,7 @@ func TestFusedDecodeLogits(t *testing.T) {
 			}
 			var logits [2][][]float32
 			for k, noFuse := range []bool{false, true} {
-				m, err := engine.Load(pkg, engine.Options{Threads: 1, NoTokenizer: true, NoFuse: noFuse})
+				m, err := engine.Load(pkg, engine.Options{Threads: 1, NoTokenizer: true, Fuse: testFuseMode(noFuse)})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -165,4 +165,13 @@ func TestFusedDecodeLogits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testFuseMode is the engine's fusion setting for a test run with fusion
+// off or forced on (the CPU's default is off).
+func testFuseMode(off bool) engine.FuseMode {
+	if off {
+		return engine.FuseOff
+	}
+	return engine.FuseOn
 }

@@ -31,11 +31,22 @@ func modelFlags(required bool) []cli.Flag {
 	}
 }
 
-// fuseFlag runs decode steps as one fused graph (--fuse=false keeps the
-// per-layer chain).
+// fuseFlag runs decode steps as one fused graph (engine.FuseMode): by
+// default on GPU devices only.
 func fuseFlag() cli.Flag {
-	return &cli.BoolFlag{Name: "fuse", Value: true,
-		Usage: "decode through one fused graph of the schedule's layers (--fuse=false: one session per layer)"}
+	return &cli.BoolFlag{Name: "fuse", DefaultText: "on for cuda and webgpu, off on cpu",
+		Usage: "decode through one fused graph of the schedule's layers (--fuse=false: one session per layer; on the CPU fusion measured no faster and holds the weights twice)"}
+}
+
+// fuseMode is the engine's fusion setting for the command's --fuse.
+func fuseMode(c *cli.Context) engine.FuseMode {
+	switch {
+	case !c.IsSet("fuse"):
+		return engine.FuseAuto
+	case c.Bool("fuse"):
+		return engine.FuseOn
+	}
+	return engine.FuseOff
 }
 
 // scheduleFlags choose the decode layers.
@@ -164,7 +175,7 @@ func loadModelDir(c *cli.Context, dir string) (*engine.Model, func(string) strin
 		MaxBatch: c.Int("batch-size"),
 
 		PerGraphThreads: !c.Bool("shared-threads"),
-		NoFuse:          !c.Bool("fuse"),
+		Fuse:            fuseMode(c),
 	})
 	if errors.Is(err, engine.ErrBadPackage) {
 		return nil, nil, inputError(err)

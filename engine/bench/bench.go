@@ -68,7 +68,7 @@ type Options struct {
 	// DraftConfidence is Request.DraftConfidence of the lossless rows.
 	DraftConfidence float64
 	// Fuse adds fused rows: every plain ratio × batch again, decoded
-	// through one fused graph per schedule (engine.Options.NoFuse unset),
+	// through one fused graph per schedule (engine.FuseOn),
 	// next to the per-layer rows.
 	Fuse bool
 	// Progress, when set, receives one line per run (warm-up runs included).
@@ -256,7 +256,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	// Every row of a measured batch has the same lengths, so fixed batches
 	// are what is measured: their figures are the batch's, not a request's.
 	m, err := engine.Load(opts.Model, engine.Options{Device: opts.Device, Threads: opts.Threads, ORTLib: opts.ORTLib, MaxBatch: maxBatch,
-		NoTokenizer: true, PerGraphThreads: opts.PerGraphThreads, StaticBatching: true, ProfileDir: opts.ProfileDir, NoFuse: true})
+		NoTokenizer: true, PerGraphThreads: opts.PerGraphThreads, StaticBatching: true, ProfileDir: opts.ProfileDir, Fuse: engine.FuseOff})
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +293,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		// The same package with fused decode steps: each plain
 		// configuration again, right after its per-layer twin.
 		if fm, err = engine.Load(opts.Model, engine.Options{Device: opts.Device, Threads: opts.Threads, ORTLib: opts.ORTLib,
-			MaxBatch: maxBatch, NoTokenizer: true, PerGraphThreads: opts.PerGraphThreads, StaticBatching: true}); err != nil {
+			MaxBatch: maxBatch, NoTokenizer: true, PerGraphThreads: opts.PerGraphThreads, StaticBatching: true, Fuse: engine.FuseOn}); err != nil {
 			return nil, fmt.Errorf("fused graphs: %w", err)
 		}
 		defer fm.Close()
