@@ -18,9 +18,11 @@ import (
 	"strings"
 )
 
-// Checkpoint is the embedded checkpoint directory: "uls2" is the model fine-tuned
-// for ULS at speedup ratio 2 (config.json carries "uls"), "base" the full-depth one.
-const Checkpoint = "uls2"
+// Checkpoint is the embedded checkpoint directory: "uls123d" is the model
+// fine-tuned for ULS at ratios 1, 2 and 3 with self-distillation, decoding at
+// ratio 2 by default (config.json carries "uls"; docs/eval.md); "uls2" is
+// fine-tuned for ratio 2 only, "base" the full-depth one.
+const Checkpoint = "uls123d"
 
 // Name identifies the default model in logs and cache paths.
 const Name = "strata-default-en-es-" + Checkpoint
@@ -33,7 +35,7 @@ const PromptTemplate = "English: %s\nSpanish:"
 // Files are the checkpoint's file names, in the order WriteCheckpoint writes them.
 var Files = []string{"config.json", "generation_config.json", "tokenizer.json", "model.safetensors"}
 
-//go:embed uls2/config.json uls2/generation_config.json uls2/tokenizer.json uls2/model.safetensors
+//go:embed uls123d/config.json uls123d/generation_config.json uls123d/tokenizer.json uls123d/model.safetensors
 var checkpointFS embed.FS
 
 // Version is a short hash (12 hex digits) of the embedded files' names and

@@ -83,8 +83,8 @@ func TestCheckpointIsConsistent(t *testing.T) {
 	if cfg.PromptTemplate != "English: {en}\nSpanish:" || fmt.Sprintf(PromptTemplate, "{en}") != cfg.PromptTemplate {
 		t.Errorf("config prompt_template %q does not match PromptTemplate %q", cfg.PromptTemplate, PromptTemplate)
 	}
-	if Checkpoint == "uls2" && (cfg.ULS == nil || cfg.ULS.DefaultSchedule != "uls:2") {
-		t.Errorf("uls2 checkpoint without uls:2 in config.json: %+v", cfg.ULS)
+	if cfg.ULS == nil || cfg.ULS.DefaultSchedule != "uls:2" {
+		t.Errorf("%s checkpoint without uls:2 in config.json: %+v", Checkpoint, cfg.ULS)
 	}
 
 	// The tokenizer's vocabulary and specials agree with the config.

@@ -48,7 +48,7 @@ func TestGreedyMatchesPyTorch(t *testing.T) {
 		t.Fatalf("export/hf cannot open the default checkpoint: %v", err)
 	}
 	defer ck.Close()
-	if Checkpoint == "uls2" && ck.ULS.DefaultSchedule != golden.Schedule {
+	if ck.ULS.DefaultSchedule != golden.Schedule {
 		t.Errorf("checkpoint default schedule %q, golden decoded with %q", ck.ULS.DefaultSchedule, golden.Schedule)
 	}
 	ref, err := llama.NewReference(ck.Config, ck)
