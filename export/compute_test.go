@@ -2,6 +2,7 @@ package export
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -221,5 +222,28 @@ func TestComputeFP16BuiltIn(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestVerifyReportJSON checks that every report strata verify can write is
+// JSON: an int4 package (not judged, so no bound) and a package compared
+// with a zero tolerance (any difference is infinitely over it).
+func TestVerifyReportJSON(t *testing.T) {
+	ckpt := checkpoint(t, synth.Llama2Like())
+	for _, tc := range []struct {
+		dtype string
+		tol   *Tolerance
+	}{{graph.DTypeInt4, nil}, {graph.DTypeFP32, &Tolerance{}}} {
+		pkg := exportedAs(t, ckpt, tc.dtype, manifest.ComputeFP32)
+		rep, err := verifyPackage(t, pkg, VerifyOptions{Steps: 2, Tolerance: tc.tol})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := json.Marshal(rep); err != nil {
+			t.Errorf("%s: report %+v is not JSON: %v", tc.dtype, rep, err)
+		}
+		if tc.tol != nil && (rep.Pass || rep.Err() == nil) {
+			t.Errorf("%s: a zero tolerance passed: %+v", tc.dtype, rep)
+		}
 	}
 }

@@ -84,7 +84,7 @@ type StepReport struct {
 	MaxAbs    float64 `json:"max_abs"`
 	MaxRel    float64 `json:"max_rel"`
 	// Worst is the largest difference over its bound, atol + rtol·max |ref|,
-	// of any position: at most 1 passes.
+	// of any position: at most 1 passes (0 when the report is not judged).
 	Worst float64 `json:"worst"`
 	// Token is the argmax of the package's last logits, RefToken the reference's.
 	Token    int `json:"token"`
@@ -186,6 +186,9 @@ func Verify(ctx context.Context, pkgDir string, run Forwarder, opts VerifyOption
 		if sr.Token == sr.RefToken {
 			agree++
 		}
+		if !judged {
+			sr.Worst = 0 // no bound to be measured against (int4 without --tol)
+		}
 		rep.Steps = append(rep.Steps, sr)
 		rep.MaxAbs = max(rep.MaxAbs, sr.MaxAbs)
 		rep.MaxRel = max(rep.MaxRel, sr.MaxRel)
@@ -210,8 +213,8 @@ func compare(got, want [][]float32, tol Tolerance) StepReport {
 		for i, w := range want[p] {
 			scale = max(scale, math.Abs(float64(w)))
 			d := math.Abs(float64(got[p][i]) - float64(w))
-			if math.IsNaN(d) {
-				d = math.Inf(1)
+			if math.IsNaN(d) || math.IsInf(d, 0) {
+				d = math.MaxFloat64 // as large as can be, and still a JSON number
 			}
 			diff = max(diff, d)
 		}
@@ -221,8 +224,8 @@ func compare(got, want [][]float32, tol Tolerance) StepReport {
 		case diff == 0:
 		case b > 0:
 			sr.Worst = max(sr.Worst, diff/b)
-		default:
-			sr.Worst = math.Inf(1)
+		default: // a zero bound: any difference fails (MaxFloat64 keeps the report JSON)
+			sr.Worst = math.MaxFloat64
 		}
 	}
 	last := len(want) - 1
