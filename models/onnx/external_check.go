@@ -81,35 +81,9 @@ type externalChecker struct {
 var errCorrupt = errors.New("not a valid ONNX protobuf (corrupted or truncated file)")
 
 // fields calls fn for every field of the message in b, with the payload of
-// a bytes field or the value of a varint field; values of other wire types
-// are skipped. Every length is bounds-checked: a truncated or garbled
-// message is errCorrupt.
+// a bytes field or the value of a varint or fixed field (scan).
 func fields(b []byte, fn func(num protowire.Number, typ protowire.Type, payload []byte, v uint64) error) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return errCorrupt
-		}
-		b = b[n:]
-		var payload []byte
-		var v uint64
-		switch typ {
-		case protowire.BytesType:
-			payload, n = protowire.ConsumeBytes(b)
-		case protowire.VarintType:
-			v, n = protowire.ConsumeVarint(b)
-		default:
-			n = protowire.ConsumeFieldValue(num, typ, b)
-		}
-		if n < 0 {
-			return errCorrupt
-		}
-		b = b[n:]
-		if err := fn(num, typ, payload, v); err != nil {
-			return err
-		}
-	}
-	return nil
+	return scan(b, func(f wireField) error { return fn(f.num, f.typ, f.payload, f.v) })
 }
 
 // sub walks payload with walk when the field has the bytes wire type and

@@ -131,8 +131,8 @@ func (f wireField) varint() (uint64, error) {
 	return f.v, nil
 }
 
-// scan calls fn for every field of the message in b. Unlike fields it also
-// passes the values of fixed32 and fixed64 fields. Every length is
+// scan calls fn for every field of the message in b: the payload of a bytes
+// field, the value of a varint, fixed32 or fixed64 field. Every length is
 // bounds-checked: a truncated or garbled message is errCorrupt.
 func scan(b []byte, fn func(wireField) error) error {
 	for len(b) > 0 {
