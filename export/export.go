@@ -123,11 +123,8 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 	if opts.Compute == "" {
 		opts.Compute = manifest.ComputeFP32
 	}
-	if err := manifest.CheckComputeType(opts.Compute); err != nil {
+	if err := manifest.CheckCompute(opts.DType, opts.Compute); err != nil {
 		return res, err
-	}
-	if opts.Compute == manifest.ComputeFP16 && opts.DType == graph.DTypeFP32 {
-		return res, errors.New("compute type fp16 needs dtype fp16 or int4")
 	}
 	if opts.Int4Block != 0 {
 		if opts.DType != graph.DTypeInt4 {

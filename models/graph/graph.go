@@ -130,11 +130,8 @@ func CheckOptions(opts Options, maxPositions, headDim int) (Options, error) {
 	if opts.Compute == "" {
 		opts.Compute = manifest.ComputeFP32
 	}
-	if err := manifest.CheckComputeType(opts.Compute); err != nil {
+	if err := manifest.CheckCompute(opts.DType, opts.Compute); err != nil {
 		return opts, err
-	}
-	if opts.Compute == manifest.ComputeFP16 && opts.DType == DTypeFP32 {
-		return opts, fmt.Errorf("compute type fp16 needs dtype fp16 or int4 (fp32 weights would be rounded to float16)")
 	}
 	if opts.Int4Block == 0 {
 		opts.Int4Block = Int4BlockSize

@@ -128,6 +128,19 @@ func CheckComputeType(compute string) error {
 	return fmt.Errorf("compute type %q is not one of fp32, fp16", compute)
 }
 
+// CheckCompute returns an error unless compute is a compute type strata
+// writes and the weight dtype can be computed in it: float16 compute
+// needs fp16 or int4 weights (fp32 ones would be rounded to float16).
+func CheckCompute(dtype, compute string) error {
+	if err := CheckComputeType(compute); err != nil {
+		return err
+	}
+	if compute == ComputeFP16 && dtype == "fp32" {
+		return errors.New("compute type fp16 needs dtype fp16 or int4 (fp32 weights would be rounded to float16)")
+	}
+	return nil
+}
+
 // Compute returns the compute type: ComputeType, or ComputeFP32 when the
 // manifest does not record one.
 func (m *Manifest) Compute() string {
@@ -246,13 +259,8 @@ func (m *Manifest) Validate() error {
 			return fmt.Errorf("manifest int4_block_size: %w", err)
 		}
 	}
-	if m.ComputeType != "" {
-		if err := CheckComputeType(m.ComputeType); err != nil {
-			return fmt.Errorf("manifest compute_type: %w", err)
-		}
-		if m.ComputeType == ComputeFP16 && m.DType == "fp32" {
-			return errors.New("manifest compute_type fp16 needs dtype fp16 or int4")
-		}
+	if err := CheckCompute(m.DType, m.Compute()); err != nil {
+		return fmt.Errorf("manifest compute_type: %w", err)
 	}
 	if len(m.Files.Layers) != m.NumLayers {
 		return fmt.Errorf("manifest lists %d layer files for num_layers %d", len(m.Files.Layers), m.NumLayers)

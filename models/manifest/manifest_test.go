@@ -39,6 +39,8 @@ func TestValidate(t *testing.T) {
 		{"heads not multiple", func(m *Manifest) { m.NumKVHeads = 3 }, "not a multiple"},
 		{"unknown dtype", func(m *Manifest) { m.DType = "bf16" }, "dtype \"bf16\""},
 		{"int4 block size not a power of two", func(m *Manifest) { m.Int4BlockSize = 48 }, "int4_block_size: int4 block size 48"},
+		{"unknown compute type", func(m *Manifest) { m.ComputeType = "bf16" }, `compute_type: compute type "bf16"`},
+		{"fp16 compute over fp32 weights", func(m *Manifest) { m.DType, m.ComputeType = "fp32", "fp16" }, "compute_type: compute type fp16 needs dtype fp16 or int4"},
 		{"layer count mismatch", func(m *Manifest) { m.Files.Layers = m.Files.Layers[:1] }, "lists 1 layer files for num_layers 2"},
 		{"empty embed", func(m *Manifest) { m.Files.Embed = "" }, "required graph path is empty"},
 		{"empty layer", func(m *Manifest) { m.Files.Layers[1] = "" }, "required graph path is empty"},
