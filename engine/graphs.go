@@ -356,20 +356,18 @@ func (g *graphs) endProfiling() ([]string, error) {
 	return paths, nil
 }
 
-// onHost reports whether the device's memory is host memory, so tensors
-// are bound directly and nothing is copied in or out.
 // act is the element type of hidden states and the KV cache: the
 // package's compute type (docs/design.md, The package format).
 func (g *graphs) act() ortdev.ElementType { return activationType(g.man) }
 
-// activationType is man's hidden-state and KV element type.
+// activationType is man's hidden-state and KV element type
+// (manifest.ActivationType; ORT's element types number ONNX's data types).
 func activationType(man *manifest.Manifest) ortdev.ElementType {
-	if man.Compute() == manifest.ComputeFP16 {
-		return ortdev.Float16
-	}
-	return ortdev.Float32
+	return ortdev.ElementType(man.ActivationType())
 }
 
+// onHost reports whether the device's memory is host memory, so tensors
+// are bound directly and nothing is copied in or out.
 func (g *graphs) onHost() bool { return g.dev == ortdev.DeviceCPU && !g.resident }
 
 // tensor allocates a tensor where the graphs read it: host memory on the
