@@ -16,11 +16,12 @@ import (
 )
 
 // exportedAs exports the checkpoint ckpt with the given dtype and compute
-// type (with reference weights) and returns the package directory.
-func exportedAs(t *testing.T, ckpt, dtype, compute string) string {
+// type (with reference weights when reference is set) and returns the
+// package directory.
+func exportedAs(t *testing.T, ckpt, dtype, compute string, reference bool) string {
 	t.Helper()
 	pkg := filepath.Join(t.TempDir(), "pkg-"+dtype+"-"+compute)
-	if err := Export(context.Background(), Options{In: ckpt, Out: pkg, DType: dtype, Compute: compute, MaxSeqLen: 64, Reference: true}); err != nil {
+	if err := Export(context.Background(), Options{In: ckpt, Out: pkg, DType: dtype, Compute: compute, MaxSeqLen: 64, Reference: reference}); err != nil {
 		t.Fatal(err)
 	}
 	return pkg
@@ -79,7 +80,7 @@ func TestComputeFP16(t *testing.T) {
 					spec.ProjScale = 0 // int4's error bound below holds for unamplified weights
 				}
 				ckpt := checkpoint(t, spec)
-				half := exportedAs(t, ckpt, dtype, manifest.ComputeFP16)
+				half := exportedAs(t, ckpt, dtype, manifest.ComputeFP16, true)
 				m, err := manifest.Load(half)
 				if err != nil {
 					t.Fatal(err)
@@ -92,7 +93,7 @@ func TestComputeFP16(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Logf("verify: max |Δ| %.3g, rel %.3g, agreement %.2f", rep.MaxAbs, rep.MaxRel, rep.Agreement)
-				single := exportedAs(t, ckpt, dtype, manifest.ComputeFP32)
+				single := exportedAs(t, ckpt, dtype, manifest.ComputeFP32, true)
 				if dtype == graph.DTypeInt4 {
 					// MatMulNBits quantizes activations to 8 bits (accuracy_level
 					// 4) in both compute types, on differently rounded values, so
@@ -155,8 +156,8 @@ func TestComputeFP16Refused(t *testing.T) {
 // cuda and webgpu; the CPU is never refused.
 func TestCheckPlacementAtLoad(t *testing.T) {
 	ckpt := checkpoint(t, synth.Llama2Like())
-	single := exportedAs(t, ckpt, graph.DTypeInt4, manifest.ComputeFP32)
-	half := exportedAs(t, ckpt, graph.DTypeInt4, manifest.ComputeFP16)
+	single := exportedAs(t, ckpt, graph.DTypeInt4, manifest.ComputeFP32, true)
+	half := exportedAs(t, ckpt, graph.DTypeInt4, manifest.ComputeFP16, true)
 	err := engine.CheckPlacement(single, "cuda")
 	var pe *engine.PlacementError
 	if !errors.As(err, &pe) || pe.Misses == 0 || pe.ORTVersion == "" {
@@ -193,7 +194,7 @@ func TestComputeFP16BuiltIn(t *testing.T) {
 			ckpt := filepath.Join("..", "models", "default", name)
 			var ids [2][][]int
 			for i, compute := range []string{manifest.ComputeFP32, manifest.ComputeFP16} {
-				pkg := exportedAs(t, ckpt, graph.DTypeFP16, compute)
+				pkg := exportedAs(t, ckpt, graph.DTypeFP16, compute, true)
 				m, err := engine.Load(pkg, engine.Options{Threads: 1, MaxBatch: len(prompts)})
 				if err != nil {
 					t.Fatal(err)
@@ -234,7 +235,7 @@ func TestVerifyReportJSON(t *testing.T) {
 		dtype string
 		tol   *Tolerance
 	}{{graph.DTypeInt4, nil}, {graph.DTypeFP32, &Tolerance{}}} {
-		pkg := exportedAs(t, ckpt, tc.dtype, manifest.ComputeFP32)
+		pkg := exportedAs(t, ckpt, tc.dtype, manifest.ComputeFP32, true)
 		rep, err := verifyPackage(t, pkg, VerifyOptions{Steps: 2, Tolerance: tc.tol})
 		if err != nil {
 			t.Fatal(err)

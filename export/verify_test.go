@@ -10,6 +10,7 @@ import (
 	"github.com/strata-llm/strata/engine"
 	"github.com/strata-llm/strata/export/safetensors"
 	"github.com/strata-llm/strata/export/synth"
+	"github.com/strata-llm/strata/models/manifest"
 )
 
 // exported writes a synthetic checkpoint and exports it, returning the
@@ -17,11 +18,7 @@ import (
 func exported(t *testing.T, s synth.Spec, dtype string, reference bool) (ckpt, pkg string) {
 	t.Helper()
 	ckpt = checkpoint(t, s)
-	pkg = filepath.Join(t.TempDir(), "pkg")
-	if err := Export(context.Background(), Options{In: ckpt, Out: pkg, DType: dtype, MaxSeqLen: 64, Reference: reference}); err != nil {
-		t.Fatal(err)
-	}
-	return ckpt, pkg
+	return ckpt, exportedAs(t, ckpt, dtype, manifest.ComputeFP32, reference)
 }
 
 func TestVerify(t *testing.T) {
