@@ -153,10 +153,7 @@ func (b *stepBuffers) wholeBinding(r *runner, s *ortdev.Session, layers []int) (
 		return nil, err
 	}
 	if layers == nil {
-		layers = make([]int, r.g.man.NumLayers)
-		for l := range layers {
-			layers[l] = l
-		}
+		layers = allLayers(r.g.man.NumLayers)
 	}
 	in := map[string]*ortdev.Value{manifest.InputIDs: b.ids, manifest.SeqLensK: b.seqlens, manifest.TotalSeqLen: b.total}
 	out := map[string]*ortdev.Value{manifest.Logits: b.logits}

@@ -216,13 +216,7 @@ func rate(n int, d time.Duration) float64 {
 func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // allLayers lists every layer of the model, in order.
-func (m *Model) allLayers() []int {
-	l := make([]int, m.Manifest.NumLayers)
-	for i := range l {
-		l[i] = i
-	}
-	return l
-}
+func (m *Model) allLayers() []int { return allLayers(m.Manifest.NumLayers) }
 
 // runnerFor makes a runner for a batch decoding through kept, after
 // checking that its KV cache fits in memory.

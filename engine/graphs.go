@@ -304,11 +304,7 @@ func appendProvider(env *ortdev.Env, opts *ortdev.SessionOptions, so sessionOpti
 
 // fullGraphNames are the inputs and outputs of model_full.onnx.
 func fullGraphNames(layers int) (inputs, outputs []string) {
-	all := make([]int, layers)
-	for i := range all {
-		all[i] = i
-	}
-	return wholeGraphNames(all)
+	return wholeGraphNames(allLayers(layers))
 }
 
 // wholeGraphNames are the inputs and outputs of a graph that embeds, runs

@@ -208,6 +208,7 @@ func balancedLayers(numLayers, n int) []int {
 	return kept
 }
 
+// allLayers lists the layers 0..n−1, in order.
 func allLayers(n int) []int {
 	l := make([]int, n)
 	for i := range l {
