@@ -245,15 +245,8 @@ func (r *runner) runLayer(b *stepBuffers, l, parity int) error {
 	if err != nil {
 		return err
 	}
-	if !r.g.onHost() {
-		// A kernel may want seqlens_k in device memory: binding copies
-		// it there, so bind the current values before every run.
-		if err := lb.BindInput(manifest.SeqLensK, b.seqlens); err != nil {
-			return err
-		}
-		if err := lb.BindInput(manifest.TotalSeqLen, b.total); err != nil {
-			return err
-		}
+	if err := r.bindLengths(lb, b); err != nil {
+		return err
 	}
 	return r.g.run(r.g.layers[l], lb, func() string { return fmt.Sprintf("layer %d", l) })
 }
@@ -306,6 +299,19 @@ func (u unit) place(out *stepLogits) error {
 	return nil
 }
 
+// bindLengths binds b's current seqlens_k and total_seq_len to a binding
+// before its run where the device's memory is not the host's: a kernel may
+// want them in device memory, and binding copies them there.
+func (r *runner) bindLengths(ib *ortdev.IoBinding, b *stepBuffers) error {
+	if r.g.onHost() {
+		return nil
+	}
+	if err := ib.BindInput(manifest.SeqLensK, b.seqlens); err != nil {
+		return err
+	}
+	return ib.BindInput(manifest.TotalSeqLen, b.total)
+}
+
 // fuses reports whether a step runs as one fused graph: a decode step (one
 // token per row through the runner's decode layers and the head) on graphs
 // that fuse. Prefill, verification and any other schedule run layer by
@@ -331,15 +337,8 @@ func (r *runner) stepWhole(units []unit, last part, s *ortdev.Session, layers []
 		if err != nil {
 			return nil, err
 		}
-		if !r.g.onHost() {
-			// As in runLayer: binding copies seqlens_k where the kernel
-			// wants it, so bind the current values before every run.
-			if err := fb.BindInput(manifest.SeqLensK, u.b.seqlens); err != nil {
-				return nil, err
-			}
-			if err := fb.BindInput(manifest.TotalSeqLen, u.b.total); err != nil {
-				return nil, err
-			}
+		if err := r.bindLengths(fb, u.b); err != nil {
+			return nil, err
 		}
 		if err := r.g.run(s, fb, what); err != nil {
 			return nil, err
