@@ -15,8 +15,11 @@
 #
 # Environment: STRATA_GPU_WORK (default /tmp/strata-gpu) holds staged chunks,
 # the unpacked libraries, packages and logs; OUT (when set) receives the logs
-# and JSON results too; STRATA_GPU_DEVICES (default "webgpu cuda") lists the
-# devices to check; CHUNK_MB (default 42) is the chunk size `prepare` cuts.
+# and JSON results too; STRATA_GPU_DEVICES (default "cuda webgpu") lists the
+# devices to check; CHUNK_MB (default 36) is the chunk size `prepare` cuts
+# (a chunk and the working tree travel together, 64 MiB a call);
+# STEP_TIMEOUT (default 60) bounds each generate (three times that each bench
+# and transformers run) in seconds, so one hung step cannot take the whole run.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
@@ -47,7 +50,7 @@ prepare() {
 	cuda129=$(go run ./cmd/strata runtime fetch --provider cuda) || die "fetch the CUDA build"
 	echo "gpu-check: compressing the CUDA build (a few minutes)" >&2
 	tar -C "$(dirname "$cuda129")" -cf - libonnxruntime.so.1 libonnxruntime_providers_shared.so libonnxruntime_providers_cuda.so |
-		xz -T0 -6 | split -b "${CHUNK_MB:-42}M" -d -a 2 - "$PACK/cuda/part-" || die "pack the CUDA build"
+		xz -T0 -6 | split -b "${CHUNK_MB:-36}M" -d -a 2 - "$PACK/cuda/part-" || die "pack the CUDA build"
 
 	if [ ! -d .gl ] || [ -z "$(ls .gl/*.deb 2>/dev/null)" ]; then
 		echo "gpu-check: downloading the Vulkan and GL loader packages into .gl/" >&2
@@ -97,7 +100,7 @@ firstError() {
 
 # ids prints the token ids of one greedy generation as "a,b,c".
 ids() { # package, device
-	"$STRATA" generate --model "$1" --device "$2" --prompt-ids 1,15,29,43,57,71,85,99,113,127,141,155 \
+	timeout "${STEP_TIMEOUT:-60}" "$STRATA" generate --model "$1" --device "$2" --prompt-ids 1,15,29,43,57,71,85,99,113,127,141,155 \
 		--max-tokens "$GEN_TOKENS" --json 2>>"$LOGS/generate.log" |
 		python3 -c 'import json,sys; print(",".join(map(str, json.load(sys.stdin)["token_ids"])))'
 }
@@ -119,7 +122,7 @@ run() {
 	[ "${1:-}" = --dry-run ] && dry=1
 	LOGS=${OUT:-$WORK/out}
 	mkdir -p "$WORK" "$LOGS" || die "cannot create $WORK"
-	local devices=${STRATA_GPU_DEVICES:-webgpu cuda} small_args tiny_args bench_args
+	local devices=${STRATA_GPU_DEVICES:-cuda webgpu} small_args tiny_args bench_args
 	if [ "$dry" = 1 ]; then
 		# The same steps on the CPU: local builds, the user's caches, small shapes.
 		devices=cpu
@@ -249,7 +252,7 @@ run() {
 	for dev in $devices; do
 		for bench_pkg in int4-fp16 int4; do
 			[ "$dev" = cuda ] && [ "$bench_pkg" = int4 ] && continue
-			if "$STRATA" bench --model "$WORK/tiny/$bench_pkg" --device "$dev" --no-mono "${bench_args[@]}" \
+			if timeout "$((${STEP_TIMEOUT:-60} * 3))" "$STRATA" bench --model "$WORK/tiny/$bench_pkg" --device "$dev" --no-mono "${bench_args[@]}" \
 				--json "$LOGS/bench-$bench_pkg-$dev.json" >"$LOGS/bench-$bench_pkg-$dev.txt" 2>"$LOGS/bench-$bench_pkg-$dev.log"; then
 				while read -r line; do record "bench $bench_pkg $dev" PASS "$line"; done < <(python3 scripts/bench/bench_rows.py "$LOGS/bench-$bench_pkg-$dev.json")
 			else
@@ -261,7 +264,7 @@ run() {
 	# The same shape through Hugging Face transformers (fp16, eager) on the
 	# GPU, in the same run: what a user would compare against.
 	if [ "$dry" = 0 ]; then
-		if python3 scripts/bench/hf_decode.py --config "$WORK/tiny/hf/config.json" --batch 1,8 --prompt-len 128 --gen 64 \
+		if timeout "$((${STEP_TIMEOUT:-60} * 3))" python3 scripts/bench/hf_decode.py --config "$WORK/tiny/hf/config.json" --batch 1,8 --prompt-len 128 --gen 64 \
 			>"$LOGS/hf.txt" 2>"$LOGS/hf.log"; then
 			while read -r line; do record "bench transformers cuda" PASS "$line"; done <"$LOGS/hf.txt"
 		else
