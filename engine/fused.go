@@ -33,7 +33,6 @@ type fusion struct {
 // newFusion prepares fusion for g: the options its sessions open with are
 // g's, with external data resolved against the package's graph directory.
 func newFusion(g *graphs, so sessionOptions, paths graphPaths) (_ *fusion, err error) {
-	so.registered = true
 	so.profileDir = ""
 	opts, err := g.sessionOpts(so)
 	if err != nil {

@@ -126,9 +126,9 @@ type sessionOptions struct {
 	// fuse composes each decode schedule's layers, with the embedding and
 	// the head, into one session (docs/design.md, "The runner").
 	fuse bool
-	// registered: the provider library is already registered with the
-	// environment (options made after the first).
-	registered bool
+	// cudaGraph captures the fused decode graphs as CUDA graphs and replays
+	// them (cuda only; docs/design.md, "CUDA graphs").
+	cudaGraph bool
 }
 
 // openGraphs opens the package's graphs through the ORT library api.
@@ -292,14 +292,70 @@ func ortLogLevel() ortdev.LogLevel {
 // provider built in takes it directly.
 func appendProvider(env *ortdev.Env, opts *ortdev.SessionOptions, so sessionOptions) error {
 	if so.device == ortdev.DeviceCUDA && so.cudaProvider != "" {
-		if !so.registered {
-			if err := env.RegisterProviderLibrary("CUDA", so.cudaProvider); err != nil {
-				return err
-			}
+		if err := providers.register(env, "CUDA", so.cudaProvider); err != nil {
+			return err
 		}
-		return opts.AppendProvider(env, ortdev.CUDAProviderName, map[string]string{"device_id": "0"})
+		options := map[string]string{"device_id": "0"}
+		if so.cudaGraph {
+			options["enable_cuda_graph"] = "1"
+		}
+		return opts.AppendProvider(env, ortdev.CUDAProviderName, options)
 	}
 	return opts.AppendDevice(so.device, nil)
+}
+
+// providerRegistry records the execution-provider libraries registered
+// with ORT's environment in this process. The environment is a process
+// singleton that accepts a library once, and every Load after the first
+// joins it: the first registration keeps a reference to the environment
+// for the rest of the process, so the registration stays valid after every
+// Model that used it is closed, and later Loads register nothing.
+type providerRegistry struct {
+	mu   sync.Mutex
+	libs map[string]string      // provider name → library path
+	keep []interface{ Close() } // the references that keep the environment
+}
+
+var providers providerRegistry
+
+// register registers the library at path under name with env's
+// environment unless this process has done so already; the same name from
+// another path is refused.
+func (p *providerRegistry) register(env *ortdev.Env, name, path string) error {
+	return p.once(name, path, func() (interface{ Close() }, error) {
+		keep, err := env.Retain()
+		if err != nil {
+			return nil, err
+		}
+		if err := env.RegisterProviderLibrary(name, path); err != nil {
+			keep.Close()
+			return nil, err
+		}
+		return keep, nil
+	})
+}
+
+// once runs register for the first registration of name and records the
+// reference it returns.
+func (p *providerRegistry) once(name, path string, register func() (interface{ Close() }, error)) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if have, ok := p.libs[name]; ok {
+		if have != path {
+			return fmt.Errorf("the %s provider is registered from %s in this process; it cannot be registered again from %s", name, have, path)
+		}
+		return nil
+	}
+	keep, err := register()
+	if err != nil {
+		return err
+	}
+	if p.libs == nil {
+		p.libs = map[string]string{}
+	}
+	p.libs[name] = path
+	p.keep = append(p.keep, keep)
+	return nil
 }
 
 // fullGraphNames are the inputs and outputs of model_full.onnx.

@@ -4,6 +4,7 @@ package ortdev
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"unsafe"
@@ -90,6 +91,29 @@ func (a *API) NewEnvSharedThreads(level LogLevel, logID string, threads int, spi
 	e := &Env{api: a, p: p}
 	e.life.release = func() { a.release(C.SD_ReleaseEnv, p) }
 	return e, nil
+}
+
+// Retain takes another reference to the environment, released by the
+// returned Env's Close: ORT's CreateEnv on a live environment returns that
+// same instance and counts one more reference (see Env).
+func (e *Env) Retain() (*Env, error) {
+	if err := e.life.use(); err != nil {
+		return nil, fmt.Errorf("ortdev: retain env: %w", err)
+	}
+	defer e.life.unuse()
+	cID := C.CString("strata")
+	defer C.free(unsafe.Pointer(cID))
+	var p unsafe.Pointer
+	if err := e.api.check(C.sd_CreateEnv(e.api.table, C.int(LogWarning), cID, &p), "CreateEnv"); err != nil {
+		return nil, fmt.Errorf("ortdev: retain env: %w", err)
+	}
+	if p != e.p {
+		e.api.release(C.SD_ReleaseEnv, p)
+		return nil, errors.New("ortdev: retain env: ONNX Runtime returned a second environment")
+	}
+	r := &Env{api: e.api, p: p}
+	r.life.release = func() { e.api.release(C.SD_ReleaseEnv, p) }
+	return r, nil
 }
 
 // Close releases this reference to the environment (once every session made

@@ -78,6 +78,7 @@ enum {
   SD_CreateThreadingOptions = 121,       // (OrtThreadingOptions**)
   SD_ReleaseThreadingOptions = 122,      // void (OrtThreadingOptions*)
   SD_AddSessionConfigEntry = 130,         // (OrtSessionOptions*, const char* key, const char* value)
+  SD_AddRunConfigEntry = 165,             // (OrtRunOptions*, const char* key, const char* value)
   SD_CreateAllocator = 131,      // (const OrtSession*, const OrtMemoryInfo*, OrtAllocator**)
   SD_ReleaseAllocator = 132,     // void (OrtAllocator*)
   SD_RunWithBinding = 133,       // (OrtSession*, const OrtRunOptions*, const OrtIoBinding*)

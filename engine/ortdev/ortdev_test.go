@@ -454,6 +454,10 @@ func TestRunWithBindingPingPong(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ro.Close()
+	// A graph id on a session without graph capture changes nothing.
+	if err := ro.AddConfigEntry("gpu_graph_id", "-1"); err != nil {
+		t.Fatal(err)
+	}
 	if err := bind.BindInput("state", state); err != nil {
 		t.Fatal(err)
 	}
@@ -907,4 +911,49 @@ func TestHostView(t *testing.T) {
 	if rd, err = row.Float32s(); err != nil || rd[1] != 7 {
 		t.Errorf("view after the parent closed: %v, %v", rd, err)
 	}
+}
+
+// TestRunConfigEntryErrors: an empty key and closed run options are refused
+// without reaching ORT.
+func TestRunConfigEntryErrors(t *testing.T) {
+	a := openAPI(t)
+	ro, err := a.NewRunOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ro.AddConfigEntry("", "1"); err == nil {
+		t.Error("empty run config key accepted")
+	}
+	ro.Close()
+	if err := ro.AddConfigEntry("gpu_graph_id", "1"); !errors.Is(err, ErrClosed) {
+		t.Errorf("closed run options: %v", err)
+	}
+}
+
+// TestEnvRetain: a retained reference is the same environment and keeps it
+// usable after the reference it came from is closed; a closed Env retains
+// nothing.
+func TestEnvRetain(t *testing.T) {
+	a := openAPI(t)
+	e, err := a.NewEnv(LogWarning, "retain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.Retain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.p != e.p {
+		t.Errorf("Retain returned another environment (%p, %p)", r.p, e.p)
+	}
+	e.Close()
+	if _, err := e.Retain(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Retain on a closed env: %v, want ErrClosed", err)
+	}
+	s, err := r.NewSession(writeTestModel(t), nil)
+	if err != nil {
+		t.Fatalf("session on the retained reference: %v", err)
+	}
+	s.Close()
 }

@@ -318,6 +318,27 @@ func (a *API) NewRunOptions() (*RunOptions, error) {
 // Close releases the run options. It is idempotent.
 func (r *RunOptions) Close() { r.life.close() }
 
+// AddConfigEntry sets a run configuration entry, e.g. "gpu_graph_id": which
+// captured CUDA graph a run of a session with graph capture enabled records
+// or replays ("-1": run without capturing).
+func (r *RunOptions) AddConfigEntry(key, value string) error {
+	if key == "" {
+		return errors.New("ortdev: run config entry: empty key")
+	}
+	if err := r.life.use(); err != nil {
+		return fmt.Errorf("ortdev: run config entry %s: %w", key, err)
+	}
+	defer r.life.unuse()
+	cKey, cValue := C.CString(key), C.CString(value)
+	defer C.free(unsafe.Pointer(cKey))
+	defer C.free(unsafe.Pointer(cValue))
+	if err := r.api.check(C.sd_ppp(r.api.table, C.SD_AddRunConfigEntry, r.p, unsafe.Pointer(cKey), unsafe.Pointer(cValue)),
+		"AddRunConfigEntry "+key); err != nil {
+		return fmt.Errorf("ortdev: %w", err)
+	}
+	return nil
+}
+
 // RunWithBinding runs the session on the inputs and outputs bound in b
 // (which must have been created from this session), with ro or default run
 // options when ro is nil. Outputs bound to device memory stay there.
