@@ -80,3 +80,25 @@ func TestDeviceHint(t *testing.T) {
 		t.Errorf("message %q", e)
 	}
 }
+
+// TestCloseOrderWebGPU: on WebGPU a Model keeps its sessions (ONNX
+// Runtime's provider crashes when they are released) and releases the rest
+// in the usual order.
+func TestCloseOrderWebGPU(t *testing.T) {
+	g := &graphs{dev: "webgpu", opened: []namedSession{{"embed.onnx", nil}, {"layer_00.onnx", nil}, {"head.onnx", nil}}}
+	var got []string
+	for _, c := range g.closeOrder() {
+		got = append(got, c.name)
+	}
+	want := []string{"keep session head.onnx", "keep session layer_00.onnx", "keep session embed.onnx"}
+	if !slices.Equal(got, want) {
+		t.Errorf("close order %v, want %v", got, want)
+	}
+	before := len(keptSessions.s)
+	for _, c := range g.closeOrder() {
+		c.close()
+	}
+	if n := len(keptSessions.s) - before; n != 3 {
+		t.Errorf("%d sessions kept, want 3", n)
+	}
+}

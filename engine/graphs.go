@@ -470,13 +470,24 @@ type closer struct {
 // the memory info and the environment, which every session uses. ortdev
 // defers each release until nothing depends on it (engine/ortdev, life.go);
 // this order keeps those deferrals from being needed.
+//
+// WebGPU sessions are the exception: ONNX Runtime 1.30's WebGPU provider
+// crashes the process when a second session of a package is released,
+// whatever the order (seen on an NVIDIA GPU through Vulkan), so they are
+// kept until the process exits (docs/gpu.md, "WebGPU and Close"). Their
+// references keep the environment too.
 func (g *graphs) closeOrder() []closer {
 	var cs []closer
 	if g.alloc != nil {
 		cs = append(cs, closer{"allocator", g.alloc.Close})
 	}
 	for i := len(g.opened) - 1; i >= 0; i-- {
-		cs = append(cs, closer{"session " + g.opened[i].name, g.opened[i].s.Close})
+		ns := g.opened[i]
+		if g.dev == ortdev.DeviceWebGPU {
+			cs = append(cs, closer{"keep session " + ns.name, func() { keptSessions.add(ns.s) }})
+			continue
+		}
+		cs = append(cs, closer{"session " + ns.name, ns.s.Close})
 	}
 	if g.fusion != nil {
 		cs = append(cs, closer{"fused session options", g.fusion.opts.Close})
@@ -488,6 +499,21 @@ func (g *graphs) closeOrder() []closer {
 		cs = append(cs, closer{"environment", g.env.Close})
 	}
 	return cs
+}
+
+// sessionKeeper holds the sessions closed Models leave to the process's
+// exit (closeOrder), so that nothing releases them.
+type sessionKeeper struct {
+	mu sync.Mutex
+	s  []*ortdev.Session
+}
+
+var keptSessions sessionKeeper
+
+func (k *sessionKeeper) add(s *ortdev.Session) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.s = append(k.s, s)
 }
 
 var errNoLayers = errors.New("no layers to run")
