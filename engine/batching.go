@@ -8,14 +8,6 @@ import (
 // Continuous batching: which requests share a step, and when a finished
 // row is refilled (docs/design.md, "Batching").
 
-// Completion is one request's outcome from Stream.
-type Completion struct {
-	// Index is the request's position in arrival order.
-	Index  int
-	Result Result
-	Err    error
-}
-
 // Stream generates the requests that arrive on in, with continuous
 // batching, and sends each one's completion on the returned channel as soon
 // as it finishes (so not in arrival order). The channel is closed once in
@@ -50,16 +42,6 @@ type scheduler struct {
 	stats   BatchingStats
 	rows    int   // rows of the current runner
 	kvBytes int64 // its KV cache
-}
-
-// BatchingStats count what continuous batching did.
-type BatchingStats struct {
-	// DecodeSteps and BusyRows: the decode steps run and the rows they
-	// advanced; Utilization is BusyRows / (DecodeSteps × MaxBatch).
-	DecodeSteps int     `json:"decode_steps"`
-	BusyRows    int     `json:"busy_rows"`
-	Refills     int     `json:"refills"`
-	Utilization float64 `json:"utilization"`
 }
 
 // run serves requests until the input ends or ctx does.
@@ -181,105 +163,35 @@ func (sc *scheduler) serve(ctx context.Context, first []*sequence) error {
 	}
 	defer r.close()
 	sc.rows, sc.kvBytes = B, r.kvBytes()
-	rows := make([]*sequence, B)
-	pending := first
-	step := part{S: 1, ids: make([]int, B), pos: make([]int, B), active: make([]bool, B)}
-	all := m.allLayers()
-	for {
-		if err := ctx.Err(); err != nil {
-			sc.fail(rows, err)
-			return err
-		}
-		if err := sc.receive(ctx, false); err != nil {
-			sc.fail(rows, err)
-			return err
-		}
-		// Retire finished rows and refill free ones.
-		var prompts [][]int
-		idle := make([]int, B)
-		for b, s := range rows {
-			if s != nil && s.done {
-				sc.complete(s, nil)
-				rows[b], s = nil, nil
-			}
-			if s == nil {
-				if len(pending) > 0 {
-					s, pending = pending[0], pending[1:]
-				} else {
-					s = sc.next(key)
-				}
-				if s != nil {
-					rows[b] = s
-					if prompts == nil {
-						prompts = make([][]int, B)
-					}
-					prompts[b] = s.prompt
-					sc.stats.Refills++
-					continue
-				}
-			}
-			if s != nil {
-				idle[b] = step.pos[b]
-			}
-		}
-		if prompts != nil {
-			started := time.Now()
-			logits, err := r.prefillRows(prompts, idle, all, m.opts.PrefillChunk)
-			if err != nil {
-				sc.fail(rows, err)
-				return err
-			}
-			for b, p := range prompts {
-				if p == nil {
-					continue
-				}
-				s := rows[b]
-				s.started = started
-				if err := s.sampleInto(sc.m, logits.at(b, 0), &step, b, sc.onToken); err != nil {
-					sc.fail(rows, err)
-					return err
-				}
-				s.firstToken = time.Now()
-			}
-		}
-		busy := 0
-		for b, s := range rows {
-			step.active[b] = s != nil && !s.done
-			if step.active[b] {
-				busy++
-			} else if s == nil {
-				step.ids[b], step.pos[b] = 0, 0
-			}
-		}
-		if busy == 0 {
-			if len(pending) == 0 && !sc.queued(key) {
-				for b, s := range rows {
-					if s != nil {
-						sc.complete(s, nil)
-						rows[b] = nil
-					}
-				}
-				return nil
-			}
-			continue
-		}
-		logits, err := r.step([]part{step}, sched.Layers, true)
-		if err != nil {
-			sc.fail(rows, err)
-			return err
-		}
-		sc.stats.DecodeSteps++
-		sc.stats.BusyRows += busy
-		for b, s := range rows {
-			if step.active[b] {
-				if err := s.sampleInto(sc.m, logits.at(b, 0), &step, b, sc.onToken); err != nil {
-					sc.fail(rows, err)
-					return err
-				}
-			}
-		}
-	}
+	d := newDecodeRows(m, B, sched.Layers, &arrivals{sc: sc, key: key, pending: first}, true, &sc.stats, sc.onToken)
+	err = runSteps(ctx, r, m.opts.PrefillChunk, d)
+	sc.fail(d.rows, err)
+	return err
 }
+
+// arrivals is the source of one schedule's rows under continuous
+// batching: first the requests it started with, then queued ones with its
+// group key, in arrival order.
+type arrivals struct {
+	sc      *scheduler
+	key     string
+	pending []*sequence
+}
+
+func (a *arrivals) arrive(ctx context.Context) error { return a.sc.receive(ctx, false) }
+
+func (a *arrivals) take() *sequence {
+	if len(a.pending) > 0 {
+		s := a.pending[0]
+		a.pending = a.pending[1:]
+		return s
+	}
+	return a.sc.next(a.key)
+}
+
+func (a *arrivals) waiting() bool { return len(a.pending) > 0 || a.sc.queued(a.key) }
+
+func (a *arrivals) retire(s *sequence) { a.sc.complete(s, nil) }
 
 // queued reports whether a request with the group key waits.
 func (sc *scheduler) queued(key string) bool { return sc.count(key) > 0 }
@@ -298,18 +210,12 @@ func (sc *scheduler) count(key string) int {
 // complete files a finished sequence's stats and reports it.
 func (sc *scheduler) complete(s *sequence, err error) {
 	if err == nil && s.draft == 0 {
-		end := time.Now()
-		s.stats = Stats{PromptTokens: len(s.prompt), GeneratedTokens: len(s.out), BatchSize: sc.rows, KVBytes: sc.kvBytes,
-			TTFTMillis: millis(s.firstToken.Sub(s.enqueued)), LatencyMillis: millis(end.Sub(s.enqueued)),
-			DecodeTPS: rate(len(s.out)-1, end.Sub(s.firstToken)), PrefillTPS: rate(len(s.prompt), s.firstToken.Sub(s.started))}
-		sc.stats.Utilization = float64(sc.stats.BusyRows) / float64(max(1, sc.stats.DecodeSteps*sc.rows))
-		st := sc.stats
-		s.stats.Batching = &st
+		s.ownStats(time.Now(), sc.rows, sc.kvBytes, sc.stats)
 	}
 	sc.done(Completion{Index: s.index, Result: s.result(), Err: err})
 }
 
-// fail completes the rows' sequences with err.
+// fail completes the rows' sequences with err (nil: they finished).
 func (sc *scheduler) fail(rows []*sequence, err error) {
 	for b, s := range rows {
 		if s != nil {

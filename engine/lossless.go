@@ -4,18 +4,13 @@ import (
 	"context"
 	"math"
 	"slices"
+	"time"
 )
 
-// DefaultDraftTokens is how many tokens a lossless round drafts at most
-// when a request does not say.
-const DefaultDraftTokens = 4
-
-// DefaultDraftConfidence is the draft probability below which a lossless
-// round stops drafting when a request does not say (Request.DraftConfidence).
-const DefaultDraftConfidence = 0.8
-
 // Lossless decoding: schedule-layer drafts verified through every layer, a
-// round at a time (docs/design.md, "Lossless decoding").
+// round at a time (docs/design.md, "Lossless decoding"), as a policy of the
+// step loop: a prefill, then rounds of up to K draft steps and one verify
+// step.
 
 // specRound is one row's state in a round.
 type specRound struct {
@@ -24,166 +19,229 @@ type specRound struct {
 	argQ   []int         // the draft logits' argmax per drafted token
 }
 
-// decodeLossless decodes a prefilled batch losslessly; logits are the
-// prefill's. draft lists the layers that draft.
-func (m *Model) decodeLossless(ctx context.Context, r *runner, seqs []*sequence, logits *stepLogits, draft []int, k int, confidence float64, onToken func(Token) error) (spec SpecStats, err error) {
-	all := m.allLayers()
+// lossless is the policy of a lossless batch: its rows' prompts, then
+// rounds until every row has stopped.
+type lossless struct {
+	m          *Model
+	seqs       []*sequence
+	draft      []int // the layers that draft
+	all        []int
+	k          int // the most drafts per round
+	confidence float64
+	onToken    func(Token) error
+	spec       SpecStats
+	// agree[i] of agreeN[i] rounds had the draft's argmax at draft
+	// position i+1 equal the full model's.
+	agree, agreeN []int
+	prefilled     bool
+	pending       []int // the emitted token each running row feeds next
+	rounds        []specRound
+	// The round in progress: its next draft step's input, the drafts
+	// made, the most it may make, whether drafting goes on.
+	drafting bool
+	step     part
+	K, room  int
+	sure     bool
+	// start and prefillDone time the prefill.
+	start, prefillDone time.Time
+}
+
+// newLossless makes the policy of a lossless batch of seqs, drafting
+// through draft with up to k tokens per round.
+func newLossless(m *Model, seqs []*sequence, draft []int, k int, confidence float64, onToken func(Token) error) *lossless {
 	B := len(seqs)
-	spec.Draft = k
-	agree, agreeN := make([]int, k), make([]int, k)
-	defer func() {
-		spec.Agreement = make([]float64, k)
-		for i := range agree {
-			if agreeN[i] > 0 {
-				spec.Agreement[i] = float64(agree[i]) / float64(agreeN[i])
-			}
+	return &lossless{m: m, seqs: seqs, draft: draft, all: m.allLayers(), k: k, confidence: confidence, onToken: onToken,
+		spec: SpecStats{Draft: k}, agree: make([]int, k), agreeN: make([]int, k), pending: make([]int, B), rounds: make([]specRound, B)}
+}
+
+func (p *lossless) next(context.Context) (work, bool, error) {
+	B := len(p.seqs)
+	if !p.prefilled {
+		prompts := make([][]int, B)
+		for b, s := range p.seqs {
+			prompts[b] = s.prompt
 		}
-	}()
-	pending := make([]int, B) // the emitted token each running row feeds next
-	for b, s := range seqs {
-		if s.done {
-			continue
-		}
-		if pending[b], err = s.sampler.next(logits.at(b, 0)); err != nil {
-			return spec, err
-		}
-		if err := s.accept(m, pending[b], s.pos(), onToken); err != nil {
-			return spec, err
-		}
+		p.start = time.Now()
+		return work{kind: stepPrefill, prompts: prompts, layers: p.all}, false, nil
 	}
-	rounds := make([]specRound, B)
-	for {
-		running := 0
-		room := k
-		for _, s := range seqs {
+	if !p.drafting {
+		running, room := 0, p.k
+		for _, s := range p.seqs {
 			if !s.done {
 				running++
-				room = min(room, m.Manifest.MaxSeqLen-s.pos())
+				room = min(room, p.m.Manifest.MaxSeqLen-s.pos())
 			}
 		}
 		if running == 0 {
-			return spec, nil
-		}
-		if err := ctx.Err(); err != nil {
-			return spec, err
+			return work{}, true, nil
 		}
 		// Draft up to room tokens per row through the kept layers.
-		step := part{S: 1, ids: make([]int, B), pos: make([]int, B)}
-		for b, s := range seqs {
-			rounds[b] = specRound{}
+		p.step = part{S: 1, ids: make([]int, B), pos: make([]int, B)}
+		for b, s := range p.seqs {
+			p.rounds[b] = specRound{}
 			if !s.done {
-				step.ids[b], step.pos[b] = pending[b], s.pos()-1
+				p.step.ids[b], p.step.pos[b] = p.pending[b], s.pos()-1
 			}
 		}
-		K := 0
-		for sure := true; sure && K < room; K++ {
-			q, err := r.step([]part{step}, draft, true)
-			if err != nil {
-				return spec, err
-			}
-			// With the rule off, or no room for another step, the bound
-			// alone ends drafting.
-			judge := confidence >= 0 && K+1 < room
-			sure = !judge
-			for b, s := range seqs {
-				if s.done {
-					continue
-				}
-				raw, err := argmax(q.at(b, 0)) // before dist applies the warpers
-				if err != nil {
-					return spec, err
-				}
-				d, err := s.sampler.dist(q.at(b, 0))
-				if err != nil {
-					return spec, err
-				}
-				sure = sure || judge && confident(q.at(b, 0), raw, confidence)
-				rd := &rounds[b]
-				rd.argQ = append(rd.argQ, raw)
-				id := s.sampler.draw(d) // greedy: d is the argmax alone
-				if !s.sampler.greedy() {
-					rd.q = append(rd.q, slices.Clone(d))
-				}
-				s.sampler.record(id)
-				rd.drafts = append(rd.drafts, id)
-				step.ids[b], step.pos[b] = id, step.pos[b]+1
-			}
-			spec.DraftSteps++
+		p.drafting, p.K, p.room, p.sure = true, 0, room, true
+	}
+	if p.sure && p.K < p.room {
+		return work{kind: stepDraft, parts: []part{p.step}, layers: p.draft}, false, nil
+	}
+	// Verify x0, d_1 … d_K through every layer.
+	p.drafting = false
+	K := p.K
+	v := part{S: K + 1, ids: make([]int, B*(K+1)), pos: make([]int, B)}
+	for b, s := range p.seqs {
+		if s.done {
+			continue
 		}
-		// Verify x0, d_1 … d_K through every layer.
-		v := part{S: K + 1, ids: make([]int, B*(K+1)), pos: make([]int, B)}
-		for b, s := range seqs {
-			if s.done {
-				continue
-			}
-			v.pos[b] = s.pos() - 1
-			v.ids[b*(K+1)] = pending[b]
-			copy(v.ids[b*(K+1)+1:], rounds[b].drafts)
-			for _, id := range rounds[b].drafts {
-				s.sampler.forget(id)
-			}
-		}
-		full, err := r.step([]part{v}, all, true)
-		if err != nil {
-			return spec, err
-		}
-		spec.VerifySteps++
-		for b, s := range seqs {
-			if s.done {
-				continue
-			}
-			rd := rounds[b]
-			// Agreement is measured at every drafted position, on the same
-			// prefix as the draft saw, whether or not the round got there.
-			for i := range K {
-				top, err := argmax(full.at(b, i))
-				if err != nil {
-					return spec, err
-				}
-				agreeN[i]++
-				if rd.argQ[i] == top {
-					agree[i]++
-				}
-			}
-			accepted := 0
-			var next int
-			for i := 0; i <= K; i++ {
-				p, err := s.sampler.dist(full.at(b, i))
-				if err != nil {
-					return spec, err
-				}
-				if i == K {
-					next = s.sampler.draw(p)
-					break
-				}
-				d := rd.drafts[i]
-				if s.sampler.greedy() {
-					if d != p[0].id {
-						next = p[0].id
-						break
-					}
-				} else if tok, ok := s.sampler.speculate(p, rd.q[i], d); !ok {
-					next = tok
-					break
-				}
-				s.sampler.record(d)
-				accepted++
-			}
-			s.sampler.record(next)
-			spec.Drafted += K
-			spec.Accepted += accepted
-			for _, id := range append(rd.drafts[:accepted:accepted], next) {
-				if s.done {
-					break
-				}
-				if err := s.accept(m, id, s.pos(), onToken); err != nil {
-					return spec, err
-				}
-				spec.Emitted++
-			}
-			pending[b] = next
+		v.pos[b] = s.pos() - 1
+		v.ids[b*(K+1)] = p.pending[b]
+		copy(v.ids[b*(K+1)+1:], p.rounds[b].drafts)
+		for _, id := range p.rounds[b].drafts {
+			s.sampler.forget(id)
 		}
 	}
+	return work{kind: stepVerify, parts: []part{v}, layers: p.all}, false, nil
+}
+
+func (p *lossless) took(w work, logits *stepLogits) error {
+	switch w.kind {
+	case stepPrefill:
+		p.prefilled, p.prefillDone = true, time.Now()
+		return p.first(logits)
+	case stepDraft:
+		return p.drafted(logits)
+	default:
+		return p.verified(logits)
+	}
+}
+
+// first emits each row's first token from the prefill's logits.
+func (p *lossless) first(logits *stepLogits) error {
+	for b, s := range p.seqs {
+		if s.done {
+			continue
+		}
+		var err error
+		if p.pending[b], err = s.sampler.next(logits.at(b, 0)); err != nil {
+			return err
+		}
+		if err := s.accept(p.m, p.pending[b], s.pos(), p.onToken); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// drafted records a draft step's tokens and decides whether drafting goes
+// on: with the confidence rule off, or no room for another step, the bound
+// alone ends it.
+func (p *lossless) drafted(q *stepLogits) error {
+	judge := p.confidence >= 0 && p.K+1 < p.room
+	p.sure = !judge
+	for b, s := range p.seqs {
+		if s.done {
+			continue
+		}
+		raw, err := argmax(q.at(b, 0)) // before dist applies the warpers
+		if err != nil {
+			return err
+		}
+		d, err := s.sampler.dist(q.at(b, 0))
+		if err != nil {
+			return err
+		}
+		p.sure = p.sure || judge && confident(q.at(b, 0), raw, p.confidence)
+		rd := &p.rounds[b]
+		rd.argQ = append(rd.argQ, raw)
+		id := s.sampler.draw(d) // greedy: d is the argmax alone
+		if !s.sampler.greedy() {
+			rd.q = append(rd.q, slices.Clone(d))
+		}
+		s.sampler.record(id)
+		rd.drafts = append(rd.drafts, id)
+		p.step.ids[b], p.step.pos[b] = id, p.step.pos[b]+1
+	}
+	p.spec.DraftSteps++
+	p.K++
+	return nil
+}
+
+// verified accepts each row's drafts while the full model agrees, and
+// emits them with the full model's next token.
+func (p *lossless) verified(full *stepLogits) error {
+	K := p.K
+	p.spec.VerifySteps++
+	for b, s := range p.seqs {
+		if s.done {
+			continue
+		}
+		rd := p.rounds[b]
+		// Agreement is measured at every drafted position, on the same
+		// prefix as the draft saw, whether or not the round got there.
+		for i := range K {
+			top, err := argmax(full.at(b, i))
+			if err != nil {
+				return err
+			}
+			p.agreeN[i]++
+			if rd.argQ[i] == top {
+				p.agree[i]++
+			}
+		}
+		accepted := 0
+		var next int
+		for i := 0; i <= K; i++ {
+			dist, err := s.sampler.dist(full.at(b, i))
+			if err != nil {
+				return err
+			}
+			if i == K {
+				next = s.sampler.draw(dist)
+				break
+			}
+			d := rd.drafts[i]
+			if s.sampler.greedy() {
+				if d != dist[0].id {
+					next = dist[0].id
+					break
+				}
+			} else if tok, ok := s.sampler.speculate(dist, rd.q[i], d); !ok {
+				next = tok
+				break
+			}
+			s.sampler.record(d)
+			accepted++
+		}
+		s.sampler.record(next)
+		p.spec.Drafted += K
+		p.spec.Accepted += accepted
+		for _, id := range append(rd.drafts[:accepted:accepted], next) {
+			if s.done {
+				break
+			}
+			if err := s.accept(p.m, id, s.pos(), p.onToken); err != nil {
+				return err
+			}
+			p.spec.Emitted++
+		}
+		p.pending[b] = next
+	}
+	return nil
+}
+
+// stats are the batch's drafting figures.
+func (p *lossless) stats() SpecStats {
+	spec := p.spec
+	spec.Agreement = make([]float64, p.k)
+	for i := range p.agree {
+		if p.agreeN[i] > 0 {
+			spec.Agreement[i] = float64(p.agree[i]) / float64(p.agreeN[i])
+		}
+	}
+	return spec
 }
 
 // confident reports whether softmax(logits)[top], the probability of the
@@ -203,24 +261,6 @@ func confident(logits []float32, top int, tau float64) bool {
 		}
 	}
 	return true
-}
-
-// SpecStats describe a lossless batch: how much of the draft the full
-// model accepted.
-type SpecStats struct {
-	Draft       int `json:"draft"`
-	DraftSteps  int `json:"draft_steps"`
-	VerifySteps int `json:"verify_steps"`
-	// Drafted and Accepted count drafted tokens of running rows; Emitted
-	// the tokens the rounds produced.
-	Drafted  int `json:"drafted"`
-	Accepted int `json:"accepted"`
-	Emitted  int `json:"emitted"`
-	// Agreement[i] is the share of rounds in which the draft's most likely
-	// token at draft position i+1 equals the full model's on the same prefix
-	// (raw logits, before any sampling warper), counted in every round
-	// whether or not earlier drafts were accepted.
-	Agreement []float64 `json:"draft_agreement"`
 }
 
 // speculate applies the speculative sampling rule to draft token d, drawn
@@ -283,6 +323,3 @@ func probOf(d []candidate, id int) float64 {
 	}
 	return 0
 }
-
-// maxDraftTokens bounds a request's draft length.
-const maxDraftTokens = 64

@@ -1,12 +1,19 @@
 package engine
 
-import (
-	"context"
-)
-
 // DefaultMaxTokens is the number of new tokens generated when a request
 // does not say.
 const DefaultMaxTokens = 128
+
+// DefaultDraftTokens is how many tokens a lossless round drafts at most
+// when a request does not say.
+const DefaultDraftTokens = 4
+
+// DefaultDraftConfidence is the draft probability below which a lossless
+// round stops drafting when a request does not say (Request.DraftConfidence).
+const DefaultDraftConfidence = 0.8
+
+// maxDraftTokens bounds a request's draft length.
+const maxDraftTokens = 64
 
 // Stop reasons reported in Result.StopReason.
 const (
@@ -114,8 +121,39 @@ type Result struct {
 	Stats      Stats  `json:"stats"`
 }
 
-// Check reports whether a request is valid for this model without running it.
-func (m *Model) Check(req Request) error {
-	_, err := m.newSequence(context.Background(), 0, &req)
-	return err
+// SpecStats describe a lossless batch: how much of the draft the full
+// model accepted.
+type SpecStats struct {
+	Draft       int `json:"draft"`
+	DraftSteps  int `json:"draft_steps"`
+	VerifySteps int `json:"verify_steps"`
+	// Drafted and Accepted count drafted tokens of running rows; Emitted
+	// the tokens the rounds produced.
+	Drafted  int `json:"drafted"`
+	Accepted int `json:"accepted"`
+	Emitted  int `json:"emitted"`
+	// Agreement[i] is the share of rounds in which the draft's most likely
+	// token at draft position i+1 equals the full model's on the same prefix
+	// (raw logits, before any sampling warper), counted in every round
+	// whether or not earlier drafts were accepted.
+	Agreement []float64 `json:"draft_agreement"`
+}
+
+
+// Completion is one request's outcome from Stream.
+type Completion struct {
+	// Index is the request's position in arrival order.
+	Index  int
+	Result Result
+	Err    error
+}
+
+// BatchingStats count what continuous batching did.
+type BatchingStats struct {
+	// DecodeSteps and BusyRows: the decode steps run and the rows they
+	// advanced; Utilization is BusyRows / (DecodeSteps × MaxBatch).
+	DecodeSteps int     `json:"decode_steps"`
+	BusyRows    int     `json:"busy_rows"`
+	Refills     int     `json:"refills"`
+	Utilization float64 `json:"utilization"`
 }

@@ -34,6 +34,14 @@ type sequence struct {
 	stats   Stats
 }
 
+// Check reports whether a request is valid for this model without running it.
+func (m *Model) Check(req Request) error {
+	_, err := m.newSequence(context.Background(), 0, &req)
+	return err
+}
+
+// newSequence checks a request and makes its state; index is its place
+// among the requests of a call.
 func (m *Model) newSequence(ctx context.Context, index int, req *Request) (*sequence, error) {
 	if err := req.SamplingOptions.Validate(); err != nil {
 		return nil, err
@@ -104,21 +112,6 @@ func (s *sequence) groupKey() string {
 		return fmt.Sprintf("lossless %s draft %d confidence %g", s.schedule, s.draft, s.confidence)
 	}
 	return s.schedule.String()
-}
-
-// sampleInto picks the sequence's next token from logits, records it, and
-// makes it row b's input of the next decode step.
-func (s *sequence) sampleInto(m *Model, logits []float32, step *part, b int, onToken func(Token) error) error {
-	id, err := s.sampler.next(logits)
-	if err != nil {
-		return err
-	}
-	pos := s.pos()
-	if err := s.accept(m, id, pos, onToken); err != nil {
-		return err
-	}
-	step.ids[b], step.pos[b] = id, pos
-	return nil
 }
 
 // pos is the position the sequence's next token will occupy.
