@@ -29,7 +29,12 @@ type stepBuffers struct {
 	// whole are the bindings of graphs that run every part of a step at
 	// once (the monolithic graph, fused decode graphs), by session.
 	whole map[*ortdev.Session]*ortdev.IoBinding
-	owned []interface{ Close() }
+	// graphRun names the captured CUDA graph of a whole binding (nil: not
+	// captured); seqlensDev is seqlens at a fixed device address, written
+	// before each captured run (cudagraph.go).
+	graphRun   map[*ortdev.Session]*ortdev.RunOptions
+	seqlensDev *ortdev.Value
+	owned      []interface{ Close() }
 }
 
 // maxStepSizes bounds how many step sizes (tokens per row) keep their
@@ -156,6 +161,25 @@ func (b *stepBuffers) wholeBinding(r *runner, s *ortdev.Session, layers []int) (
 		layers = allLayers(r.g.man.NumLayers)
 	}
 	in := map[string]*ortdev.Value{manifest.InputIDs: b.ids, manifest.SeqLensK: b.seqlens, manifest.TotalSeqLen: b.total}
+	if r.g.fusion != nil {
+		ro, err := r.g.fusion.graphRun(s)
+		if err != nil {
+			return nil, err
+		}
+		if ro != nil {
+			b.owned = append(b.owned, ro)
+			if b.seqlensDev == nil {
+				if b.seqlensDev, err = b.device(r.g, []int64{int64(r.batch)}, ortdev.Int32); err != nil {
+					return nil, err
+				}
+			}
+			in[manifest.SeqLensK] = b.seqlensDev
+			if b.graphRun == nil {
+				b.graphRun = map[*ortdev.Session]*ortdev.RunOptions{}
+			}
+			b.graphRun[s] = ro
+		}
+	}
 	out := map[string]*ortdev.Value{manifest.Logits: b.logits}
 	for _, l := range layers {
 		kv := r.kv.pair(l)

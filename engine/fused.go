@@ -25,26 +25,60 @@ type fusion struct {
 	paths graphPaths
 	base  string // the directory external data locations resolve against
 
+	// capture: sessions open with CUDA graph capture and record their
+	// decode steps as CUDA graphs (docs/design.md, "CUDA graphs"); plain
+	// are the options without capture, for a graph ORT refuses to capture.
+	capture bool
+	plain   *ortdev.SessionOptions
+
 	mu       sync.Mutex
 	parsed   map[string]*onnx.Model     // graph file → its model, read once
 	sessions map[string]*ortdev.Session // layers key → fused session
+	graphs   captureGraphs
 }
 
 // newFusion prepares fusion for g: the options its sessions open with are
-// g's, with external data resolved against the package's graph directory.
+// g's, with external data resolved against the package's graph directory,
+// and CUDA graph capture where so asks for it and the package's layers
+// allow it (capturable).
 func newFusion(g *graphs, so sessionOptions, paths graphPaths) (_ *fusion, err error) {
 	so.profileDir = ""
-	opts, err := g.sessionOpts(so)
+	f := &fusion{g: g, paths: paths, base: filepath.Dir(paths.embed),
+		parsed: map[string]*onnx.Model{}, sessions: map[string]*ortdev.Session{}}
+	if so.cudaGraph {
+		layer, err := f.read(paths.layers[0])
+		if err != nil {
+			return nil, err
+		}
+		if f.capture = capturable(layer); !f.capture {
+			slog.Info("decoding without CUDA graphs: the package's layers read total_seq_len outside GroupQueryAttention")
+		}
+	}
+	so.cudaGraph = f.capture
+	if f.opts, err = f.options(so); err != nil {
+		return nil, err
+	}
+	if f.capture {
+		so.cudaGraph = false
+		if f.plain, err = f.options(so); err != nil {
+			f.opts.Close()
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// options makes the options fused sessions open with.
+func (f *fusion) options(so sessionOptions) (*ortdev.SessionOptions, error) {
+	opts, err := f.g.sessionOpts(so)
 	if err != nil {
 		return nil, err
 	}
-	base := filepath.Dir(paths.embed)
-	if err := opts.AddConfigEntry("session.model_external_initializers_file_folder_path", base); err != nil {
+	if err := opts.AddConfigEntry("session.model_external_initializers_file_folder_path", f.base); err != nil {
 		opts.Close()
 		return nil, err
 	}
-	return &fusion{g: g, opts: opts, paths: paths, base: base,
-		parsed: map[string]*onnx.Model{}, sessions: map[string]*ortdev.Session{}}, nil
+	return opts, nil
 }
 
 // layersKey names a list of layers.
@@ -75,8 +109,17 @@ func (f *fusion) session(layers []int) (*ortdev.Session, error) {
 	}
 	name := "fused decode graph (layers " + key + ")"
 	s, err := f.g.env.NewSessionFromBytes(name, data, f.opts)
+	captured := f.capture
+	if err != nil && f.capture {
+		slog.Warn("the fused decode graph opens without CUDA graph capture", "layers", key, "reason", err)
+		s, err = f.g.env.NewSessionFromBytes(name, data, f.plain)
+		captured = false
+	}
 	if err != nil {
 		return nil, &DeviceError{string(f.g.dev), "open the " + name, err}
+	}
+	if captured {
+		f.graphs.capturing(s)
 	}
 	in, out := wholeGraphNames(layers)
 	if err := checkNames(s, in, out); err != nil {

@@ -160,7 +160,9 @@ func openGraphs(api *ortdev.API, so sessionOptions, man *manifest.Manifest, path
 			return nil, err
 		}
 	}
-	opts, err := gs.sessionOpts(so)
+	layerOpts := so
+	layerOpts.cudaGraph = false // fused decode graphs only (newFusion)
+	opts, err := gs.sessionOpts(layerOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -442,7 +444,13 @@ func (g *graphs) hostTensor(shape []int64, t ortdev.ElementType) (*ortdev.Value,
 
 // run runs one session through its binding; what names it in an error.
 func (g *graphs) run(s *ortdev.Session, b *ortdev.IoBinding, what func() string) error {
-	if err := s.RunWithBinding(b, nil); err != nil {
+	return g.runWith(s, b, nil, what)
+}
+
+// runWith runs one session through its binding with run options (nil:
+// the defaults).
+func (g *graphs) runWith(s *ortdev.Session, b *ortdev.IoBinding, ro *ortdev.RunOptions, what func() string) error {
+	if err := s.RunWithBinding(b, ro); err != nil {
 		return fmt.Errorf("%s on %s: %w", what(), g.dev, err)
 	}
 	return nil
@@ -491,6 +499,9 @@ func (g *graphs) closeOrder() []closer {
 	}
 	if g.fusion != nil {
 		cs = append(cs, closer{"fused session options", g.fusion.opts.Close})
+		if g.fusion.plain != nil {
+			cs = append(cs, closer{"fused session options without capture", g.fusion.plain.Close})
+		}
 	}
 	if g.mem != nil {
 		cs = append(cs, closer{"memory info", g.mem.Close})

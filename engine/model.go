@@ -74,6 +74,10 @@ type Options struct {
 	// and the head instead of the per-layer chain (docs/design.md, "The
 	// runner"); prefill and verification always run layer by layer.
 	Fuse FuseMode
+	// NoCUDAGraph runs fused decode steps on the CUDA provider launch by
+	// launch. By default each runner's fused decode step is recorded once
+	// as a CUDA graph and replayed (docs/design.md, "CUDA graphs").
+	NoCUDAGraph bool
 }
 
 // FuseMode says when decode steps run through a fused schedule graph.
@@ -166,6 +170,7 @@ func Load(dir string, opts Options) (*Model, error) {
 	}
 	so := sessionOptions{device: dev, threads: defaultThreads(dev, opts.Threads), resident: opts.DeviceResident, shared: !opts.PerGraphThreads,
 		profileDir: opts.ProfileDir, cudaProvider: lib.CUDAProvider(), fuse: opts.Fuse.fuses(dev)}
+	so.cudaGraph = so.fuse && dev == ortdev.DeviceCUDA && !opts.NoCUDAGraph
 	if m.g, err = openGraphs(api, so, man, paths); err != nil {
 		return nil, fmt.Errorf("model package %s: %w", dir, err)
 	}

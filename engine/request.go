@@ -139,7 +139,6 @@ type SpecStats struct {
 	Agreement []float64 `json:"draft_agreement"`
 }
 
-
 // Completion is one request's outcome from Stream.
 type Completion struct {
 	// Index is the request's position in arrival order.

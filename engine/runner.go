@@ -337,10 +337,16 @@ func (r *runner) stepWhole(units []unit, last part, s *ortdev.Session, layers []
 		if err != nil {
 			return nil, err
 		}
-		if err := r.bindLengths(fb, u.b); err != nil {
+		ro := u.b.graphRun[s]
+		if ro != nil {
+			// A captured graph reads seqlens_k where it recorded it.
+			if err := r.upload(u.b.seqlens, u.b.seqlensDev); err != nil {
+				return nil, err
+			}
+		} else if err := r.bindLengths(fb, u.b); err != nil {
 			return nil, err
 		}
-		if err := r.g.run(s, fb, what); err != nil {
+		if err := r.g.runWith(s, fb, ro, what); err != nil {
 			return nil, err
 		}
 		if u.head {

@@ -16,7 +16,8 @@
 # Environment: STRATA_GPU_WORK (default /tmp/strata-gpu) holds staged chunks,
 # the unpacked libraries, packages and logs; OUT (when set) receives the logs
 # and JSON results too; STRATA_GPU_DEVICES (default "cuda webgpu") lists the
-# devices to check; CHUNK_MB (default 36) is the chunk size `prepare` cuts
+# devices to check and STRATA_GPU_BENCH_DEVICES (default: the same) those to
+# benchmark; STRATA_GPU_HF=0 skips the transformers comparison; CHUNK_MB (default 36) is the chunk size `prepare` cuts
 # (a chunk and the working tree travel together, 64 MiB a call);
 # STEP_TIMEOUT (default 60) bounds each generate (three times that each bench
 # and transformers run) in seconds, so one hung step cannot take the whole run.
@@ -99,9 +100,11 @@ firstError() {
 }
 
 # ids prints the token ids of one greedy generation as "a,b,c".
-ids() { # package, device
-	timeout "${STEP_TIMEOUT:-60}" "$STRATA" generate --model "$1" --device "$2" --prompt-ids 1,15,29,43,57,71,85,99,113,127,141,155 \
-		--max-tokens "$GEN_TOKENS" --json 2>>"$LOGS/generate.log" |
+ids() { # package, device, generate flags...
+	local pkg=$1 dev=$2
+	shift 2
+	timeout "${STEP_TIMEOUT:-60}" "$STRATA" generate --model "$pkg" --device "$dev" --prompt-ids 1,15,29,43,57,71,85,99,113,127,141,155 \
+		--max-tokens "$GEN_TOKENS" --json "$@" 2>>"$LOGS/generate.log" |
 		python3 -c 'import json,sys; print(",".join(map(str, json.load(sys.stdin)["token_ids"])))'
 }
 
@@ -122,7 +125,7 @@ run() {
 	[ "${1:-}" = --dry-run ] && dry=1
 	LOGS=${OUT:-$WORK/out}
 	mkdir -p "$WORK" "$LOGS" || die "cannot create $WORK"
-	local devices=${STRATA_GPU_DEVICES:-cuda webgpu} small_args tiny_args bench_args
+	local devices=${STRATA_GPU_DEVICES:-cuda webgpu} small_args tiny_args bench_args bench_devices
 	if [ "$dry" = 1 ]; then
 		# The same steps on the CPU: local builds, the user's caches, small shapes.
 		devices=cpu
@@ -155,6 +158,7 @@ run() {
 		bench_args=(--batch "1,8" --ratios 2 --prompt-len 128 --gen 64 --reps 3 --warmup 1)
 		GEN_TOKENS=32
 	fi
+	bench_devices=${STRATA_GPU_BENCH_DEVICES:-$devices}
 	STRATA=$WORK/bin/strata
 	local mkpkg=$WORK/bin/mkpkg tests=$WORK/bin/ortdev.test
 
@@ -197,7 +201,9 @@ run() {
 	# providers run (docs/gpu.md).
 	"$mkpkg" -dir "$WORK/small" -dtypes fp32,fp16,int4 -computes fp32,fp16 "${small_args[@]}" >"$LOGS/mkpkg-small.log" 2>&1 ||
 		die "mkpkg (small) failed: $(tail -n 1 "$LOGS/mkpkg-small.log")"
-	"$mkpkg" -dir "$WORK/tiny" -dtypes int4 -computes fp32,fp16 "${tiny_args[@]}" >"$LOGS/mkpkg-tiny.log" 2>&1 ||
+	local tiny_computes=fp16
+	case " $bench_devices " in *" webgpu "* | *" cpu "*) tiny_computes=fp32,fp16 ;; esac
+	"$mkpkg" -dir "$WORK/tiny" -dtypes int4 -computes "$tiny_computes" "${tiny_args[@]}" >"$LOGS/mkpkg-tiny.log" 2>&1 ||
 		die "mkpkg (tinyllama) failed: $(tail -n 1 "$LOGS/mkpkg-tiny.log")"
 
 	# The placement check (no GPU needed): fp16-compute packages must place
@@ -245,25 +251,66 @@ run() {
 		done
 	done
 
+	# CUDA graphs: on cuda a fused decode step is recorded once and replayed
+	# (docs/design.md, "CUDA graphs"). The replay must give the ids of the
+	# same fused graph launched kernel by kernel, token for token, at full
+	# depth and on a ULS schedule; the per-layer chain (other kernels in
+	# fp16) must agree on the first 8 tokens.
+	if [[ " $devices " == *" cuda "* ]]; then
+		local speedup graph_ids plain_ids layer_ids
+		for dtype in fp16-fp16 int4-fp16; do
+			for speedup in 1 2; do
+				graph_ids=$(ids "$WORK/small/$dtype" cuda --speedup "$speedup") || {
+					record "cuda graph $dtype r$speedup" FAIL "$(firstError "$LOGS/generate.log")"
+					continue
+				}
+				plain_ids=$(ids "$WORK/small/$dtype" cuda --speedup "$speedup" --cuda-graph=false) || {
+					record "cuda graph $dtype r$speedup" FAIL "without graphs: $(firstError "$LOGS/generate.log")"
+					continue
+				}
+				layer_ids=$(ids "$WORK/small/$dtype" cuda --speedup "$speedup" --fuse=false) || {
+					record "cuda graph $dtype r$speedup" FAIL "per-layer: $(firstError "$LOGS/generate.log")"
+					continue
+				}
+				read -r n total < <(agree "$graph_ids" "$plain_ids")
+				read -r m _ < <(agree "$graph_ids" "$layer_ids")
+				if [ "$n" -eq "$total" ] && [ "$m" -ge $((total < 8 ? total : 8)) ]; then
+					record "cuda graph $dtype r$speedup" PASS "replay = launches on $n/$total tokens; per-layer agrees on $m"
+				else
+					record "cuda graph $dtype r$speedup" FAIL "replay = launches on $n/$total, per-layer on $m: graph $graph_ids, launches $plain_ids, per-layer $layer_ids"
+				fi
+			done
+		done
+	fi
+
 	# The benchmark, one device after the other in the same run: the
 	# fp16-compute int4 package everywhere, the fp32-compute one where it
 	# places (cpu, webgpu).
-	local bench_pkg
-	for dev in $devices; do
+	# On cuda the fused rows run once with CUDA graphs (the default) and once
+	# without (--cuda-graph=false).
+	local bench_pkg variant name
+	for dev in $bench_devices; do
 		for bench_pkg in int4-fp16 int4; do
 			[ "$dev" = cuda ] && [ "$bench_pkg" = int4 ] && continue
-			if timeout "$((${STEP_TIMEOUT:-60} * 3))" "$STRATA" bench --model "$WORK/tiny/$bench_pkg" --device "$dev" --no-mono "${bench_args[@]}" \
-				--json "$LOGS/bench-$bench_pkg-$dev.json" >"$LOGS/bench-$bench_pkg-$dev.txt" 2>"$LOGS/bench-$bench_pkg-$dev.log"; then
-				while read -r line; do record "bench $bench_pkg $dev" PASS "$line"; done < <(python3 scripts/bench/bench_rows.py "$LOGS/bench-$bench_pkg-$dev.json")
-			else
-				record "bench $bench_pkg $dev" FAIL "$(firstError "$LOGS/bench-$bench_pkg-$dev.log")"
-			fi
+			[ -d "$WORK/tiny/$bench_pkg" ] || continue
+			for variant in "" nograph; do
+				[ -n "$variant" ] && [ "$dev" != cuda ] && continue
+				name="$bench_pkg-$dev${variant:+-$variant}"
+				local extra=()
+				[ "$variant" = nograph ] && extra=(--cuda-graph=false)
+				if timeout "$((${STEP_TIMEOUT:-60} * 3))" "$STRATA" bench --model "$WORK/tiny/$bench_pkg" --device "$dev" --no-mono --no-roofline \
+					"${bench_args[@]}" "${extra[@]}" --json "$LOGS/bench-$name.json" >"$LOGS/bench-$name.txt" 2>"$LOGS/bench-$name.log"; then
+					while read -r line; do record "bench $bench_pkg $dev${variant:+ $variant}" PASS "$line"; done < <(python3 scripts/bench/bench_rows.py "$LOGS/bench-$name.json")
+				else
+					record "bench $bench_pkg $dev${variant:+ $variant}" FAIL "$(firstError "$LOGS/bench-$name.log")"
+				fi
+			done
 		done
 	done
 
 	# The same shape through Hugging Face transformers (fp16, eager) on the
 	# GPU, in the same run: what a user would compare against.
-	if [ "$dry" = 0 ]; then
+	if [ "$dry" = 0 ] && [ "${STRATA_GPU_HF:-1}" != 0 ]; then
 		if timeout "$((${STEP_TIMEOUT:-60} * 3))" python3 scripts/bench/hf_decode.py --config "$WORK/tiny/hf/config.json" --batch 1,8 --prompt-len 128 --gen 64 \
 			>"$LOGS/hf.txt" 2>"$LOGS/hf.log"; then
 			while read -r line; do record "bench transformers cuda" PASS "$line"; done <"$LOGS/hf.txt"

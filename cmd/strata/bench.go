@@ -42,6 +42,7 @@ func benchCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "seed", Value: bench.DefaultSeed, Usage: "seed of the prompt ids"},
 			&cli.BoolFlag{Name: "no-mono", Usage: "skip the monolithic model_full.onnx comparison"},
 			&cli.BoolFlag{Name: "fuse", Value: true, Usage: "add fused rows: each ratio × batch decoded through one fused graph, next to the per-layer rows (--fuse=false: per-layer rows only)"},
+			cudaGraphFlag(),
 			&cli.StringFlag{Name: "profile", Usage: "write ONNX Runtime traces of every graph to `DIR` and print the time per operator"},
 			&cli.BoolFlag{Name: "no-roofline", Usage: "skip measuring memory bandwidth (the roofline columns)"},
 			&cli.StringFlag{Name: "workload", Value: "ratios", Usage: "ratios: every ratio × batch; mixed: a job of requests of mixed lengths, static vs continuous batching"},
@@ -125,7 +126,7 @@ func runBench(c *cli.Context) error {
 		Device: c.String("device"), Threads: c.Int("threads"), ORTLib: ortLib,
 		Seed: c.Uint64("seed"), NoMono: c.Bool("no-mono"), NoRoofline: c.Bool("no-roofline"), Lossless: c.Bool("lossless"), Drafts: drafts,
 		PerGraphThreads: !c.Bool("shared-threads"), ProfileDir: c.String("profile"),
-		DraftConfidence: c.Float64("draft-confidence"), Fuse: c.Bool("fuse"),
+		DraftConfidence: c.Float64("draft-confidence"), Fuse: c.Bool("fuse"), NoCUDAGraph: !c.Bool("cuda-graph"),
 	}
 	if opts.ProfileDir != "" {
 		if err := os.MkdirAll(opts.ProfileDir, 0o755); err != nil {

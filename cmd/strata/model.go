@@ -28,7 +28,15 @@ func modelFlags(required bool) []cli.Flag {
 		sharedThreadsFlag,
 		&cli.BoolFlag{Name: "raw", Usage: "do not wrap text prompts in the package's prompt template"},
 		fuseFlag(),
+		cudaGraphFlag(),
 	}
+}
+
+// cudaGraphFlag records each fused decode step once as a CUDA graph and
+// replays it (engine.Options.NoCUDAGraph).
+func cudaGraphFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "cuda-graph", Value: true,
+		Usage: "on cuda, record each fused decode step once as a CUDA graph and replay it (--cuda-graph=false: launch its kernels one by one)"}
 }
 
 // fuseFlag runs decode steps as one fused graph (engine.FuseMode): by
@@ -176,6 +184,7 @@ func loadModelDir(c *cli.Context, dir string) (*engine.Model, func(string) strin
 
 		PerGraphThreads: !c.Bool("shared-threads"),
 		Fuse:            fuseMode(c),
+		NoCUDAGraph:     !c.Bool("cuda-graph"),
 	})
 	if errors.Is(err, engine.ErrBadPackage) {
 		return nil, nil, inputError(err)

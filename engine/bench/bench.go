@@ -71,6 +71,9 @@ type Options struct {
 	// through one fused graph per schedule (engine.FuseOn),
 	// next to the per-layer rows.
 	Fuse bool
+	// NoCUDAGraph runs the fused rows on cuda without CUDA graphs
+	// (engine.Options.NoCUDAGraph).
+	NoCUDAGraph bool
 	// Progress, when set, receives one line per run (warm-up runs included).
 	Progress func(line string)
 }
@@ -293,7 +296,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		// The same package with fused decode steps: each plain
 		// configuration again, right after its per-layer twin.
 		if fm, err = engine.Load(opts.Model, engine.Options{Device: opts.Device, Threads: opts.Threads, ORTLib: opts.ORTLib,
-			MaxBatch: maxBatch, NoTokenizer: true, PerGraphThreads: opts.PerGraphThreads, StaticBatching: true, Fuse: engine.FuseOn}); err != nil {
+			MaxBatch: maxBatch, NoTokenizer: true, PerGraphThreads: opts.PerGraphThreads, StaticBatching: true, Fuse: engine.FuseOn, NoCUDAGraph: opts.NoCUDAGraph}); err != nil {
 			return nil, fmt.Errorf("fused graphs: %w", err)
 		}
 		defer fm.Close()
