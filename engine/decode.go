@@ -7,7 +7,8 @@ import (
 
 // Plain ULS decoding of a batch's rows, as a policy of the step loop: new
 // rows' prompts prefill at full depth, then every step decodes one token per
-// running row through the schedule's layers (docs/design.md, "Batching").
+// running row through the schedule's layers (docs/design.md, "The step
+// loop" and "Batching").
 
 // source gives a batch's free rows their requests.
 type source interface {
@@ -54,6 +55,8 @@ func newDecodeRows(m *Model, B int, layers []int, src source, refill bool, count
 		step: part{S: 1, ids: make([]int, B), pos: make([]int, B), active: make([]bool, B)}}
 }
 
+// next retires and refills rows, then decodes the running ones; it is done
+// when no row runs and no request waits.
 func (d *decodeRows) next(ctx context.Context) (work, bool, error) {
 	for {
 		if !d.prefilled {
@@ -121,6 +124,7 @@ func (d *decodeRows) fill() (w work, ok bool) {
 	return work{kind: stepPrefill, prompts: prompts, idle: idle, layers: d.m.allLayers()}, true
 }
 
+// took samples the next token of every row the step advanced.
 func (d *decodeRows) took(w work, logits *stepLogits) error {
 	if w.kind == stepPrefill {
 		if d.prefillDone.IsZero() {

@@ -54,6 +54,8 @@ func newLossless(m *Model, seqs []*sequence, draft []int, k int, confidence floa
 		spec: SpecStats{Draft: k}, agree: make([]int, k), agreeN: make([]int, k), pending: make([]int, B), rounds: make([]specRound, B)}
 }
 
+// next returns the prefill, then each round's draft steps and its verify
+// step; it is done when every row has stopped.
 func (p *lossless) next(context.Context) (work, bool, error) {
 	B := len(p.seqs)
 	if !p.prefilled {
@@ -106,6 +108,7 @@ func (p *lossless) next(context.Context) (work, bool, error) {
 	return work{kind: stepVerify, parts: []part{v}, layers: p.all}, false, nil
 }
 
+// took takes in a step's logits according to its kind.
 func (p *lossless) took(w work, logits *stepLogits) error {
 	switch w.kind {
 	case stepPrefill:
