@@ -161,7 +161,7 @@ func (sc *scheduler) serve(ctx context.Context, first []*sequence) error {
 		}
 		return nil // a request that cannot fit is its own error, not the stream's
 	}
-	defer r.close()
+	defer m.doneWith(r)
 	sc.rows, sc.kvBytes = B, r.kvBytes()
 	d := newDecodeRows(m, B, sched.Layers, &arrivals{sc: sc, key: key, pending: first}, true, &sc.stats, sc.onToken)
 	err = runSteps(ctx, r, m.opts.PrefillChunk, d)

@@ -12,9 +12,9 @@ import (
 // TestCapturedDecodeBookkeeping runs the code path of captured fused decode
 // steps on the CPU, where ORT ignores the graph ids: each runner's fused
 // binding gets a graph id of its own and reads seqlens_k from a buffer
-// written before each run, and greedy ids equal the per-layer chain's, on
-// host memory and on the device-memory code path, at batch 1 and in a
-// ragged batch.
+// written before each run, a finished batch's runner (and its graph) serves
+// the next batch of its size, and greedy ids equal the per-layer chain's,
+// on host memory and on the device-memory code path, in a ragged batch.
 func TestCapturedDecodeBookkeeping(t *testing.T) {
 	dir, _, _ := testPackage(t)
 	reqs := []Request{
@@ -37,6 +37,7 @@ func TestCapturedDecodeBookkeeping(t *testing.T) {
 			t.Fatal(err)
 		}
 		m.g.fusion.capture = true // what a CUDA package asks for
+		m.pool = &runnerPool{}    // and what Load then makes
 		for round := 1; round <= 2; round++ {
 			got, err := m.GenerateBatch(t.Context(), reqs, nil)
 			if err != nil {
@@ -50,9 +51,13 @@ func TestCapturedDecodeBookkeeping(t *testing.T) {
 			if len(m.g.fusion.graphs.sessions) == 0 {
 				t.Fatalf("resident=%v: no fused session was opened for capture", resident)
 			}
-			// One graph id per runner binding: the batch's runner each round.
-			if n := m.g.fusion.graphs.next; n != round {
-				t.Errorf("resident=%v: %d graph ids after %d rounds, want %d", resident, n, round, round)
+			// One graph id per runner binding; the second round reuses the
+			// first round's runner, and with it its graph.
+			if n := m.g.fusion.graphs.next; n != 1 {
+				t.Errorf("resident=%v: %d graph ids after %d rounds, want 1", resident, n, round)
+			}
+			if len(m.pool.idle) != 1 {
+				t.Errorf("resident=%v: %d idle runners after round %d, want 1", resident, len(m.pool.idle), round)
 			}
 		}
 		m.Close()

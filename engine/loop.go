@@ -78,10 +78,16 @@ func runSteps(ctx context.Context, r *runner, chunk int, p policy) error {
 func (m *Model) allLayers() []int { return allLayers(m.Manifest.NumLayers) }
 
 // runnerFor makes a runner for a batch decoding through kept, after
-// checking that its KV cache fits in memory.
+// checking that its KV cache fits in memory, or takes the Model's idle one
+// (runnerPool). Give it back with doneWith.
 func (m *Model) runnerFor(batch int, kept []int) (*runner, error) {
 	if err := m.checkKVMemory(batch, Schedule{Layers: kept}); err != nil {
 		return nil, err
+	}
+	if m.pool != nil {
+		if r := m.pool.take(batch, kept); r != nil {
+			return r, nil
+		}
 	}
 	keep := make([]bool, m.Manifest.NumLayers)
 	for _, l := range kept {

@@ -110,6 +110,9 @@ type Model struct {
 	opts     Options
 	schedule Schedule
 	g        *graphs
+	// pool keeps finished batches' runners where their fused decode steps
+	// are captured as CUDA graphs (runnerpool.go); nil elsewhere.
+	pool *runnerPool
 
 	mu     sync.RWMutex // held for reading by every run, for writing by Close
 	closed bool
@@ -173,6 +176,9 @@ func Load(dir string, opts Options) (*Model, error) {
 	so.cudaGraph = so.fuse && dev == ortdev.DeviceCUDA && !opts.NoCUDAGraph
 	if m.g, err = openGraphs(api, so, man, paths); err != nil {
 		return nil, fmt.Errorf("model package %s: %w", dir, err)
+	}
+	if m.g.fusion != nil && m.g.fusion.capture {
+		m.pool = &runnerPool{}
 	}
 	slog.Debug("loaded model package", "dir", dir, "layers", man.NumLayers, "dtype", man.DType, "device", opts.Device, "schedule", m.schedule.String())
 	return m, nil
@@ -320,6 +326,9 @@ func (m *Model) Close() error {
 }
 
 func (m *Model) release() {
+	if m.pool != nil {
+		m.pool.close()
+	}
 	if m.g != nil {
 		m.g.close()
 		m.g = nil

@@ -43,7 +43,7 @@ func (m *Model) decodeBatch(ctx context.Context, seqs []*sequence, onToken func(
 		if err != nil {
 			return err
 		}
-		defer r.close()
+		defer m.doneWith(r)
 		p := newLossless(m, seqs, seqs[0].schedule.Layers, seqs[0].draft, seqs[0].confidence, onToken)
 		if err := runSteps(ctx, r, m.opts.PrefillChunk, p); err != nil {
 			return err
@@ -56,7 +56,7 @@ func (m *Model) decodeBatch(ctx context.Context, seqs []*sequence, onToken func(
 	if err != nil {
 		return err
 	}
-	defer r.close()
+	defer m.doneWith(r)
 	var count BatchingStats
 	d := newDecodeRows(m, len(seqs), seqs[0].schedule.Layers, &fixedRows{seqs: seqs}, false, &count, onToken)
 	if err := runSteps(ctx, r, m.opts.PrefillChunk, d); err != nil {
