@@ -1,7 +1,6 @@
 // Package ort finds, and on first use fetches, the ONNX Runtime shared
 // library for a device, and names the devices strata can ask for (Devices).
-// Sessions are opened elsewhere: by engine/ortdev's cgo layer in the engine,
-// and by engine/ort/orttest in tests.
+// Sessions are opened elsewhere, by engine/ortdev's cgo layer.
 //
 // Two pinned builds exist. The cpu and webgpu devices use onnxruntime-node's
 // ONNX Runtime Version library; the cuda device uses ONNX Runtime

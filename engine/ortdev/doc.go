@@ -1,10 +1,12 @@
 // Package ortdev is strata's small cgo layer over ONNX Runtime's C API for
 // device-resident tensors: memory infos for a device, allocators, tensors in
 // device memory, host↔device copies and IoBinding of device buffers. The
-// engine runs every session through it, on host memory as on a device;
-// github.com/yalue/onnxruntime_go, which handles host tensors only, is left
-// to tests (engine/ort/orttest). A decode step of one layer through ORT's WebGPU provider took 5.9 ms
-// with host-memory I/O and 0.15–0.68 ms with device-bound buffers.
+// engine and every test that runs a graph go through it, on host memory as
+// on a device; github.com/yalue/onnxruntime_go appears only in this
+// package's tests, for ORT's C API header and to check that both bindings
+// work in one process. A decode step of one layer through ORT's WebGPU
+// provider took 5.9 ms with host-memory I/O and 0.15–0.68 ms with
+// device-bound buffers.
 //
 // # Slot table
 //

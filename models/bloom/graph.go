@@ -15,9 +15,6 @@ func (c Config) Decoder() graph.Decoder { return decoder{cfg: c} }
 // with the ALiBi bias as attention_bias, tanh-approximated GELU MLP, tied head.
 type decoder struct {
 	cfg Config
-	// noALiBi leaves the bias out: not BLOOM any more, only the benchmarks'
-	// measure of what ALiBi costs.
-	noALiBi bool
 }
 
 func (d decoder) Dims() graph.Dims {
@@ -45,9 +42,6 @@ func (d decoder) ShapeOf(name string) ([]int, error) { return d.cfg.ShapeOf(name
 // slots 0..seqlens_k (right padding); the causal limit is
 // GroupQueryAttention's.
 func (d decoder) Prepare(g *graph.Builder, io *graph.LayerIO) {
-	if d.noALiBi {
-		return
-	}
 	n := d.cfg.NumHeads
 	slopes := g.Floats("/alibi/slopes", []int64{1, int64(n), 1, 1}, Slopes(n))
 	one := g.Initializer("/alibi/one", onnx.Int32, nil, onnx.Int32Bytes([]int32{1}))

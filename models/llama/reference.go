@@ -78,6 +78,18 @@ func NewReference(cfg Config, src WeightSource) (*Reference, error) {
 // Config returns the model's configuration.
 func (r *Reference) Config() Config { return r.cfg }
 
+// SetHead replaces the head's weight matrix [V, D]. An int4 package with
+// tied embeddings multiplies by a 4-bit copy of the embedding, which a
+// Reference over graph.StoredWeights does not (it reads the embedding):
+// comparing with such graphs, give the dequantized copy here.
+func (r *Reference) SetHead(w []float32) error {
+	if want := r.cfg.VocabSize * r.cfg.HiddenSize; len(w) != want {
+		return fmt.Errorf("reference head: %d weights, want %d (vocabulary × hidden size)", len(w), want)
+	}
+	r.head = w
+	return nil
+}
+
 // Forward appends tokens at the next positions, running only the given
 // layers (nil: all; they must be increasing), and returns the logits of
 // every new token. Skipped layers pass the hidden state through and store
