@@ -11,9 +11,10 @@ import (
 
 // TestCloseOrder checks the order in which a Model releases its ORT objects
 // (docs/design.md, ONNX Runtime): the allocator, then the sessions from the
-// last opened to the first, then the memory info and the environment — on
-// host memory and on the device-memory code path — and that a Model closes
-// cleanly after generating, with a Forward still open, and twice.
+// last opened to the first, then the weights they shared, the memory info
+// and the environment — on host memory and on the device-memory code path —
+// and that a Model closes cleanly after generating, with a Forward still
+// open, and twice.
 func TestCloseOrder(t *testing.T) {
 	dir, _, _ := testPackage(t)
 	for _, resident := range []bool{false, true} {
@@ -29,7 +30,7 @@ func TestCloseOrder(t *testing.T) {
 		for i := len(m.Manifest.Files.Layers) - 1; i >= 0; i-- {
 			want = append(want, "session "+m.Manifest.Files.Layers[i])
 		}
-		want = append(want, "session "+manifest.EmbedFile, "fused session options", "memory info", "environment")
+		want = append(want, "session "+manifest.EmbedFile, "fused session options", "shared weights", "memory info", "environment")
 		if !slices.Equal(got, want) {
 			t.Errorf("resident=%v: close order\n%s\nwant\n%s", resident, strings.Join(got, ", "), strings.Join(want, ", "))
 		}

@@ -108,7 +108,7 @@ func (f *fusion) session(layers []int) (*ortdev.Session, error) {
 		return nil, fmt.Errorf("fuse layers %s: %w", key, err)
 	}
 	name := "fused decode graph (layers " + key + ")"
-	s, err := f.g.env.NewSessionFromBytes(name, data, f.opts)
+	s, err := f.open(name, m, data)
 	captured := f.capture
 	if err != nil && f.capture {
 		slog.Warn("the fused decode graph opens without CUDA graph capture", "layers", key, "reason", err)
@@ -130,6 +130,20 @@ func (f *fusion) session(layers []int) (*ortdev.Session, error) {
 	f.sessions[key] = s
 	slog.Debug("opened a fused decode graph", "layers", key, "bytes", len(data))
 	return s, nil
+}
+
+// open opens the composed graph m (serialized as data) with f's options;
+// on the CPU its initializers are the tensors the per-layer sessions use
+// and its packed weights theirs (weights.go), so it holds no copy of the
+// weights of its own.
+func (f *fusion) open(name string, m *onnx.Model, data []byte) (*ortdev.Session, error) {
+	create := func(o *ortdev.SessionOptions) (*ortdev.Session, error) {
+		return f.g.env.NewSessionFromBytes(name, data, o)
+	}
+	if f.g.weights == nil {
+		return create(f.opts)
+	}
+	return f.g.weights.open(name, m, f.base, f.opts, create)
 }
 
 // read returns the parsed graph at path, with each external data location

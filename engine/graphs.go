@@ -40,6 +40,9 @@ type graphs struct {
 	// fusion holds the fused decode graphs (fused.go); nil when fusion
 	// is off or the monolithic graph runs.
 	fusion *fusion
+	// weights are the package's weights, held once for every session
+	// (weights.go); nil off the CPU.
+	weights *sharedWeights
 }
 
 // namedSession is a session and its graph file's name.
@@ -167,13 +170,18 @@ func openGraphs(api *ortdev.API, so sessionOptions, man *manifest.Manifest, path
 		return nil, err
 	}
 	defer opts.Close()
+	if dev == ortdev.DeviceCPU {
+		if gs.weights, err = newSharedWeights(api); err != nil {
+			return nil, err
+		}
+	}
 	open := func(path string, inputs, outputs []string) (*ortdev.Session, error) {
 		if so.profileDir != "" {
 			if err := opts.EnableProfiling(filepath.Join(so.profileDir, strings.TrimSuffix(filepath.Base(path), ".onnx"))); err != nil {
 				return nil, err
 			}
 		}
-		s, err := gs.env.NewSession(path, opts)
+		s, err := gs.openShared(path, opts)
 		if err != nil {
 			return nil, &DeviceError{string(dev), "open " + filepath.Base(path), err}
 		}
@@ -475,9 +483,10 @@ type closer struct {
 // tensors, which free through it, are closed before), then the sessions
 // from the last opened to the first, whose provider instance set up the
 // device (a WebGPU device lives until its last session is released), then
-// the memory info and the environment, which every session uses. ortdev
-// defers each release until nothing depends on it (engine/ortdev, life.go);
-// this order keeps those deferrals from being needed.
+// the weights the sessions shared (each session holds them until it is
+// released), the memory info and the environment, which every session uses.
+// ortdev defers each release until nothing depends on it (engine/ortdev,
+// life.go); this order keeps those deferrals from being needed.
 //
 // WebGPU sessions are the exception: ONNX Runtime 1.30's WebGPU provider
 // crashes the process when a second session of a package is released,
@@ -502,6 +511,9 @@ func (g *graphs) closeOrder() []closer {
 		if g.fusion.plain != nil {
 			cs = append(cs, closer{"fused session options without capture", g.fusion.plain.Close})
 		}
+	}
+	if g.weights != nil {
+		cs = append(cs, closer{"shared weights", g.weights.close})
 	}
 	if g.mem != nil {
 		cs = append(cs, closer{"memory info", g.mem.Close})

@@ -45,6 +45,8 @@ type ElementType int
 // Supported element types (values are ONNX's TensorProto data types).
 const (
 	Float32 ElementType = 1
+	Uint8   ElementType = 2
+	Int8    ElementType = 3
 	Int32   ElementType = 6
 	Int64   ElementType = 7
 	Float16 ElementType = 10
@@ -59,6 +61,8 @@ func (t ElementType) Size() int {
 		return 8
 	case Float16:
 		return 2
+	case Uint8, Int8:
+		return 1
 	}
 	return 0
 }
@@ -74,6 +78,10 @@ func (t ElementType) String() string {
 		return "int64"
 	case Float16:
 		return "float16"
+	case Uint8:
+		return "uint8"
+	case Int8:
+		return "int8"
 	}
 	return fmt.Sprintf("element type %d", int(t))
 }

@@ -42,6 +42,7 @@ enum {
   SD_CreateSession = 7,          // (const OrtEnv*, const char* path, const OrtSessionOptions*, OrtSession**)
   SD_CreateSessionFromArray = 8, // (const OrtEnv*, const void* data, size_t n, const OrtSessionOptions*, OrtSession**)
   SD_CreateSessionOptions = 10,  // (OrtSessionOptions**)
+  SD_CloneSessionOptions = 12,   // (const OrtSessionOptions*, OrtSessionOptions**)
   SD_EnableProfiling = 14,       // (OrtSessionOptions*, const char* prefix)
   SD_SetSessionGraphOptimizationLevel = 23,  // (OrtSessionOptions*, int level)
   SD_SetIntraOpNumThreads = 24,  // (OrtSessionOptions*, int n)
@@ -93,7 +94,12 @@ enum {
   SD_CreateAndRegisterAllocator = 144,   // (OrtEnv*, const OrtMemoryInfo*, const OrtArenaCfg* or NULL)
   SD_SetGlobalIntraOpNumThreads = 147,   // (OrtThreadingOptions*, int n)
   SD_SetGlobalSpinControl = 149,         // (OrtThreadingOptions*, int allow_spinning)
+  SD_AddInitializer = 150,               // (OrtSessionOptions*, const char* name, const OrtValue*)
   SD_CreateEnvWithCustomLoggerAndGlobalThreadPools = 151,  // (OrtLoggingFunction, void* param, int level, const char* logid, const OrtThreadingOptions*, OrtEnv**)
+  SD_CreatePrepackedWeightsContainer = 166,   // (OrtPrepackedWeightsContainer**)
+  SD_ReleasePrepackedWeightsContainer = 167,  // void (OrtPrepackedWeightsContainer*)
+  SD_CreateSessionWithPrepackedWeightsContainer = 168,  // (const OrtEnv*, const char* path, const OrtSessionOptions*, OrtPrepackedWeightsContainer*, OrtSession**)
+  SD_CreateSessionFromArrayWithPrepackedWeightsContainer = 169,  // (const OrtEnv*, const void* data, size_t n, const OrtSessionOptions*, OrtPrepackedWeightsContainer*, OrtSession**)
   SD_GetTensorMemoryInfo = 194,  // (const OrtValue*, const OrtMemoryInfo**)
   SD_SynchronizeBoundInputs = 202,   // (OrtIoBinding*)
   SD_SynchronizeBoundOutputs = 203,  // (OrtIoBinding*)
@@ -158,6 +164,13 @@ static inline void sd_void_p(sd_table t, int s, void *a) { ((sd_fn_void_p)t[s])(
 static inline void sd_void_pp(sd_table t, int s, void *a, void *b) { ((sd_fn_void_pp)t[s])(a, b); }
 
 // Calls whose argument lists do not fit the generic shapes.
+static inline void *sd_ppppp(sd_table t, int s, void *a, void *b, void *c, void *d, void *e) {
+  return ((void *(*)(void *, void *, void *, void *, void *))t[s])(a, b, c, d, e);
+}
+static inline void *sd_ppsppp(sd_table t, int s, void *a, void *b, size_t c, void *d, void *e,
+                              void *f) {
+  return ((void *(*)(void *, void *, size_t, void *, void *, void *))t[s])(a, b, c, d, e, f);
+}
 static inline void *sd_CreateStatus(sd_table t, int code, const char *msg) {
   return ((void *(*)(int, const char *))t[SD_CreateStatus])(code, msg);
 }

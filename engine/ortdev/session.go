@@ -28,6 +28,11 @@ type SessionOptions struct {
 	api  *API
 	p    unsafe.Pointer
 	life life
+	// inits and prepacked are what AddInitializer and SetPrepackedWeights
+	// handed over (shared.go); the options and each session created with
+	// them hold them.
+	inits     []*Value
+	prepacked *PrepackedWeights
 }
 
 // NewSessionOptions creates default session options.
@@ -37,7 +42,7 @@ func (a *API) NewSessionOptions() (*SessionOptions, error) {
 		return nil, fmt.Errorf("ortdev: %w", err)
 	}
 	o := &SessionOptions{api: a, p: p}
-	o.life.release = func() { a.release(C.SD_ReleaseSessionOptions, p) }
+	o.life.release = o.releaseFunc()
 	return o, nil
 }
 
@@ -223,33 +228,33 @@ func (e *Env) newSession(path string, data []byte, opts *SessionOptions) (*Sessi
 		return nil, fmt.Errorf("ortdev: create session %s: session options: %w", path, err)
 	}
 	defer opts.life.unuse()
+	// The session reads the initializers handed over and the prepacked
+	// weights for as long as it lives.
+	letGo, err := opts.holdShared()
+	if err != nil {
+		return nil, fmt.Errorf("ortdev: create session %s: %w", path, err)
+	}
 	if err := e.life.use(); err != nil {
+		letGo()
 		return nil, fmt.Errorf("ortdev: create session %s: env: %w", path, err)
 	}
 	var p unsafe.Pointer
+	var buf unsafe.Pointer
 	if data != nil {
-		buf := C.CBytes(data)
+		buf = C.CBytes(data)
 		defer C.free(buf)
-		if err := a.check(C.sd_ppspp(a.table, C.SD_CreateSessionFromArray, e.p, buf, C.size_t(len(data)), opts.p, unsafe.Pointer(&p)),
-			"CreateSessionFromArray"); err != nil {
-			e.life.unuse()
-			return nil, fmt.Errorf("ortdev: create session %s: %w", path, err)
-		}
-	} else {
-		cPath := C.CString(path)
-		defer C.free(unsafe.Pointer(cPath))
-		if err := a.check(C.sd_pppp(a.table, C.SD_CreateSession, e.p, unsafe.Pointer(cPath), opts.p, unsafe.Pointer(&p)),
-			"CreateSession"); err != nil {
-			e.life.unuse()
-			return nil, fmt.Errorf("ortdev: create session %s: %w", path, err)
-		}
+	}
+	if err := opts.createSession(e, path, buf, len(data), &p); err != nil {
+		e.life.unuse()
+		letGo()
+		return nil, fmt.Errorf("ortdev: create session %s: %w", path, err)
 	}
 	s := &Session{api: a, p: p, env: e}
 	s.life.release = func() {
 		a.release(C.SD_ReleaseSession, p)
 		e.life.unuse()
+		letGo()
 	}
-	var err error
 	if s.inputs, err = s.names(C.SD_SessionGetInputCount, C.SD_SessionGetInputName); err == nil {
 		s.outputs, err = s.names(C.SD_SessionGetOutputCount, C.SD_SessionGetOutputName)
 	}
