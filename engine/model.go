@@ -15,7 +15,7 @@ import (
 	"github.com/strata-llm/strata/engine/ortdev"
 	"github.com/strata-llm/strata/engine/placement"
 	"github.com/strata-llm/strata/internal/cpus"
-	"github.com/strata-llm/strata/models/hostmem"
+	"github.com/strata-llm/strata/internal/hostmem"
 	"github.com/strata-llm/strata/models/manifest"
 	"github.com/strata-llm/strata/models/onnx"
 )

@@ -9,9 +9,9 @@ import (
 	"strings"
 
 	"github.com/strata-llm/strata/internal/filelock"
+	"github.com/strata-llm/strata/internal/hostmem"
 	"github.com/strata-llm/strata/models/family"
 	"github.com/strata-llm/strata/models/graph"
-	"github.com/strata-llm/strata/models/hostmem"
 )
 
 // ErrNonFinite is wrapped by the error for a weight holding NaN or ±Inf.

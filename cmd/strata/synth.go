@@ -11,7 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/strata-llm/strata/export/synth"
-	"github.com/strata-llm/strata/models/hostmem"
+	"github.com/strata-llm/strata/internal/hostmem"
 )
 
 func synthCommand() *cli.Command {
