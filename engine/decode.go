@@ -37,7 +37,11 @@ type decodeRows struct {
 	rows    []*sequence
 	step    part // the next decode step's input
 	busy    int  // the rows it advances
-	count   *BatchingStats
+	// parts and idle are the steps' parts and a prefill's pad positions,
+	// kept so that a step allocates nothing here.
+	parts []part
+	idle  []int
+	count *BatchingStats
 	// prefilled is set after a prefill step, whose rows decode before
 	// any row is refilled again.
 	prefilled bool
@@ -52,7 +56,7 @@ type decodeRows struct {
 // layers, counting its steps in count.
 func newDecodeRows(m *Model, B int, layers []int, src source, refill bool, count *BatchingStats, onToken func(Token) error) *decodeRows {
 	return &decodeRows{m: m, layers: layers, src: src, refill: refill, onToken: onToken, count: count, rows: make([]*sequence, B),
-		step: part{S: 1, ids: make([]int, B), pos: make([]int, B), active: make([]bool, B)}}
+		step: part{S: 1, ids: make([]int, B), pos: make([]int, B), active: make([]bool, B)}, parts: make([]part, 1), idle: make([]int, B)}
 }
 
 // next retires and refills rows, then decodes the running ones; it is done
@@ -85,7 +89,8 @@ func (d *decodeRows) next(ctx context.Context) (work, bool, error) {
 			}
 		}
 		if d.busy > 0 {
-			return work{kind: stepDecode, parts: []part{d.step}, layers: d.layers}, false, nil
+			d.parts[0] = d.step
+			return work{kind: stepDecode, parts: d.parts, layers: d.layers}, false, nil
 		}
 		if !d.src.waiting() {
 			return work{}, true, nil
@@ -97,7 +102,8 @@ func (d *decodeRows) next(ctx context.Context) (work, bool, error) {
 // source's next requests; ok when some row has a prompt to prefill.
 func (d *decodeRows) fill() (w work, ok bool) {
 	var prompts [][]int
-	idle := make([]int, len(d.rows))
+	idle := d.idle
+	clear(idle)
 	for b, s := range d.rows {
 		if d.refill && s != nil && s.done {
 			d.src.retire(s)

@@ -40,6 +40,7 @@ type lossless struct {
 	// made, the most it may make, whether drafting goes on.
 	drafting bool
 	step     part
+	parts    []part // the steps' parts, kept
 	K, room  int
 	sure     bool
 	// start and prefillDone time the prefill.
@@ -51,7 +52,8 @@ type lossless struct {
 func newLossless(m *Model, seqs []*sequence, draft []int, k int, confidence float64, onToken func(Token) error) *lossless {
 	B := len(seqs)
 	return &lossless{m: m, seqs: seqs, draft: draft, all: m.allLayers(), k: k, confidence: confidence, onToken: onToken,
-		spec: SpecStats{Draft: k}, agree: make([]int, k), agreeN: make([]int, k), pending: make([]int, B), rounds: make([]specRound, B)}
+		spec: SpecStats{Draft: k}, agree: make([]int, k), agreeN: make([]int, k), pending: make([]int, B), rounds: make([]specRound, B),
+		parts: make([]part, 1)}
 }
 
 // next returns the prefill, then each round's draft steps and its verify
@@ -88,7 +90,8 @@ func (p *lossless) next(context.Context) (work, bool, error) {
 		p.drafting, p.K, p.room, p.sure = true, 0, room, true
 	}
 	if p.sure && p.K < p.room {
-		return work{kind: stepDraft, parts: []part{p.step}, layers: p.draft}, false, nil
+		p.parts[0] = p.step
+		return work{kind: stepDraft, parts: p.parts, layers: p.draft}, false, nil
 	}
 	// Verify x0, d_1 … d_K through every layer.
 	p.drafting = false
@@ -105,7 +108,8 @@ func (p *lossless) next(context.Context) (work, bool, error) {
 			s.sampler.forget(id)
 		}
 	}
-	return work{kind: stepVerify, parts: []part{v}, layers: p.all}, false, nil
+	p.parts[0] = v
+	return work{kind: stepVerify, parts: p.parts, layers: p.all}, false, nil
 }
 
 // took takes in a step's logits according to its kind.
