@@ -85,8 +85,8 @@ type FuseMode int
 
 const (
 	// FuseAuto fuses on GPU devices only: there every session run costs a
-	// launch, while on the CPU a fused graph measured no faster and holds
-	// its weights a second time (docs/benchmarks.md).
+	// launch, while on the CPU a fused graph measured only 1–9 % faster
+	// (docs/benchmarks.md).
 	FuseAuto FuseMode = iota
 	// FuseOn fuses on every device.
 	FuseOn

@@ -41,6 +41,16 @@
 // without that provider and gives the environment the provider's
 // host↔device copies.
 //
+// # Shared weights
+//
+// MapFile maps a weight file read-only and MappedFile.Tensor makes CPU
+// tensors over it without copying; SessionOptions.AddInitializer hands such
+// a tensor to sessions in place of a graph initializer, and a
+// PrepackedWeights container (SessionOptions.SetPrepackedWeights) lets
+// sessions given the same initializers keep one copy of what ORT packs.
+// The options, and every session created with them, hold what was handed
+// over until they are released.
+//
 // # Ownership
 //
 // ortdev creates and releases its own env, sessions, allocators, tensors and
