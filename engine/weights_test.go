@@ -1,11 +1,18 @@
 package engine
 
 import (
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/strata-llm/strata/engine/ort"
+	"github.com/strata-llm/strata/engine/ortdev"
+	"github.com/strata-llm/strata/models/graph"
+	"github.com/strata-llm/strata/models/onnx"
 )
 
 // copyPackage copies the package in dir into a new temporary directory.
@@ -104,5 +111,129 @@ func TestFusedSessionSharesWeights(t *testing.T) {
 	}
 	if n := len(w.tensors); n != tensors {
 		t.Errorf("the fused sessions added %d shared tensors to the per-layer sessions' %d", n-tensors, tensors)
+	}
+}
+
+// TestSharedPackedWeightsKeepTheirScales: ORT keys packed weights by their
+// packed bytes, so two int4 weights with the same codes and different
+// scales (the second a doubled copy of the first) must not end up with one
+// packed copy. A graph of both, opened with shared weights, gives the
+// outputs it gives opened the ordinary way: the second twice the first.
+func TestSharedPackedWeightsKeepTheirScales(t *testing.T) {
+	const n, k, block = 64, 128, 32
+	rng := rand.New(rand.NewPCG(1, 2))
+	w := make([]float32, n*k)
+	for i := range w {
+		w[i] = rng.Float32()*2 - 1
+	}
+	codes, scales, kBlocks := graph.QuantizeInt4(w, n, k, block)
+	doubled := make([]float32, len(scales))
+	for i, s := range scales {
+		doubled[i] = 2 * s
+	}
+	dir := t.TempDir()
+	data, err := onnx.CreateExternalData(filepath.Join(dir, "twice.onnx.data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := onnx.NewBuilder("twice", data)
+	b.InlineLimit = 1
+	x := b.Input("a", onnx.Float, onnx.D(1), onnx.D(k))
+	outs := []string{"y0", "y1"}
+	for i, s := range [][]float32{scales, doubled} {
+		q := b.Initializer(outs[i]+".q4", onnx.Uint8, []int64{n, int64(kBlocks), block / 2}, codes)
+		sc := b.Float32(outs[i]+".scales", []int64{n, int64(kBlocks)}, s)
+		b.Add(onnx.Node{OpType: "MatMulNBits", Domain: "com.microsoft", Inputs: []string{x, q, sc}, Outputs: []string{outs[i]},
+			Attrs: []onnx.Attr{onnx.IntAttr("K", k), onnx.IntAttr("N", n), onnx.IntAttr("bits", 4),
+				onnx.IntAttr("block_size", block), onnx.IntAttr("accuracy_level", 4)}})
+		b.Output(outs[i], onnx.Float, onnx.D(1), onnx.D(n))
+	}
+	path := filepath.Join(dir, "twice.onnx")
+	if err := b.WriteModel(path); err != nil {
+		t.Fatal(err)
+	}
+	lib, err := ort.InitFor("cpu", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := ortdev.Open(lib.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := api.NewEnv(ortdev.LogError, "strata-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	in := make([]float32, k)
+	for i := range in {
+		in[i] = rng.Float32()*2 - 1
+	}
+	run := func(share bool) [2][]float32 {
+		opts, err := api.NewSessionOptions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer opts.Close()
+		g := &graphs{api: api, env: env}
+		if share {
+			if g.weights, err = newSharedWeights(api); err != nil {
+				t.Fatal(err)
+			}
+			defer g.weights.close()
+		}
+		s, err := g.openShared(path, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if share && len(g.weights.tensors) != 4 {
+			t.Fatalf("%d shared tensors, want 4", len(g.weights.tensors))
+		}
+		a, err := api.NewHostTensor([]int64{1, k}, ortdev.Float32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		av, _ := a.Float32s()
+		copy(av, in)
+		bind, err := s.NewIoBinding()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bind.Close()
+		if err := bind.BindInput("a", a); err != nil {
+			t.Fatal(err)
+		}
+		var got [2][]float32
+		ys := make([]*ortdev.Value, 2)
+		for i, o := range outs {
+			if ys[i], err = api.NewHostTensor([]int64{1, n}, ortdev.Float32); err != nil {
+				t.Fatal(err)
+			}
+			defer ys[i].Close()
+			if err := bind.BindOutput(o, ys[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.RunWithBinding(bind, nil); err != nil {
+			t.Fatal(err)
+		}
+		for i, y := range ys {
+			v, _ := y.Float32s()
+			got[i] = slices.Clone(v)
+		}
+		return got
+	}
+	plain, shared := run(false), run(true)
+	for j := range n {
+		for i := range 2 {
+			if d := math.Abs(float64(shared[i][j] - plain[i][j])); d > 1e-4*(1+math.Abs(float64(plain[i][j]))) {
+				t.Fatalf("output %s[%d]: shared weights %g, own weights %g", outs[i], j, shared[i][j], plain[i][j])
+			}
+		}
+		if d := math.Abs(float64(shared[1][j] - 2*shared[0][j])); d > 1e-3*(1+math.Abs(float64(shared[1][j]))) {
+			t.Fatalf("y1[%d] = %g is not twice y0[%d] = %g", j, shared[1][j], j, shared[0][j])
+		}
 	}
 }
