@@ -136,6 +136,11 @@ type Row struct {
 	// per-round ratios).
 	Fused     bool     `json:"fused"`
 	FusedGain *float64 `json:"fused_gain,omitempty"`
+	// FusedMonoGain is set on fused full-depth rows when the package has a
+	// monolithic graph: their decode tokens/s over the monolithic graph's
+	// (the median of the per-round ratios; both run the same layers as one
+	// session per step).
+	FusedMonoGain *float64 `json:"fused_mono_gain,omitempty"`
 	// RSSBytes is the process's resident memory after the row's last run
 	// (every model the run loaded, so it only grows from row to row).
 	RSSBytes int64 `json:"rss_bytes,omitempty"`
@@ -551,6 +556,14 @@ func summarize(man *manifest.Manifest, configs []config, samples [][]sample, sch
 				}
 				g := Median(gain)
 				row.FusedGain = &g
+			}
+			if ms, ok := mono[c.batch]; ok && c.ratio == 1 {
+				gain := make([]float64, len(ss))
+				for k := range ss {
+					gain[k] = ss[k].decodeTPS / ms[k].decodeTPS
+				}
+				g := Median(gain)
+				row.FusedMonoGain = &g
 			}
 		}
 		ratios := make([]float64, len(ss))

@@ -8,13 +8,14 @@ import (
 )
 
 // TestRunFused: with Fuse every plain row has a fused twin of the same
-// ratio and batch, with its gain over the per-layer row and the process's
-// resident memory; the fused runs decode the per-layer tokens (no note
-// says otherwise), and the reports show and encode them.
+// ratio and batch, with its gain over the per-layer row, at full depth its
+// gain over the monolithic graph, and the process's resident memory; the
+// fused and monolithic runs decode the per-layer tokens (no note says
+// otherwise), and the reports show and encode them.
 func TestRunFused(t *testing.T) {
 	dir := writePackage(t)
 	rep, err := Run(context.Background(), Options{Model: dir, Ratios: []float64{2}, Batches: []int{1, 2},
-		PromptLen: 5, Gen: 8, Reps: 1, Threads: 1, NoMono: true, NoRoofline: true, Fuse: true})
+		PromptLen: 5, Gen: 8, Reps: 1, Threads: 1, NoRoofline: true, Fuse: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,15 +43,18 @@ func TestRunFused(t *testing.T) {
 			len(f.KeptLayers) != len(p.KeptLayers) || f.KVBytes != p.KVBytes {
 			t.Errorf("fused row %+v, per-layer row %+v", f, p)
 		}
-		if p.FusedGain != nil {
+		if p.FusedGain != nil || p.FusedMonoGain != nil {
 			t.Errorf("per-layer row %+v has a fused gain", p)
+		}
+		if full := k.ratio == 1; full != (f.FusedMonoGain != nil) || (full && *f.FusedMonoGain <= 0) {
+			t.Errorf("fused row %+v: gain over the monolithic graph %v", f, f.FusedMonoGain)
 		}
 	}
 	var md, text strings.Builder
-	if err := WriteMarkdown(&md, rep); err != nil || !strings.Contains(md.String(), "Fused decoding") {
+	if err := WriteMarkdown(&md, rep); err != nil || !strings.Contains(md.String(), "Fused decoding") || !strings.Contains(md.String(), "| vs mono |") {
 		t.Errorf("markdown lacks the fused table (%v):\n%s", err, md.String())
 	}
-	if err := WriteText(&text, rep); err != nil || !strings.Contains(text.String(), "fused batch") {
+	if err := WriteText(&text, rep); err != nil || !strings.Contains(text.String(), "fused batch") || !strings.Contains(text.String(), "vs mono") {
 		t.Errorf("text lacks the fused table (%v):\n%s", err, text.String())
 	}
 	data, err := json.Marshal(rep.Rows[0])

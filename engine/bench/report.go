@@ -50,10 +50,10 @@ func WriteText(w io.Writer, rep *Report) error {
 	if fused := fusedRows(rep.Rows); len(fused) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "fused batch\tratio\tkept\tprefill tok/s\tdecode tok/s\tspeedup\tvs per-layer\tRSS MiB\t")
+		fmt.Fprintln(tw, "fused batch\tratio\tkept\tprefill tok/s\tdecode tok/s\tspeedup\tvs per-layer\tvs mono\tRSS MiB\t")
 		for _, r := range fused {
-			fmt.Fprintf(tw, "%d\t%s\t%d\t%.1f\t%.2f\t%.2f\t%s\t%.0f\t\n", r.Batch, fmtRatio(r.Ratio), len(r.KeptLayers),
-				r.PrefillTPS, r.DecodeTPS, r.Speedup, gain(r), float64(r.RSSBytes)/(1<<20))
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%.1f\t%.2f\t%.2f\t%s\t%s\t%.0f\t\n", r.Batch, fmtRatio(r.Ratio), len(r.KeptLayers),
+				r.PrefillTPS, r.DecodeTPS, r.Speedup, gain(r), times(r.FusedMonoGain), float64(r.RSSBytes)/(1<<20))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -136,12 +136,12 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 		fmt.Fprintf(&b, "\nMemory bandwidth: %s.\n", rep.Bandwidth)
 	}
 	if fused := fusedRows(rep.Rows); len(fused) > 0 {
-		b.WriteString("\nFused decoding (one graph per decode step; speedup over fused full depth, gain over the per-layer row):\n\n")
-		b.WriteString("| batch | ratio | kept layers | prefill tok/s | decode tok/s | speedup | vs per-layer | RSS MiB |\n")
-		b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		b.WriteString("\nFused decoding (one graph per decode step; speedup over fused full depth, gain over the per-layer row and, at full depth, the monolithic graph):\n\n")
+		b.WriteString("| batch | ratio | kept layers | prefill tok/s | decode tok/s | speedup | vs per-layer | vs mono | RSS MiB |\n")
+		b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, r := range fused {
-			fmt.Fprintf(&b, "| %d | %s | %d | %.1f | %.2f | %.2f | %s | %.0f |\n", r.Batch, fmtRatio(r.Ratio), len(r.KeptLayers),
-				r.PrefillTPS, r.DecodeTPS, r.Speedup, gain(r), float64(r.RSSBytes)/(1<<20))
+			fmt.Fprintf(&b, "| %d | %s | %d | %.1f | %.2f | %.2f | %s | %s | %.0f |\n", r.Batch, fmtRatio(r.Ratio), len(r.KeptLayers),
+				r.PrefillTPS, r.DecodeTPS, r.Speedup, gain(r), times(r.FusedMonoGain), float64(r.RSSBytes)/(1<<20))
 		}
 	}
 	if lossless := losslessRows(rep.Rows); len(lossless) > 0 {
@@ -271,11 +271,14 @@ func fusedRows(rows []Row) []Row {
 }
 
 // gain formats a fused row's gain over per-layer decoding.
-func gain(r Row) string {
-	if r.FusedGain == nil {
+func gain(r Row) string { return times(r.FusedGain) }
+
+// times formats a ratio as "1.23×", "–" when there is none.
+func times(g *float64) string {
+	if g == nil {
 		return "–"
 	}
-	return fmt.Sprintf("%.2f×", *r.FusedGain)
+	return fmt.Sprintf("%.2f×", *g)
 }
 
 // losslessRows are the rows of lossless decoding.
