@@ -85,8 +85,8 @@ type FuseMode int
 
 const (
 	// FuseAuto fuses on GPU devices only: there every session run costs a
-	// launch, while on the CPU a fused graph measured only 1–9 % faster
-	// (docs/benchmarks.md).
+	// launch, while on the CPU a fused graph measured 0.98–1.17× the
+	// per-layer speed (docs/benchmarks.md).
 	FuseAuto FuseMode = iota
 	// FuseOn fuses on every device.
 	FuseOn
