@@ -58,11 +58,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// writePackage writes a strata/v1 package with the llama graph writers.
+// writePackage writes a strata/v1 package of fp32 weights and compute with
+// the llama graph writers.
 func writePackage(dir string, cfg llama.Config, src llama.WeightSource, maxSeq int) error {
-	opts := llama.GraphOptions{DType: "fp32", MaxSeqLen: maxSeq}
+	return writePackageAs(dir, cfg, src, llama.GraphOptions{DType: "fp32", MaxSeqLen: maxSeq})
+}
+
+// writePackageAs writes a strata/v1 package with the llama graph writers
+// and opts (weight and compute types, max_seq_len).
+func writePackageAs(dir string, cfg llama.Config, src llama.WeightSource, opts llama.GraphOptions) error {
 	man := cfg.Manifest()
-	man.DType, man.MaxSeqLen, man.PadID = "fp32", maxSeq, 0
+	man.DType, man.ComputeType, man.MaxSeqLen, man.PadID = opts.DType, opts.Compute, opts.MaxSeqLen, 0
 	var err error
 	if man.Files.Embed, err = llama.WriteEmbed(dir, cfg, src, opts); err != nil {
 		return err

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"github.com/strata-llm/strata/models/llama"
+	"github.com/strata-llm/strata/models/manifest"
 	"slices"
 	"testing"
 )
@@ -49,5 +51,36 @@ func TestFusedSessions(t *testing.T) {
 			}
 		}
 		m.Close()
+	}
+}
+
+// TestSharedWeightsFP16Compute: an fp16-compute package whose norm weights
+// live in the external data file (hidden 512: 1 KiB of float16 each) opens
+// and decodes on the CPU with fusion on. ONNX Runtime refuses to share such
+// a weight with its float16 layer-norm kernel, so those graphs hold their
+// weights themselves.
+func TestSharedWeightsFP16Compute(t *testing.T) {
+	cfg := llama.Config{ModelType: "llama", NumLayers: 2, HiddenSize: 512, NumHeads: 8, NumKVHeads: 2, HeadDim: 64,
+		IntermediateSize: 64, VocabSize: 97, MaxPositionEmbeddings: 32, RopeTheta: 10000, RMSNormEps: 1e-5, BOSID: 1}
+	dir := t.TempDir()
+	if err := writePackageAs(dir, cfg, llama.RandomWeights(cfg, 7), llama.GraphOptions{DType: "fp16", Compute: manifest.ComputeFP16, MaxSeqLen: 32}); err != nil {
+		t.Fatal(err)
+	}
+	var want []int
+	for _, mode := range []FuseMode{FuseOff, FuseOn} {
+		m, err := Load(dir, Options{NoTokenizer: true, Threads: 1, Fuse: mode})
+		if err != nil {
+			t.Fatalf("fuse mode %d: %v", mode, err)
+		}
+		res, err := m.Generate(t.Context(), Request{PromptIDs: []int{1, 5, 9}, MaxTokens: 4})
+		m.Close()
+		if err != nil {
+			t.Fatalf("fuse mode %d: %v", mode, err)
+		}
+		if want == nil {
+			want = res.TokenIDs
+		} else if !slices.Equal(res.TokenIDs, want) {
+			t.Errorf("fused ids %v, per-layer %v", res.TokenIDs, want)
+		}
 	}
 }

@@ -90,7 +90,11 @@ func (w *sharedWeights) open(name string, m *onnx.Model, dir string, opts *ortde
 	close(stop)
 	<-released
 	if err != nil {
-		return nil, err
+		// Some kernels pack a handed-over weight without sharing the
+		// packed copy, and ONNX Runtime then refuses the session (float16
+		// layer norms on the CPU): such a graph holds its weights itself.
+		slog.Debug("graph opens with weights of its own", "graph", name, "reason", err)
+		return create(opts)
 	}
 	w.releaseQuietly()
 	return s, nil
