@@ -11,8 +11,8 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/strata-llm/strata/engine/ort"
 	"github.com/strata-llm/strata/engine/ortdev"
+	"github.com/strata-llm/strata/engine/ortlib"
 	"github.com/strata-llm/strata/engine/placement"
 	"github.com/strata-llm/strata/internal/cpus"
 	"github.com/strata-llm/strata/internal/hostmem"
@@ -160,7 +160,7 @@ func Load(dir string, opts Options) (*Model, error) {
 			return nil, fmt.Errorf("model package %s: %w", dir, err)
 		}
 	}
-	lib, err := ort.InitFor(opts.Device, opts.ORTLib)
+	lib, err := ortlib.InitFor(opts.Device, opts.ORTLib)
 	if err != nil {
 		return nil, err
 	}

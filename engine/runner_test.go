@@ -10,8 +10,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/strata-llm/strata/engine/ort"
 	"github.com/strata-llm/strata/engine/ortdev"
+	"github.com/strata-llm/strata/engine/ortlib"
 	"github.com/strata-llm/strata/models/llama"
 )
 
@@ -336,7 +336,7 @@ func TestDeviceUnavailable(t *testing.T) {
 		if strings.Contains(msg, "\n") {
 			t.Errorf("%s: error is not one line: %q", dev, msg)
 		}
-		var missing *ort.MissingCUDAError
+		var missing *ortlib.MissingCUDAError
 		if dev == "cuda" && errors.As(err, &missing) {
 			// Without the CUDA libraries Load stops before fetching or
 			// loading the CUDA build, naming what to install.

@@ -11,8 +11,8 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/strata-llm/strata/engine/ort"
 	"github.com/strata-llm/strata/engine/ortdev"
+	"github.com/strata-llm/strata/engine/ortlib"
 	"github.com/strata-llm/strata/models/llama"
 	"github.com/strata-llm/strata/models/manifest"
 	"github.com/strata-llm/strata/models/onnx"
@@ -30,9 +30,9 @@ type graphEnv struct {
 // environment and memory info close with the test.
 func newGraphEnv(tb testing.TB) *graphEnv {
 	tb.Helper()
-	lib, err := ort.InitFor("cpu", "")
+	lib, err := ortlib.InitFor("cpu", "")
 	if err != nil {
-		tb.Fatalf("ONNX Runtime is required (set %s): %v", ort.EnvLibrary, err)
+		tb.Fatalf("ONNX Runtime is required (set %s): %v", ortlib.EnvLibrary, err)
 	}
 	api, err := ortdev.Open(lib.Path)
 	if err != nil {

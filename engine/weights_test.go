@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/strata-llm/strata/engine/ort"
 	"github.com/strata-llm/strata/engine/ortdev"
+	"github.com/strata-llm/strata/engine/ortlib"
 	"github.com/strata-llm/strata/models/graph"
 	"github.com/strata-llm/strata/models/onnx"
 )
@@ -152,7 +152,7 @@ func TestSharedPackedWeightsKeepTheirScales(t *testing.T) {
 	if err := b.WriteModel(path); err != nil {
 		t.Fatal(err)
 	}
-	lib, err := ort.InitFor("cpu", "")
+	lib, err := ortlib.InitFor("cpu", "")
 	if err != nil {
 		t.Fatal(err)
 	}

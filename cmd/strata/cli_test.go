@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-llm/strata/engine/ort"
+	"github.com/strata-llm/strata/engine/ortlib"
 	"github.com/strata-llm/strata/export"
 	"github.com/strata-llm/strata/export/synth"
 )
@@ -257,11 +257,11 @@ func TestBatchSurvivesKill(t *testing.T) {
 // TestDefaultModelFirstUse runs README command one on an empty model cache:
 // the built-in checkpoint is exported into the cache, then reused.
 func TestDefaultModelFirstUse(t *testing.T) {
-	lib, err := ort.Resolve("", nil) // the ORT library stays where it is
+	lib, err := ortlib.Resolve("", nil) // the ORT library stays where it is
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv(ort.EnvLibrary, lib.Path)
+	t.Setenv(ortlib.EnvLibrary, lib.Path)
 	cache := t.TempDir()
 	t.Setenv("XDG_CACHE_HOME", cache)
 	const prompt = "In the beginning God created the heaven and the earth."

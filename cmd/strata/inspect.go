@@ -16,7 +16,7 @@ import (
 
 	"github.com/strata-llm/strata/engine"
 	"github.com/strata-llm/strata/engine/bench"
-	"github.com/strata-llm/strata/engine/ort"
+	"github.com/strata-llm/strata/engine/ortlib"
 	"github.com/strata-llm/strata/engine/placement"
 	"github.com/strata-llm/strata/models/manifest"
 )
@@ -175,7 +175,7 @@ func inspectPackage(dir string, now time.Time) (*inspectReport, error) {
 		return nil, inputError(err)
 	}
 	rep.Calibration = calibrationInfo(dir, m.NumLayers, now)
-	for _, device := range ort.Devices {
+	for _, device := range ortlib.Devices {
 		r, err := placement.Check(dir, device)
 		if err != nil {
 			rep.Placement[device] = placementInfo{Error: err.Error()}
@@ -298,7 +298,7 @@ func writeInspect(w io.Writer, r *inspectReport) error {
 	} else {
 		line("source", "not recorded (exported before strata recorded provenance)")
 	}
-	for _, device := range ort.Devices {
+	for _, device := range ortlib.Devices {
 		p := r.Placement[device]
 		switch {
 		case p.Error != "":

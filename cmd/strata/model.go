@@ -11,7 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/strata-llm/strata/engine"
-	"github.com/strata-llm/strata/engine/ort"
+	"github.com/strata-llm/strata/engine/ortlib"
 	"github.com/strata-llm/strata/models/manifest"
 )
 
@@ -165,7 +165,7 @@ func loadModelDir(c *cli.Context, dir string) (*engine.Model, func(string) strin
 	// A package the device cannot run is refused before a library is
 	// fetched (unless the user brings their own, which may have kernels
 	// the pinned build lacks; engine.Load then logs and lets ORT decide).
-	if dev := c.String("device"); ort.CheckDevice(dev) == nil && c.String("ort-lib") == "" && os.Getenv(ort.EnvLibrary) == "" {
+	if dev := c.String("device"); ortlib.CheckDevice(dev) == nil && c.String("ort-lib") == "" && os.Getenv(ortlib.EnvLibrary) == "" {
 		if err := engine.CheckPlacement(dir, dev); err != nil {
 			return nil, nil, inputError(err)
 		}

@@ -7,16 +7,16 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/strata-llm/strata/engine/ort"
 	"github.com/strata-llm/strata/engine/ortdev"
+	"github.com/strata-llm/strata/engine/ortlib"
 )
 
 // ortLibFlag is the global --ort-lib flag; every command that loads ONNX
 // Runtime passes its value on as the explicit library path.
 var ortLibFlag = &cli.StringFlag{
 	Name: "ort-lib",
-	Usage: "path to libonnxruntime for every device (default: $" + ort.EnvLibrary + ", else the device's build in the user cache: " +
-		ort.Version + " for cpu and webgpu, " + ort.CUDAVersion + "'s CUDA build for cuda, fetched with npm on first use)",
+	Usage: "path to libonnxruntime for every device (default: $" + ortlib.EnvLibrary + ", else the device's build in the user cache: " +
+		ortlib.Version + " for cpu and webgpu, " + ortlib.CUDAVersion + "'s CUDA build for cuda, fetched with npm on first use)",
 }
 
 // ortLibFor resolves the ONNX Runtime library for the command's --device
@@ -24,7 +24,7 @@ var ortLibFlag = &cli.StringFlag{
 // first use) and loads it into the process. Its path goes on to the engine
 // as the library to use.
 func ortLibFor(c *cli.Context) (string, error) {
-	lib, err := ort.InitFor(c.String("device"), c.String("ort-lib"))
+	lib, err := ortlib.InitFor(c.String("device"), c.String("ort-lib"))
 	if err != nil {
 		return "", err
 	}
@@ -46,20 +46,20 @@ func runtimeCommand() *cli.Command {
 			{
 				Name: "fetch",
 				Usage: "download a pinned ONNX Runtime build into the user cache with npm pack and verify it " +
-					"(cpu/webgpu: " + ort.Version + ", about 110 MB; cuda: " + ort.CUDAVersion + "'s CUDA 13 build, about 330 MB)",
+					"(cpu/webgpu: " + ortlib.Version + ", about 110 MB; cuda: " + ortlib.CUDAVersion + "'s CUDA 13 build, about 330 MB)",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "provider", Value: "cpu", Usage: "the execution provider to fetch a build for: cpu, webgpu or cuda"},
 				},
 				Action: func(c *cli.Context) error {
-					fetch := ort.Fetch
+					fetch := ortlib.Fetch
 					switch p := c.String("provider"); p {
 					case "cpu", "webgpu":
 					case "cuda":
-						fetch = ort.FetchCUDA
+						fetch = ortlib.FetchCUDA
 					default:
 						return fmt.Errorf("--provider %q: want cpu, webgpu or cuda", p)
 					}
-					lib, err := fetch(ort.Progress)
+					lib, err := fetch(ortlib.Progress)
 					if err != nil {
 						return err
 					}
@@ -75,7 +75,7 @@ func runtimeCommand() *cli.Command {
 // reports it, then reports the cuda library and the CUDA libraries its
 // provider needs, without fetching the 330 MB CUDA build.
 func runtimeInfo(w io.Writer, explicit string) error {
-	lib, err := ort.InitFor("cpu", explicit)
+	lib, err := ortlib.InitFor("cpu", explicit)
 	if err != nil {
 		return err
 	}
@@ -83,19 +83,19 @@ func runtimeInfo(w io.Writer, explicit string) error {
 	if err != nil {
 		return fmt.Errorf("load ONNX Runtime from %s: %w", lib.Path, err)
 	}
-	fmt.Fprintf(w, "cpu, webgpu: ONNX Runtime %s (strata pins %s)\n", api.Version(), ort.Version)
+	fmt.Fprintf(w, "cpu, webgpu: ONNX Runtime %s (strata pins %s)\n", api.Version(), ortlib.Version)
 	fmt.Fprintf(w, "  library:   %s (%s)\n", lib.Path, lib.Source)
 	fmt.Fprintf(w, "  sha256:    %s\n", pinnedLine(lib))
 	fmt.Fprintf(w, "  cpu:       always available\n")
 	fmt.Fprintf(w, "  webgpu:    needs a GPU with a Vulkan driver (Metal on macOS, D3D12 on Windows); checked when a session starts\n")
 
-	fmt.Fprintf(w, "cuda: ONNX Runtime %s (CUDA 13 build)\n", ort.CUDAVersion)
-	cuda, err := ort.FindFor("cuda", explicit)
+	fmt.Fprintf(w, "cuda: ONNX Runtime %s (CUDA 13 build)\n", ortlib.CUDAVersion)
+	cuda, err := ortlib.FindFor("cuda", explicit)
 	switch {
-	case errors.Is(err, ort.ErrNoPinnedBuild):
-		fmt.Fprintf(w, "  library:   none pinned for this platform; point --ort-lib or %s at an ONNX Runtime GPU build\n", ort.EnvLibrary)
+	case errors.Is(err, ortlib.ErrNoPinnedBuild):
+		fmt.Fprintf(w, "  library:   none pinned for this platform; point --ort-lib or %s at an ONNX Runtime GPU build\n", ortlib.EnvLibrary)
 		return nil
-	case errors.Is(err, ort.ErrNotFound):
+	case errors.Is(err, ortlib.ErrNotFound):
 		fmt.Fprintf(w, "  library:   not fetched yet: `strata runtime fetch --provider cuda` (about 330 MB), or fetched on the first --device cuda\n")
 	case err != nil:
 		return err
@@ -103,10 +103,10 @@ func runtimeInfo(w io.Writer, explicit string) error {
 		fmt.Fprintf(w, "  library:   %s (%s)\n", cuda.Path, cuda.Source)
 		fmt.Fprintf(w, "  sha256:    %s\n", pinnedLine(cuda))
 		if cuda.CUDAProvider() == "" {
-			fmt.Fprintf(w, "  provider:  no %s next to it: this library cannot run cuda\n", ort.CUDAProviderFile)
+			fmt.Fprintf(w, "  provider:  no %s next to it: this library cannot run cuda\n", ortlib.CUDAProviderFile)
 		}
 	}
-	deps := ort.FindCUDADependencies()
+	deps := ortlib.FindCUDADependencies()
 	missing := 0
 	for i, d := range deps {
 		label := "  needs:     "
@@ -133,10 +133,10 @@ func runtimeInfo(w io.Writer, explicit string) error {
 
 // pinnedLine says whether lib is one of strata's pinned builds, hashing it
 // when the resolver did not verify it already.
-func pinnedLine(lib ort.Library) string {
+func pinnedLine(lib ortlib.Library) string {
 	build := lib.Build
 	if !lib.Verified {
-		id, err := ort.Identify(lib.Path)
+		id, err := ortlib.Identify(lib.Path)
 		if err != nil {
 			return "could not be read: " + err.Error()
 		}

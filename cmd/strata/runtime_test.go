@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/strata-llm/strata/engine/ort"
+	"github.com/strata-llm/strata/engine/ortlib"
 	"github.com/strata-llm/strata/export"
 	"github.com/strata-llm/strata/export/synth"
 )
@@ -37,13 +37,13 @@ func runStrata(t *testing.T, env []string, args ...string) (int, string, string)
 	return 0, "", ""
 }
 
-func pinnedLibs(t *testing.T) (cpu, cuda ort.Library) {
+func pinnedLibs(t *testing.T) (cpu, cuda ortlib.Library) {
 	t.Helper()
-	cpu, err := ort.Resolve("", nil)
+	cpu, err := ortlib.Resolve("", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cuda, err = ort.FetchCUDA(ort.Progress); err != nil {
+	if cuda, err = ortlib.FetchCUDA(ortlib.Progress); err != nil {
 		t.Fatalf("the pinned CUDA build: %v", err)
 	}
 	return cpu, cuda
@@ -51,7 +51,7 @@ func pinnedLibs(t *testing.T) (cpu, cuda ort.Library) {
 
 func TestRuntimeInfo(t *testing.T) {
 	cpu, cuda := pinnedLibs(t)
-	deps := ort.FindCUDADependencies()
+	deps := ortlib.FindCUDADependencies()
 	missing := 0
 	for _, d := range deps {
 		if !d.Found() {
@@ -64,18 +64,18 @@ func TestRuntimeInfo(t *testing.T) {
 		want []string
 		not  []string
 	}{
-		{"cache", []string{ort.EnvLibrary + "="}, []string{
-			"cpu, webgpu: ONNX Runtime " + ort.Version, cpu.Path, "matches strata's pinned " + ort.Version + " build",
-			"cuda: ONNX Runtime " + ort.CUDAVersion, cuda.Path + " (user cache)", "matches strata's pinned " + ort.CUDAVersion + "-cuda build",
+		{"cache", []string{ortlib.EnvLibrary + "="}, []string{
+			"cpu, webgpu: ONNX Runtime " + ortlib.Version, cpu.Path, "matches strata's pinned " + ortlib.Version + " build",
+			"cuda: ONNX Runtime " + ortlib.CUDAVersion, cuda.Path + " (user cache)", "matches strata's pinned " + ortlib.CUDAVersion + "-cuda build",
 			"webgpu:    needs a GPU",
 		}, []string{"not one of strata's pinned builds", "cannot run cuda"}},
 		// The pinned file itself, named in the environment, is still strata's build.
-		{"env names the pinned 1.30 file", []string{ort.EnvLibrary + "=" + cpu.Path}, []string{
-			"library:   " + cpu.Path + " (env " + ort.EnvLibrary + ")", "matches strata's pinned " + ort.Version + " build",
-			"no " + ort.CUDAProviderFile + " next to it: this library cannot run cuda",
+		{"env names the pinned 1.30 file", []string{ortlib.EnvLibrary + "=" + cpu.Path}, []string{
+			"library:   " + cpu.Path + " (env " + ortlib.EnvLibrary + ")", "matches strata's pinned " + ortlib.Version + " build",
+			"no " + ortlib.CUDAProviderFile + " next to it: this library cannot run cuda",
 		}, []string{"not one of strata's pinned builds"}},
-		{"env names the CUDA build", []string{ort.EnvLibrary + "=" + cuda.Path}, []string{
-			"cpu, webgpu: ONNX Runtime " + ort.CUDAVersion, "matches strata's pinned " + ort.CUDAVersion + "-cuda build",
+		{"env names the CUDA build", []string{ortlib.EnvLibrary + "=" + cuda.Path}, []string{
+			"cpu, webgpu: ONNX Runtime " + ortlib.CUDAVersion, "matches strata's pinned " + ortlib.CUDAVersion + "-cuda build",
 		}, []string{"not one of strata's pinned builds", "cannot run cuda"}},
 	}
 	for _, tc := range tests {
@@ -128,7 +128,7 @@ func TestRuntimeFetch(t *testing.T) {
 // ORT log, exit 1.
 func TestDeviceCUDAWithoutCUDA(t *testing.T) {
 	allFound := true
-	for _, d := range ort.FindCUDADependencies() {
+	for _, d := range ortlib.FindCUDADependencies() {
 		allFound = allFound && d.Found()
 	}
 	if allFound {

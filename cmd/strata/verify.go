@@ -12,7 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/strata-llm/strata/engine"
-	"github.com/strata-llm/strata/engine/ort"
+	"github.com/strata-llm/strata/engine/ortlib"
 	"github.com/strata-llm/strata/engine/placement"
 	"github.com/strata-llm/strata/export"
 )
@@ -146,7 +146,7 @@ func runPlacement(c *cli.Context) error {
 			return usageError(fmt.Errorf("--placement checks kernels only; it takes no --%s", name))
 		}
 	}
-	if err := ort.CheckDevice(c.String("device")); err != nil {
+	if err := ortlib.CheckDevice(c.String("device")); err != nil {
 		return usageError(err)
 	}
 	// The check reads only the package: what fails is the package.

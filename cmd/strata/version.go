@@ -6,7 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/strata-llm/strata/engine/ort"
+	"github.com/strata-llm/strata/engine/ortlib"
 	"github.com/strata-llm/strata/internal/version"
 )
 
@@ -27,7 +27,7 @@ func versionCommand() *cli.Command {
 // versionReport is what strata version --json prints.
 type versionReport struct {
 	version.Build
-	ONNXRuntime []ort.PinnedBuild `json:"onnxruntime"`
+	ONNXRuntime []ortlib.PinnedBuild `json:"onnxruntime"`
 }
 
 func runVersion(c *cli.Context) error {
@@ -36,13 +36,13 @@ func runVersion(c *cli.Context) error {
 	}
 	b := version.Current()
 	if c.Bool("json") {
-		return writeJSON(c.App.Writer, versionReport{Build: b, ONNXRuntime: ort.Pinned()})
+		return writeJSON(c.App.Writer, versionReport{Build: b, ONNXRuntime: ortlib.Pinned()})
 	}
 	fmt.Fprintf(c.App.Writer, "strata %s\n", b)
 	if b.GoVersion != "" {
 		fmt.Fprintf(c.App.Writer, "go %s\n", strings.TrimPrefix(b.GoVersion, "go"))
 	}
-	for _, p := range ort.Pinned() {
+	for _, p := range ortlib.Pinned() {
 		var parts []string
 		for _, f := range append(p.Packages, p.Files...) {
 			parts = append(parts, fmt.Sprintf("%s sha256:%s", f.Name, f.SHA256))

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/strata-llm/strata/engine/ort"
+	"github.com/strata-llm/strata/engine/ortlib"
 )
 
 // defaultLib is where the development machines keep ORT 1.30's library.
@@ -23,17 +23,17 @@ var (
 )
 
 // testLibPath is STRATA_ORT_LIB when set, else the development path when it
-// exists, else whatever engine/ort resolves.
+// exists, else whatever engine/ortlib resolves.
 func testLibPath(t *testing.T) string {
 	t.Helper()
-	if os.Getenv(ort.EnvLibrary) == "" {
+	if os.Getenv(ortlib.EnvLibrary) == "" {
 		if _, err := os.Stat(defaultLib); err == nil {
 			return defaultLib
 		}
 	}
-	lib, err := ort.Find("")
+	lib, err := ortlib.Find("")
 	if err != nil {
-		t.Fatalf("these tests need ONNX Runtime %s: set %s or run `strata runtime fetch`: %v", ort.Version, ort.EnvLibrary, err)
+		t.Fatalf("these tests need ONNX Runtime %s: set %s or run `strata runtime fetch`: %v", ortlib.Version, ortlib.EnvLibrary, err)
 	}
 	return lib.Path
 }

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/strata-llm/strata/engine/ort"
+	"github.com/strata-llm/strata/engine/ortlib"
 	"github.com/strata-llm/strata/models/llama"
 	"github.com/strata-llm/strata/models/manifest"
 )
@@ -32,12 +32,12 @@ var (
 func openCUDABuild(t *testing.T) *API {
 	t.Helper()
 	cudaOnce.Do(func() {
-		var lib ort.Library
-		if lib, cudaErr = ort.FetchCUDA(ort.Progress); cudaErr == nil {
+		var lib ortlib.Library
+		if lib, cudaErr = ortlib.FetchCUDA(ortlib.Progress); cudaErr == nil {
 			cudaAPI, cudaErr = Open(lib.Path)
 		}
 	})
-	if errors.Is(cudaErr, ort.ErrNoPinnedBuild) {
+	if errors.Is(cudaErr, ortlib.ErrNoPinnedBuild) {
 		t.Skip(cudaErr) // strata pins a CUDA build for linux/amd64 only
 	}
 	if cudaErr != nil {
@@ -71,8 +71,8 @@ func TestOpenNegotiatesAPIVersion(t *testing.T) {
 				a.Path(), a.Version(), a.LibraryAPIVersion(), a.APIVersion(), MinAPIVersion, APIVersion)
 		}
 	}
-	if v := openCUDABuild(t).Version(); v != ort.CUDAVersion {
-		t.Errorf("the pinned CUDA build reports ONNX Runtime %s, want %s", v, ort.CUDAVersion)
+	if v := openCUDABuild(t).Version(); v != ortlib.CUDAVersion {
+		t.Errorf("the pinned CUDA build reports ONNX Runtime %s, want %s", v, ortlib.CUDAVersion)
 	}
 }
 
@@ -144,18 +144,18 @@ func TestRegisterCUDAProvider(t *testing.T) {
 	}
 
 	var missing []string
-	for _, d := range ort.FindCUDADependencies() {
+	for _, d := range ortlib.FindCUDADependencies() {
 		if !d.Found() {
 			missing = append(missing, d.Name)
 		}
 	}
 	if len(missing) == 0 {
 		// pip-installed CUDA libraries lie off the loader path.
-		if err := ort.LoadCUDALibraries(); err != nil {
+		if err := ortlib.LoadCUDALibraries(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	provider := filepath.Join(filepath.Dir(a.Path()), ort.CUDAProviderFile)
+	provider := filepath.Join(filepath.Dir(a.Path()), ortlib.CUDAProviderFile)
 	err = env.RegisterProviderLibrary("CUDA", provider)
 	if len(missing) > 0 {
 		if err == nil {

@@ -3,7 +3,7 @@ package placement
 import (
 	"fmt"
 
-	"github.com/strata-llm/strata/engine/ort/kernels"
+	"github.com/strata-llm/strata/engine/ortlib/kernels"
 	"github.com/strata-llm/strata/models/onnx"
 )
 

@@ -2,7 +2,7 @@
 // every node of a strata package has a kernel on a device: it reads the
 // package's graphs (models/onnx), infers the element type of every value,
 // and looks each node up in the kernel table of the ONNX Runtime build the
-// device runs (engine/ort/kernels), by ONNX Runtime's own rules: the op's
+// device runs (engine/ortlib/kernels), by ONNX Runtime's own rules: the op's
 // schema version at the model's opset must fall in a registered kernel's
 // versions, and each type the kernel constrains must allow the node's
 // types (docs/design.md, Placement check).
@@ -14,8 +14,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/strata-llm/strata/engine/ort"
-	"github.com/strata-llm/strata/engine/ort/kernels"
+	"github.com/strata-llm/strata/engine/ortlib"
+	"github.com/strata-llm/strata/engine/ortlib/kernels"
 	"github.com/strata-llm/strata/models/manifest"
 	"github.com/strata-llm/strata/models/onnx"
 )
@@ -93,14 +93,14 @@ func (r *Report) Summary() string {
 }
 
 // Table returns the kernel table of the ONNX Runtime build device runs:
-// cuda's pinned CUDA build (ort.CUDAVersion), else ort.Version.
+// cuda's pinned CUDA build (ortlib.CUDAVersion), else ortlib.Version.
 func Table(device string) (*kernels.Table, error) {
-	if err := ort.CheckDevice(device); err != nil {
+	if err := ortlib.CheckDevice(device); err != nil {
 		return nil, err
 	}
-	version := ort.Version
+	version := ortlib.Version
 	if device == "cuda" {
-		version = ort.CUDAVersion
+		version = ortlib.CUDAVersion
 	}
 	return kernels.Load(device, version)
 }

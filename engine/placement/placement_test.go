@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/strata-llm/strata/engine/ort/kernels"
+	"github.com/strata-llm/strata/engine/ortlib/kernels"
 	"github.com/strata-llm/strata/models/onnx"
 )
 

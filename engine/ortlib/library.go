@@ -1,4 +1,4 @@
-// Package ort finds, and on first use fetches, the ONNX Runtime shared
+// Package ortlib finds, and on first use fetches, the ONNX Runtime shared
 // library for a device, and names the devices strata can ask for (Devices).
 // Sessions are opened elsewhere, by engine/ortdev's cgo layer.
 //
@@ -12,7 +12,7 @@
 // library paths (cpu and webgpu only), and finally a fetch into the cache
 // with `npm pack` (install scripts never run) checked against pinned sha256
 // values of the tarballs and of every extracted file.
-package ort
+package ortlib
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package ort
+package ortlib
 
 // PinnedBuild describes an ONNX Runtime build strata fetches for this
 // platform: which devices use it, its version, and the sha256 of every

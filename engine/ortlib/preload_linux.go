@@ -1,4 +1,4 @@
-package ort
+package ortlib
 
 // #cgo LDFLAGS: -ldl
 // #include <dlfcn.h>

@@ -1,5 +1,5 @@
 // Package kernels holds the kernel tables of the ONNX Runtime builds strata
-// pins (engine/ort): for each execution provider, which ops have a kernel,
+// pins (engine/ortlib): for each execution provider, which ops have a kernel,
 // for which opset versions and which element types. The tables are plain
 // tab-separated files embedded in the binary; README.md says where each
 // one was taken from. engine/placement reads them to tell, without a GPU

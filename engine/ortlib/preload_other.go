@@ -1,6 +1,6 @@
 //go:build !linux
 
-package ort
+package ortlib
 
 import "errors"
 
