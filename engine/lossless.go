@@ -12,8 +12,8 @@ import (
 // step loop: a prefill, then rounds of up to K draft steps and one verify
 // step.
 
-// specRound is one row's state in a round.
-type specRound struct {
+// losslessRound is one row's state in a round.
+type losslessRound struct {
 	drafts []int
 	q      [][]candidate // draft distributions, per drafted token (sampling only)
 	argQ   []int         // the draft logits' argmax per drafted token
@@ -29,13 +29,13 @@ type lossless struct {
 	k          int // the most drafts per round
 	confidence float64
 	onToken    func(Token) error
-	spec       SpecStats
+	spec       LosslessStats
 	// agree[i] of agreeN[i] rounds had the draft's argmax at draft
 	// position i+1 equal the full model's.
 	agree, agreeN []int
 	prefilled     bool
 	pending       []int // the emitted token each running row feeds next
-	rounds        []specRound
+	rounds        []losslessRound
 	// The round in progress: its next draft step's input, the drafts
 	// made, the most it may make, whether drafting goes on.
 	drafting bool
@@ -52,7 +52,7 @@ type lossless struct {
 func newLossless(m *Model, seqs []*sequence, draft []int, k int, confidence float64, onToken func(Token) error) *lossless {
 	B := len(seqs)
 	return &lossless{m: m, seqs: seqs, draft: draft, all: m.allLayers(), k: k, confidence: confidence, onToken: onToken,
-		spec: SpecStats{Draft: k}, agree: make([]int, k), agreeN: make([]int, k), pending: make([]int, B), rounds: make([]specRound, B),
+		spec: LosslessStats{Draft: k}, agree: make([]int, k), agreeN: make([]int, k), pending: make([]int, B), rounds: make([]losslessRound, B),
 		parts: make([]part, 1)}
 }
 
@@ -82,7 +82,7 @@ func (p *lossless) next(context.Context) (work, bool, error) {
 		// Draft up to room tokens per row through the kept layers.
 		p.step = part{S: 1, ids: make([]int, B), pos: make([]int, B)}
 		for b, s := range p.seqs {
-			p.rounds[b] = specRound{}
+			p.rounds[b] = losslessRound{}
 			if !s.done {
 				p.step.ids[b], p.step.pos[b] = p.pending[b], s.pos()-1
 			}
@@ -240,7 +240,7 @@ func (p *lossless) verified(full *stepLogits) error {
 }
 
 // stats are the batch's drafting figures.
-func (p *lossless) stats() SpecStats {
+func (p *lossless) stats() LosslessStats {
 	spec := p.spec
 	spec.Agreement = make([]float64, p.k)
 	for i := range p.agree {

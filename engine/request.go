@@ -107,7 +107,7 @@ type GroupStats struct {
 	DecodeTPS    float64 `json:"decode_tokens_per_s"`
 	KVBytes      int64   `json:"kv_bytes"`
 	// Lossless describes the drafting of a lossless batch.
-	Lossless *SpecStats `json:"lossless,omitempty"`
+	Lossless *LosslessStats `json:"lossless,omitempty"`
 }
 
 // Result is what one request produced.
@@ -121,9 +121,9 @@ type Result struct {
 	Stats      Stats  `json:"stats"`
 }
 
-// SpecStats describe a lossless batch: how much of the draft the full
+// LosslessStats describe a lossless batch: how much of the draft the full
 // model accepted.
-type SpecStats struct {
+type LosslessStats struct {
 	Draft       int `json:"draft"`
 	DraftSteps  int `json:"draft_steps"`
 	VerifySteps int `json:"verify_steps"`

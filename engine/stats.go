@@ -5,7 +5,7 @@ import "time"
 // How the figures of a run become each request's Stats.
 
 // finishStats files a static batch's figures in every sequence.
-func finishStats(seqs []*sequence, r *runner, start, prefillDone, firstToken, end time.Time, decodeTokens, steps int, spec *SpecStats) {
+func finishStats(seqs []*sequence, r *runner, start, prefillDone, firstToken, end time.Time, decodeTokens, steps int, spec *LosslessStats) {
 	group := GroupStats{
 		BatchSize:     len(seqs),
 		PrefillMillis: millis(prefillDone.Sub(start)),

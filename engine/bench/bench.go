@@ -250,7 +250,7 @@ type sample struct {
 	prefillTPS, decodeTPS, ttftMillis float64
 	kvBytes                           int64
 	tokens                            [][]int // per row, the generated ids
-	spec                              *engine.SpecStats
+	spec                              *engine.LosslessStats
 	rss                               int64
 }
 

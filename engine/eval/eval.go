@@ -264,7 +264,7 @@ func Run(ctx context.Context, m *engine.Model, examples []Example, opts Options)
 			if err != nil {
 				return rows, err
 			}
-			seen := map[*engine.SpecStats]bool{}
+			seen := map[*engine.LosslessStats]bool{}
 			for _, r := range results {
 				hyps = append(hyps, strings.TrimSpace(r.Text))
 				if sp := r.Stats.Group.Lossless; sp != nil && !seen[sp] {
