@@ -161,30 +161,6 @@ func positionName(p, promptLen int) string {
 	return fmt.Sprintf("decode (position %d)", p)
 }
 
-// llamaVariants are small random LLaMA-family models covering the family's
-// variants: multi-head, grouped-query (Mistral), q/k/v bias with tied
-// embeddings (Qwen2), head_dim apart from hidden/heads, llama3 rope scaling.
-func llamaVariants() []struct {
-	name string
-	cfg  llama.Config
-} {
-	base := llama.Config{ModelType: "llama", NumLayers: 3, HiddenSize: 64, NumHeads: 4, NumKVHeads: 4, HeadDim: 16,
-		IntermediateSize: 48, VocabSize: 64, MaxPositionEmbeddings: 128, RopeTheta: 10000, RMSNormEps: 1e-5, BOSID: 1, EOSIDs: []int{2}}
-	mistral := base
-	mistral.ModelType, mistral.NumKVHeads, mistral.IntermediateSize, mistral.VocabSize = "mistral", 2, 40, 50
-	qwen := base
-	qwen.ModelType, qwen.NumLayers, qwen.NumKVHeads, qwen.AttentionBias, qwen.TieWordEmbeddings, qwen.RopeTheta = "qwen2", 2, 2, true, true, 1e6
-	headDim := base
-	headDim.HiddenSize, headDim.NumKVHeads, headDim.HeadDim, headDim.IntermediateSize = 40, 1, 16, 56
-	llama3 := base
-	llama3.NumHeads, llama3.NumKVHeads, llama3.HeadDim = 2, 1, 16
-	llama3.RopeScaling = &manifest.RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 16}
-	return []struct {
-		name string
-		cfg  llama.Config
-	}{{"llama-mha", base}, {"mistral-gqa", mistral}, {"qwen2-bias-tied", qwen}, {"headdim16-d40", headDim}, {"llama3-rope", llama3}}
-}
-
 // llamaPackage writes cfg's graphs with opts.
 func llamaPackage(t testing.TB, cfg llama.Config, src llama.WeightSource, opts graph.Options, full bool) string {
 	t.Helper()
@@ -238,8 +214,8 @@ func TestLlamaGraphsMatchReference(t *testing.T) {
 		{graph.DTypeInt4, 0, 0.01, 0.02, 0.25},
 		{graph.DTypeInt4, 128, 0.01, 0.02, 0.35},
 	}
-	for ci, v := range llamaVariants() {
-		cfg := v.cfg
+	for ci, v := range llama.Variants() {
+		cfg := v.Config
 		src := llama.RandomWeights(cfg, uint64(ci+1))
 		kept := []int{0, cfg.NumLayers - 1}
 		fp32Ref, err := llama.NewReference(cfg, src)
@@ -248,7 +224,7 @@ func TestLlamaGraphsMatchReference(t *testing.T) {
 		}
 		want32 := refRun(t, fp32Ref, prompt, decode, kept)
 		for _, dt := range dtypes {
-			name := v.name + "/" + dt.dtype
+			name := v.Name + "/" + dt.dtype
 			if dt.block != 0 {
 				name += fmt.Sprintf("/block%d", dt.block)
 			}
@@ -339,7 +315,7 @@ func TestBloomGraphsMatchReference(t *testing.T) {
 // together through two kept layers; each row must match the reference run
 // on its own, at every prompt position and every decode step.
 func TestFamiliesBatchRightPadding(t *testing.T) {
-	llamaCfg := llamaVariants()[1].cfg // GQA
+	llamaCfg := llama.Variants()[1].Config // GQA
 	llamaSrc := llama.RandomWeights(llamaCfg, 7)
 	llamaRef, err := llama.NewReference(llamaCfg, llamaSrc)
 	if err != nil {
@@ -402,7 +378,7 @@ func TestFamiliesBatchRightPadding(t *testing.T) {
 // "subsequent prompt" case) and checks every position against the
 // reference.
 func TestLlamaChunkedPrefill(t *testing.T) {
-	cfg := llamaVariants()[1].cfg
+	cfg := llama.Variants()[1].Config
 	src := llama.RandomWeights(cfg, 4)
 	m := loadFamily(t, llamaPackage(t, cfg, src, graph.Options{MaxSeqLen: familyMaxSeq}, false), Options{})
 	ref, err := llama.NewReference(cfg, src)
@@ -437,12 +413,12 @@ func TestFamiliesFullGraph(t *testing.T) {
 	}
 	var cases []fullCase
 	for _, ci := range []int{0, 2} { // untied, and tied with bias
-		v := llamaVariants()[ci]
-		src := llama.RandomWeights(v.cfg, 3)
-		cases = append(cases, fullCase{"llama/" + v.name,
-			func(t *testing.T) string { return llamaPackage(t, v.cfg, src, opts, true) },
+		v := llama.Variants()[ci]
+		src := llama.RandomWeights(v.Config, 3)
+		cases = append(cases, fullCase{"llama/" + v.Name,
+			func(t *testing.T) string { return llamaPackage(t, v.Config, src, opts, true) },
 			func(t *testing.T) familyRef {
-				ref, err := llama.NewReference(v.cfg, src)
+				ref, err := llama.NewReference(v.Config, src)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -163,7 +163,7 @@ func (e *graphEnv) run(tb testing.TB, s *ortdev.Session, in map[string]*ortdev.V
 // of head.onnx's logits, with shape [B, 1, V].
 func TestHeadLastMatchesHead(t *testing.T) {
 	e := newGraphEnv(t)
-	cfg := llamaVariants()[2].cfg // tied embeddings
+	cfg := llama.Variants()[2].Config // tied embeddings
 	src := llama.RandomWeights(cfg, 9)
 	dir := t.TempDir()
 	opts := llama.GraphOptions{MaxSeqLen: familyMaxSeq}

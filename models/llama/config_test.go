@@ -151,7 +151,7 @@ func TestWeightsAndLoad(t *testing.T) {
 }
 
 func TestManifestRoundTrip(t *testing.T) {
-	c := testConfigs()[4]
+	c := Variants()[4].Config
 	m := c.Manifest()
 	m.MaxSeqLen = 64
 	back, err := ConfigFromManifest(&m, RandomWeights(c, 1))
@@ -161,7 +161,7 @@ func TestManifestRoundTrip(t *testing.T) {
 	if back.AttentionBias || back.TieWordEmbeddings {
 		t.Errorf("bias %v, tied %v", back.AttentionBias, back.TieWordEmbeddings)
 	}
-	q := testConfigs()[2]
+	q := Variants()[2].Config
 	qm := q.Manifest()
 	qm.MaxSeqLen = 64
 	if qb, err := ConfigFromManifest(&qm, RandomWeights(q, 1)); err != nil || !qb.AttentionBias || !qb.TieWordEmbeddings {

@@ -9,25 +9,6 @@ import (
 	"github.com/strata-llm/strata/models/manifest"
 )
 
-// testConfigs are small random models covering the family's variants. The
-// graphs these write run through ONNX Runtime in the engine's tests
-// (engine/families_test.go), which compare them with this package's
-// reference.
-func testConfigs() []Config {
-	base := Config{ModelType: "llama", NumLayers: 3, HiddenSize: 64, NumHeads: 4, NumKVHeads: 4, HeadDim: 16,
-		IntermediateSize: 48, VocabSize: 64, MaxPositionEmbeddings: 128, RopeTheta: 10000, RMSNormEps: 1e-5, BOSID: 1, EOSIDs: []int{2}}
-	mistral := base
-	mistral.ModelType, mistral.NumKVHeads, mistral.IntermediateSize, mistral.VocabSize = "mistral", 2, 40, 50
-	qwen := base
-	qwen.ModelType, qwen.NumLayers, qwen.NumKVHeads, qwen.AttentionBias, qwen.TieWordEmbeddings, qwen.RopeTheta = "qwen2", 2, 2, true, true, 1e6
-	headDim := base
-	headDim.HiddenSize, headDim.NumKVHeads, headDim.HeadDim, headDim.IntermediateSize = 40, 1, 16, 56
-	llama3 := base
-	llama3.NumHeads, llama3.NumKVHeads, llama3.HeadDim = 2, 1, 16
-	llama3.RopeScaling = &manifest.RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 16}
-	return []Config{base, mistral, qwen, headDim, llama3}
-}
-
 // maxDiff returns max |a-b| and the largest |b|.
 func maxDiff(a, b []float32) (diff, scale float64) {
 	for i := range a {
@@ -48,7 +29,7 @@ func maxDiff(a, b []float32) (diff, scale float64) {
 // TestWriteAllFiles writes a whole package and checks the file names it
 // returns for the manifest and that every graph has its external data.
 func TestWriteAllFiles(t *testing.T) {
-	cfg := testConfigs()[2]
+	cfg := Variants()[2].Config
 	dir := t.TempDir()
 	files, err := WriteAll(dir, cfg, RandomWeights(cfg, 9), GraphOptions{MaxSeqLen: 32}, true)
 	if err != nil {
@@ -69,7 +50,7 @@ func TestWriteAllFiles(t *testing.T) {
 // matrix says (doubling it doubles them), and a matrix of the wrong size is
 // refused.
 func TestReferenceSetHead(t *testing.T) {
-	cfg := testConfigs()[2] // tied embeddings
+	cfg := Variants()[2].Config // tied embeddings
 	src := RandomWeights(cfg, 3)
 	ref, err := NewReference(cfg, src)
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 )
 
 func TestReferenceULSCache(t *testing.T) {
-	cfg := testConfigs()[1]
+	cfg := Variants()[1].Config
 	ref, err := NewReference(cfg, RandomWeights(cfg, 5))
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +60,7 @@ func TestReferenceULSCache(t *testing.T) {
 }
 
 func TestReferenceErrors(t *testing.T) {
-	cfg := testConfigs()[0]
+	cfg := Variants()[0].Config
 	src := RandomWeights(cfg, 1)
 	ref, err := NewReference(cfg, src)
 	if err != nil {
@@ -108,7 +108,7 @@ func TestQuantizeInt4(t *testing.T) {
 	}
 	// Random rows with K not a multiple of 32: error at most half a step.
 	n, k := 5, 70
-	w := RandomWeights(testConfigs()[0], 2)["model.layers.0.mlp.down_proj.weight"].Data[:n*k]
+	w := RandomWeights(Variants()[0].Config, 2)["model.layers.0.mlp.down_proj.weight"].Data[:n*k]
 	p, s, kb := QuantizeInt4(w, n, k)
 	if kb != 3 {
 		t.Fatalf("kBlocks %d", kb)
@@ -123,7 +123,7 @@ func TestQuantizeInt4(t *testing.T) {
 }
 
 func TestWriteErrors(t *testing.T) {
-	cfg := testConfigs()[0]
+	cfg := Variants()[0].Config
 	src := RandomWeights(cfg, 1)
 	dir := t.TempDir()
 	odd := cfg
@@ -157,7 +157,7 @@ func TestWriteErrors(t *testing.T) {
 
 // TestWeightsGoToExternalData checks that the graph file holds no weights.
 func TestWeightsGoToExternalData(t *testing.T) {
-	cfg := testConfigs()[0]
+	cfg := Variants()[0].Config
 	dir := t.TempDir()
 	path, err := WriteLayer(dir, cfg, 1, RandomWeights(cfg, 1), GraphOptions{MaxSeqLen: 16})
 	if err != nil {
